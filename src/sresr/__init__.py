@@ -1,0 +1,40 @@
+"""sresr: super-resolution for the command line and for Python.
+
+Importing :mod:`sresr` does not import torch; the heavy parts of the public API are loaded on
+first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+from .errors import SresrError
+from .registry import get_spec, list_models
+from .spec import ModelSpec, WeightsSpec
+
+__version__ = "0.1.0"
+
+# name -> "module:attr", imported on first access (PEP 562)
+_LAZY = {
+    "create_model": "sresr.weights:create_model",
+    "load_model": "sresr.weights:load_model",
+    "LoadedModel": "sresr.weights:LoadedModel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'sresr' has no attribute {name!r}")
+    module_name, attr = target.split(":")
+    value = getattr(import_module(module_name), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["ModelSpec", "WeightsSpec", "SresrError", "get_spec", "list_models", "__version__", *_LAZY]

@@ -1,0 +1,1 @@
+"""The command line: a thin layer over the library. Heavy imports stay inside command bodies."""

@@ -1,0 +1,81 @@
+"""Root of the CLI: wires the commands and is the error boundary.
+
+Every :class:`sresr.errors.SresrError` becomes one line on stderr (plus a hint) and its exit
+code; other exceptions show a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from ..errors import SresrError
+from . import models
+from .common import err_console
+
+app = typer.Typer(
+    name="sresr",
+    help="Super-resolution: upscale images, evaluate, benchmark and train SR models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sresr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """sresr: super-resolution toolkit."""
+    _state["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``sresr`` script."""
+    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        app(args=argv, standalone_mode=False)
+    except SresrError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors and real bugs
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _state["debug"]:
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+        )
+        err_console.print("[dim]hint:[/dim] rerun with --debug for the traceback and report it", highlight=False)
+        sys.exit(3)

@@ -1,0 +1,120 @@
+"""``sresr models``: what is registered, where it comes from and whether it works."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ..registry import Entry, entries, get_entry
+from .common import JsonOpt, console, print_json
+
+app = typer.Typer(help="List registered models (built-in and plugins).", no_args_is_help=False)
+
+
+def _record(entry: Entry) -> dict[str, Any]:
+    spec = entry.spec
+    rec: dict[str, Any] = {
+        "name": entry.name,
+        "status": entry.status,
+        "source": entry.source,
+        "entry_point": entry.value,
+        "error": entry.error,
+        "scales": list(spec.scales) if spec else [],
+    }
+    if spec is not None:
+        rec.update(
+            description=spec.description,
+            colorspace=spec.colorspace,
+            input=spec.input,
+            size_multiple=spec.size_multiple,
+            receptive_field=spec.receptive_field,
+            supports_fp16=spec.supports_fp16,
+            supports_bf16=spec.supports_bf16,
+            params={str(k): v for k, v in spec.num_params.items()},
+            paper=spec.paper,
+            license=spec.license,
+            weights=[
+                {
+                    "id": f"{spec.name}.{w.tag}",
+                    "scale": w.scale,
+                    "source": "bundled" if w.file else w.url,
+                    "sha256": w.sha256,
+                    "default": w.default,
+                    "license": w.license,
+                    "metrics": dict(w.metrics),
+                    "description": w.description,
+                }
+                for w in spec.weights
+            ],
+        )
+    return rec
+
+
+def _params(spec_params: dict[str, int]) -> str:
+    values = sorted(set(spec_params.values()))
+    if not values:
+        return "?"
+    fmt = [f"{v / 1e6:.2f}M" if v >= 1e5 else f"{v:,}" for v in values]
+    return fmt[0] if len(fmt) == 1 else f"{fmt[0]}-{fmt[-1]}"
+
+
+@app.callback(invoke_without_command=True)
+def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List every registered model with its scales, input, size and weights."""
+    if ctx.invoked_subcommand is not None:
+        return
+    records = [_record(e) for e in entries().values()]
+    if as_json:
+        print_json(records)
+        return
+    table = Table(title="sresr models")
+    for col in ("name", "scales", "input", "params", "weights", "source", "status"):
+        table.add_column(col)
+    for r in records:
+        if r["status"] == "ok":
+            kind = f"{r['colorspace'].upper()}, {'pre-upsampled' if r['input'] == 'upsampled' else 'LR'}"
+            weights = ", ".join(w["id"].split(".", 1)[1] for w in r["weights"]) or "-"
+            status = "ok"
+        else:
+            kind, weights = "-", "-"
+            status = f"[red]broken[/red]: {r['error']}"
+        table.add_row(
+            r["name"],
+            ",".join(f"x{s}" for s in r["scales"]) or "-",
+            kind,
+            _params(r.get("params", {})),
+            weights,
+            r["source"],
+            status,
+        )
+    console.print(table)
+
+
+@app.command("info")
+def info_cmd(name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOpt = False) -> None:
+    """Show one model in full: contract fields, weights variants and published numbers."""
+    entry = get_entry(name.split(".", 1)[0])
+    rec = _record(entry)
+    if entry.spec is not None:
+        rec["paper_metrics"] = dict(entry.spec.paper_metrics)
+    if as_json:
+        print_json(rec)
+        return
+    table = Table(title=f"model {entry.name}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in rec.items():
+        if key == "weights":
+            continue
+        table.add_row(key, str(value))
+    console.print(table)
+    if rec.get("weights"):
+        wt = Table(title="weights")
+        for col in ("id", "scale", "source", "default", "metrics"):
+            wt.add_column(col)
+        for w in rec["weights"]:
+            metrics = ", ".join(f"{k}={v}" for k, v in w["metrics"].items())
+            wt.add_row(w["id"], f"x{w['scale']}", str(w["source"]), "yes" if w["default"] else "", metrics)
+        console.print(wt)

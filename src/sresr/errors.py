@@ -1,0 +1,63 @@
+"""Errors that sresr raises on purpose.
+
+The CLI turns every :class:`SresrError` into one line (plus an optional hint) and an exit
+code; anything else is a bug and shows a traceback only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+
+class SresrError(Exception):
+    """Base class. ``hint`` tells the user how to fix the input."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class UsageError(SresrError):
+    """Bad arguments: exit code 2."""
+
+    exit_code = 2
+
+
+class UnknownModelError(UsageError):
+    """A model name that no distribution registers."""
+
+
+class BrokenModelError(SresrError):
+    """A registered model whose plugin failed to import or is invalid."""
+
+
+class DuplicateModelError(SresrError):
+    """Two distributions register the same model name."""
+
+
+class InvalidSpecError(SresrError):
+    """A ModelSpec that breaks the plugin contract."""
+
+
+class WeightsError(SresrError):
+    """Weights that cannot be found, downloaded, verified or loaded."""
+
+
+class LayoutError(WeightsError):
+    """A state dict that matches no known key layout of an architecture."""
+
+
+class UnsafeCheckpointError(WeightsError):
+    """A checkpoint that needs arbitrary unpickling (and would run code)."""
+
+
+class ImageError(SresrError):
+    """An input image that cannot be decoded, or is too large."""
+
+
+class DatasetError(SresrError):
+    """A dataset that cannot be found, downloaded or verified."""

@@ -1,0 +1,183 @@
+"""The plugin contract: :class:`ModelSpec` and :class:`WeightsSpec`.
+
+This module imports nothing heavy (no torch), so listing models stays instant. A spec is plain
+data plus a *factory*: a callable, or a ``"module:attr"`` string that is imported only when the
+model is built. ``factory(scale=s, **kwargs)`` returns a ``torch.nn.Module`` mapping float NCHW
+input in [0, 1] to an output ``s`` times larger (see ``input`` for pre-upsampling networks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+Colorspace = Literal["rgb", "y"]
+InputKind = Literal["lr", "upsampled"]
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """One named set of weights for a model, addressed as ``MODEL.TAG`` (``fsrcnn.x2``).
+
+    Exactly one source: ``file`` (bundled inside the distribution, a path relative to the
+    package given by ``package``) or ``url`` (downloaded on first use, verified with ``sha256``).
+    """
+
+    tag: str
+    scale: int
+    url: str | None = None
+    sha256: str | None = None
+    file: str | None = None
+    package: str = "sresr.weights_data"
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    colorspace: Colorspace | None = None
+    default: bool = False
+    license: str = ""
+    description: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    recipe: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything sresr needs to list, build, tile and benchmark a model.
+
+    Fields:
+      name: registry name, equal to the entry-point name (lower case, digits, ``-``, ``_``).
+      factory: callable or ``"module:attr"``; called as ``factory(scale=s, **kwargs)``.
+      scales: the integer scales the factory accepts.
+      colorspace: ``"rgb"`` (3 channels in and out) or ``"y"`` (BT.601 luma, 1 channel; the
+        engine upscales chroma with bicubic).
+      input: ``"lr"`` (the module takes the low-resolution image) or ``"upsampled"`` (SRCNN/VDSR
+        style: the module takes the image already upsampled by MATLAB bicubic and returns the
+        same size; the engine does the upsampling).
+      size_multiple: input height and width must be multiples of this (the engine pads).
+      receptive_field: radius in input pixels that one output pixel depends on; the default
+        tile padding. 0 means unknown (the engine then pads generously).
+      supports_fp16 / supports_bf16: whether half precision gives sane output on GPU.
+      weights: named weight variants.
+      loader: optional callable or ``"module:attr"``: ``loader(state_dict)`` recognises the
+        published key layouts of this architecture and returns ``(module, scale, kwargs)`` with
+        the weights loaded strictly, where ``factory(scale=scale, **kwargs)`` rebuilds it.
+      num_params: parameters of ``factory(scale=s)`` per scale, for listings without torch.
+      paper_metrics: published numbers, keys ``"DATASET/xS/psnr"`` or ``".../ssim"``.
+    """
+
+    name: str
+    factory: Callable[..., Any] | str
+    scales: tuple[int, ...]
+    description: str = ""
+    colorspace: Colorspace = "rgb"
+    input: InputKind = "lr"
+    size_multiple: int = 1
+    receptive_field: int = 0
+    supports_fp16: bool = True
+    supports_bf16: bool = True
+    weights: tuple[WeightsSpec, ...] = ()
+    loader: Callable[..., Any] | str | None = None
+    num_params: Mapping[int, int] = field(default_factory=dict)
+    paper: str = ""
+    license: str = ""
+    paper_metrics: Mapping[str, float] = field(default_factory=dict)
+
+    # -- helpers -------------------------------------------------------------------------
+    def build(self, scale: int | None = None, **kwargs: Any) -> Any:
+        """Call the factory. ``scale`` defaults to the largest supported scale."""
+        scale = self.default_scale() if scale is None else int(scale)
+        if scale not in self.scales:
+            from .errors import UsageError
+
+            raise UsageError(
+                f"model '{self.name}' does not support scale {scale}",
+                hint=f"supported scales: {', '.join(str(s) for s in self.scales)}",
+            )
+        return resolve(self.factory)(scale=scale, **kwargs)
+
+    def default_scale(self) -> int:
+        return 4 if 4 in self.scales else max(self.scales)
+
+    def variant(self, tag: str) -> WeightsSpec:
+        for w in self.weights:
+            if w.tag == tag:
+                return w
+        from .errors import UsageError
+
+        tags = ", ".join(f"{self.name}.{w.tag}" for w in self.weights) or "none"
+        raise UsageError(f"model '{self.name}' has no weights '{tag}'", hint=f"available: {tags}")
+
+    def default_weights(self, scale: int) -> WeightsSpec | None:
+        """The variant used when the user names the model alone for ``scale``."""
+        candidates = [w for w in self.weights if w.scale == scale]
+        for w in candidates:
+            if w.default:
+                return w
+        return candidates[0] if candidates else None
+
+    def colorspace_for(self, weights: WeightsSpec | None) -> Colorspace:
+        return weights.colorspace if weights is not None and weights.colorspace else self.colorspace
+
+
+def resolve(obj: Any) -> Any:
+    """Import a ``"module:attr"`` string; return anything else unchanged."""
+    if isinstance(obj, str):
+        module_name, _, attr = obj.partition(":")
+        if not module_name or not attr:
+            raise ValueError(f"expected 'module:attr', got {obj!r}")
+        value: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            value = getattr(value, part)
+        return value
+    return obj
+
+
+def validate_spec(spec: Any, name: str | None = None) -> list[str]:
+    """Problems with a spec as a list of sentences (empty when it is valid)."""
+    if not isinstance(spec, ModelSpec):
+        return [f"expected a sresr.ModelSpec, got {type(spec).__module__}.{type(spec).__qualname__}"]
+    problems: list[str] = []
+    if name is not None and spec.name != name:
+        problems.append(f"spec.name is '{spec.name}' but the entry point is named '{name}'")
+    if not _NAME.match(spec.name or ""):
+        problems.append(f"invalid name {spec.name!r}: use lower case letters, digits, '-' and '_'")
+    if not isinstance(spec.factory, str) and not callable(spec.factory):
+        problems.append("factory must be a callable or a 'module:attr' string")
+    if isinstance(spec.factory, str) and ":" not in spec.factory:
+        problems.append(f"factory string {spec.factory!r} must look like 'module:attr'")
+    if not spec.scales or not all(isinstance(s, int) and s >= 1 for s in spec.scales):
+        problems.append("scales must be a non-empty tuple of integers >= 1")
+    if spec.colorspace not in ("rgb", "y"):
+        problems.append(f"colorspace must be 'rgb' or 'y', got {spec.colorspace!r}")
+    if spec.input not in ("lr", "upsampled"):
+        problems.append(f"input must be 'lr' or 'upsampled', got {spec.input!r}")
+    if not isinstance(spec.size_multiple, int) or spec.size_multiple < 1:
+        problems.append("size_multiple must be an integer >= 1")
+    if not isinstance(spec.receptive_field, int) or spec.receptive_field < 0:
+        problems.append("receptive_field must be an integer >= 0")
+    tags = [w.tag for w in spec.weights]
+    if len(tags) != len(set(tags)):
+        problems.append(f"duplicate weights tags: {sorted(t for t in set(tags) if tags.count(t) > 1)}")
+    for w in spec.weights:
+        where = f"weights '{w.tag}'"
+        if not isinstance(w, WeightsSpec):
+            problems.append(f"{where}: expected a sresr.WeightsSpec")
+            continue
+        if not _TAG.match(w.tag):
+            problems.append(f"{where}: invalid tag")
+        if w.scale not in spec.scales:
+            problems.append(f"{where}: scale {w.scale} is not among the model's scales")
+        if bool(w.url) == bool(w.file):
+            problems.append(f"{where}: give exactly one of url (download) or file (bundled)")
+        if w.url and not (w.sha256 and _SHA256.match(w.sha256)):
+            problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits")
+        if w.colorspace not in (None, "rgb", "y"):
+            problems.append(f"{where}: colorspace must be 'rgb' or 'y'")
+    for scale in spec.scales:
+        if len([w for w in spec.weights if w.scale == scale and w.default]) > 1:
+            problems.append(f"more than one default weights for scale {scale}")
+    return problems
