@@ -360,10 +360,14 @@ def format_for_path(path: str | os.PathLike[str]) -> str | None:
 
 
 def _to_int(a: np.ndarray, depth: int) -> np.ndarray:
-    peak = 65535.0 if depth == 16 else 255.0
-    out = np.clip(a, 0.0, 1.0) * peak
-    out = np.rint(out, out=out)
-    return out.astype(np.uint16 if depth == 16 else np.uint8)
+    """Round [0, 1] floats to 8/16-bit integers, a band of rows at a time (bounded extra memory)."""
+    peak = np.float32(65535.0 if depth == 16 else 255.0)
+    out = np.empty(a.shape, dtype=np.uint16 if depth == 16 else np.uint8)
+    rows = max(1, (1 << 22) // max(1, a[0].size))
+    for r in range(0, a.shape[0], rows):
+        band = np.clip(a[r : r + rows], 0.0, 1.0).astype(np.float32, copy=False) * peak
+        out[r : r + rows] = np.rint(band, out=band)
+    return out
 
 
 def encode_image(image: Image, format: str, quality: int = 95) -> bytes:
