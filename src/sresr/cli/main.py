@@ -25,6 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models.app, name="models")
+app.command("upscale")(__import__("sresr.cli.upscale", fromlist=["upscale"]).upscale)
 
 _state = {"debug": False}
 
