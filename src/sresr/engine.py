@@ -34,7 +34,7 @@ from .optimize import OptimizeReport, optimize_for_inference
 from .tiling import DEFAULT_TILE, plan_tiles, run_tiled
 from .weights import LoadedModel
 
-__all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD"]
+__all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
 
 #: Tile padding for models whose spec does not give a receptive field.
 UNKNOWN_RF_PAD = 32
@@ -103,7 +103,10 @@ def _mps_available() -> bool:
 
 
 def resolve_precision(precision: str, device: torch.device, spec: Any) -> torch.dtype:
-    """fp32 on CPU; on a GPU ``auto`` is fp16 (or bf16) where the model's spec allows it."""
+    """``auto``: fp32 on CPU; on a GPU fp16 (else bf16) where the model's spec allows it.
+
+    An explicit fp16/bf16 the spec does not allow is a :class:`UsageError`; so is fp16 on CPU
+    (bf16 on CPU is allowed: fast on CPUs with AMX)."""
     p = (precision or "auto").strip().lower()
     if p == "auto":
         if device.type == "cpu":
@@ -117,11 +120,36 @@ def resolve_precision(precision: str, device: torch.device, spec: Any) -> torch.
         raise UsageError(f"unknown precision '{precision}'", hint="use auto, fp32, fp16 or bf16")
     if p == "fp32":
         return torch.float32
-    if device.type == "cpu":
-        raise UsageError(f"precision {p} is for GPUs; the CPU runs in fp32", hint="use --precision fp32 or auto")
+    if device.type == "cpu" and p == "fp16":
+        raise UsageError("precision fp16 is for GPUs; the CPU runs in fp32 (or bf16)", hint="use --precision fp32 or auto")
     if (p == "fp16" and not spec.supports_fp16) or (p == "bf16" and not spec.supports_bf16):
         raise UsageError(f"model '{spec.name}' does not support {p}", hint="use --precision fp32 or auto")
     return _DTYPES[p]
+
+
+def model_geometry(loaded: LoadedModel) -> tuple[int, int]:
+    """(receptive-field radius, size multiple) of this exact configuration.
+
+    The spec gives the worst case over its scales and options; when the module that defines
+    the factory also has ``receptive_field(scale=..., **kwargs)`` / ``size_multiple(scale=...)``
+    functions (the built-in models do), their answer for the loaded scale and kwargs is used.
+    """
+    spec = loaded.spec
+    rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
+    if isinstance(spec.factory, str) and ":" in spec.factory:
+        try:
+            import importlib
+
+            mod = importlib.import_module(spec.factory.split(":", 1)[0])
+            fn = getattr(mod, "receptive_field", None)
+            if callable(fn):
+                rf = int(fn(scale=loaded.scale, **loaded.kwargs))
+            fn = getattr(mod, "size_multiple", None)
+            if callable(fn):
+                multiple = max(1, int(fn(scale=loaded.scale)))
+        except Exception:
+            rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
+    return rf, multiple
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -137,7 +165,7 @@ def is_oom(exc: BaseException) -> bool:
 class Upscaler:
     """Run ``loaded`` on images of any size. See the module docstring.
 
-    tile: core size in input pixels; None = :data:`sresr.tiling.DEFAULT_TILE`, 0 = whole image.
+    tile: core size in input pixels; None = max(:data:`sresr.tiling.DEFAULT_TILE`, 2 * pad), 0 = whole image.
     tile_pad: overlap; None = the model's receptive field (exact stitching).
     batch: tiles per forward pass.
     optimize: fold BatchNorm, use sub-pixel convolutions and channels_last where verified equal.
@@ -169,12 +197,13 @@ class Upscaler:
             raise UsageError(f"--batch must be >= 1, got {batch}")
         if alpha not in ("model", "bicubic"):
             raise UsageError(f"alpha must be 'model' or 'bicubic', got {alpha!r}")
-        self.tile = DEFAULT_TILE if tile is None else int(tile)
-        rf = int(self.spec.receptive_field)
+        rf, multiple = model_geometry(loaded)
+        self.receptive_field = rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
+        self.tile = max(DEFAULT_TILE, 2 * self.tile_pad) if tile is None else int(tile)
         self.batch = int(batch)
         self.alpha = alpha
-        self.size_multiple = max(1, int(self.spec.size_multiple))
+        self.size_multiple = multiple
         self.stats = EngineStats()
         self.in_channels = 1 if self.colorspace == "y" else 3
         self.module_scale = 1 if self.spec.input == "upsampled" else self.scale
