@@ -1,6 +1,6 @@
 """Tiny models registered through a real (test) distribution, for the engine and CLI tests."""
 
-from sresr import ModelSpec
+from sresr import ModelSpec, WeightsSpec
 
 SPEC = ModelSpec(
     name="enginetoy",
@@ -8,6 +8,10 @@ SPEC = ModelSpec(
     scales=(2, 4),
     description="conv-BN-ReLU-conv-pixelshuffle (test model)",
     receptive_field=2,
+    weights=(
+        WeightsSpec(tag="x2", scale=2, file="toy_x2.safetensors", package="sresr_enginetoy", default=True,
+                    description="random init (seed 0), bundled for the default-model test"),
+    ),
 )
 
 SPEC_Y = ModelSpec(

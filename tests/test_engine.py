@@ -1,0 +1,352 @@
+"""Tiling and the Upscaler: tiled == untiled, seams, OOM fallback, precision, images."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sresr.engine import OutOfMemory, Upscaler, model_geometry, resolve_device, resolve_precision
+from sresr.errors import UsageError
+from sresr.imaging.io import Image
+from sresr.registry import get_spec, list_models
+from sresr.spec import ModelSpec
+from sresr.tiling import plan_tiles
+from sresr.weights import LoadedModel, load_model
+
+# -- plan -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("h,w,tile,pad,m", [(37, 53, 8, 2, 1), (64, 64, 16, 5, 4), (100, 30, 32, 0, 2), (9, 9, 4, 3, 1),
+                                            (120, 88, 24, 7, 8), (50, 50, 0, 4, 1)])
+def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m):
+    hp, wp = -(-h // m) * m, -(-w // m) * m
+    plan = plan_tiles(hp, wp, tile, pad, m)
+    owner = np.zeros((hp, wp), dtype=int)
+    for t in plan.tiles:
+        owner[t.y0 : t.y1, t.x0 : t.x1] += 1
+        assert (t.wy1 - t.wy0, t.wx1 - t.wx0) == plan.window  # all windows batch together
+        assert t.wy0 <= max(0, t.y0 - pad) and t.wy1 >= min(hp, t.y1 + pad)
+        assert t.wx0 <= max(0, t.x0 - pad) and t.wx1 >= min(wp, t.x1 + pad)
+        assert 0 <= t.wy0 and t.wy1 <= hp and 0 <= t.wx0 and t.wx1 <= wp
+        for v in (t.y0, t.y1, t.x0, t.x1, t.wy0, t.wx0):
+            assert v % m == 0
+        if tile and hp > tile + 2 * pad:
+            assert t.y1 - t.y0 <= max(tile, m) + m
+        if tile and wp > tile + 2 * pad:
+            assert t.x1 - t.x0 <= max(tile, m) + m
+    assert (owner == 1).all()  # every pixel owned by exactly one tile
+
+
+# -- models built in the tests ---------------------------------------------------------------
+
+
+class PixelShuffleNet(nn.Module):
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 3 * scale * scale, 3, padding=1))
+        self.up = nn.PixelShuffle(scale)
+
+    def forward(self, x):
+        return torch.sigmoid(self.up(self.body(x)))
+
+
+class DeconvNet(nn.Module):  # FSRCNN-like, receptive field 1 + 1 + 2 (deconv 9 at stride 2)
+    def __init__(self, scale: int = 2):
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.PReLU(6))
+        self.b = nn.ConvTranspose2d(6, 3, 9, stride=scale, padding=4, output_padding=scale - 1)
+
+    def forward(self, x):
+        return self.b(self.a(x)) + 0.5
+
+
+class UnshuffleNet(nn.Module):  # needs sizes divisible by 4, like Real-ESRGAN x1
+    def __init__(self, scale: int = 1):
+        super().__init__()
+        self.down = nn.PixelUnshuffle(4)
+        self.body = nn.Sequential(nn.Conv2d(48, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 3 * 16 * scale * scale, 3, padding=1))
+        self.up = nn.PixelShuffle(4 * scale)
+
+    def forward(self, x):
+        return self.up(self.body(self.down(x))) * 0.2 + 0.4
+
+
+def _loaded(module: nn.Module, scale: int, rf: int, multiple: int = 1, name: str = "testnet") -> LoadedModel:
+    torch.manual_seed(0)
+    for p in module.parameters():
+        nn.init.uniform_(p, -0.3, 0.3)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    spec = ModelSpec(name=name, factory=lambda scale: module, scales=(scale,), receptive_field=rf, size_multiple=multiple)
+    return LoadedModel(module.eval(), spec, scale, "rgb", "test")
+
+
+TOYS = {
+    "pixelshuffle": lambda: _loaded(PixelShuffleNet(2), 2, rf=3),
+    "deconv": lambda: _loaded(DeconvNet(3), 3, rf=3),
+    "unshuffle": lambda: _loaded(UnshuffleNet(1), 1, rf=8, multiple=4),
+}
+
+
+@pytest.mark.parametrize("toy", sorted(TOYS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_tiled_equals_untiled_toys(toy, batch):
+    loaded = TOYS[toy]()
+    x = torch.rand(1, 3, 45, 61)
+    whole = Upscaler(loaded, tile=0).run(x)
+    with torch.no_grad():
+        direct = loaded.module(nn.functional.pad(x, (0, 3, 0, 3), mode="reflect"))[..., : 45 * loaded.scale, : 61 * loaded.scale] \
+            if toy == "unshuffle" else loaded.module(x)
+    assert (whole - direct.clamp(0, 1)).abs().max() < 1e-5  # whole-image run == the plain module
+    tiled = Upscaler(loaded, tile=12, batch=batch)
+    out = tiled.run(x)
+    assert len(tiled.plan_for(45, 61)) > 4
+    assert out.shape == whole.shape
+    assert (out - whole).abs().max() <= 1 / 255
+
+
+def test_seams_invisible_on_gradient_and_visible_without_pad():
+    loaded = TOYS["pixelshuffle"]()
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 72), torch.linspace(0, 1, 96), indexing="ij")
+    x = torch.stack([yy, xx, (yy + xx) / 2])[None]
+    whole = Upscaler(loaded, tile=0).run(x)
+    up = Upscaler(loaded, tile=16)
+    out = up.run(x)
+    assert (out - whole).abs().max() <= 1 / 255
+    # the horizontal step across each tile boundary is no larger than anywhere else
+    steps = (out[..., 1:] - out[..., :-1]).abs().amax(dim=(0, 1, 2))
+    boundaries = sorted({t.x0 * 2 for t in up.plan_for(72, 96).tiles if t.x0 > 0})
+    assert boundaries
+    inner = torch.ones_like(steps, dtype=torch.bool)
+    inner[[b - 1 for b in boundaries]] = False
+    assert steps[[b - 1 for b in boundaries]].max() <= steps[inner].max() + 1 / 255
+    # the test can fail: without padding the tiles do not match
+    nopad = Upscaler(loaded, tile=16, tile_pad=0).run(x)
+    assert (nopad - whole).abs().max() > 1 / 255
+
+
+# -- every registered model -------------------------------------------------------------------
+
+# Big networks are tested in a reduced configuration (their geometry functions follow kwargs).
+REDUCED = {
+    "esrgan": {"blocks": 1, "features": 16, "growth": 8},
+    "edsr": {"blocks": 2, "features": 16},
+    "srresnet": {"blocks": 2, "features": 16},
+    "srgan": {"blocks": 2, "features": 16},
+    "vdsr": {"depth": 6, "features": 16},
+    "realesrgan-compact": {"num_conv": 4, "features": 16},
+    "srcnn": {"n1": 16, "n2": 8},
+    "fsrcnn": {"d": 16, "s": 8, "m": 2},
+    "espcn": {"n1": 16, "n2": 8},
+}
+
+
+def _measured_radius(loaded: LoadedModel, size: int, multiple: int) -> int:
+    """Input pixels that one output pixel depends on, from autograd (independent of the spec)."""
+    module = loaded.module
+    ch = 1 if loaded.colorspace == "y" else 3
+    s = 1 if loaded.spec.input == "upsampled" else loaded.scale
+    size = -(-size // multiple) * multiple
+    x = torch.rand(1, ch, size, size, requires_grad=True)
+    y = module(x)
+    c = size // 2
+    y[..., c * s : c * s + s, c * s : c * s + s].sum().backward()
+    nz = (x.grad[0].abs().sum(0) > 0).nonzero()
+    return int((nz - c).abs().max()) if nz.numel() else 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_tiled_equals_untiled_every_model(name):
+    spec = get_spec(name)
+    scale = 2 if 2 in spec.scales else spec.scales[0]
+    torch.manual_seed(0)
+    loaded = load_model(name, scale=scale, pretrained=False, **REDUCED.get(name, {}))
+    rf, multiple = model_geometry(loaded)
+    if rf > 48:
+        pytest.skip(f"receptive field {rf} too large for a fast test; add a reduced config")
+    ch = 1 if loaded.colorspace == "y" else 3
+    if any(True for _ in loaded.module.parameters()):
+        measured = _measured_radius(loaded, 2 * rf + 9, multiple)
+        assert measured <= rf, f"{name}: output depends on {measured} pixels, spec/geometry says {rf}"
+    tile = max(8, rf)
+    side = 2 * tile + 2 * rf + 5  # a few tiles per axis, each with its full pad
+    x = torch.rand(1, ch, side, side + 3)
+    if spec.input == "upsampled":
+        x = torch.rand(1, ch, side // scale + 1, (side + 3) // scale + 1)
+    whole = Upscaler(loaded, tile=0).run(x)
+    tiled = Upscaler(loaded, tile=tile, batch=2)
+    assert tiled.tile_pad == rf  # the default pad is the receptive field
+    assert len(tiled.plan_for(x.shape[2], x.shape[3])) >= 4
+    out = tiled.run(x)
+    assert out.shape == whole.shape == (1, ch, x.shape[2] * scale, x.shape[3] * scale)
+    assert (out - whole).abs().max() <= 1 / 255
+
+
+# -- out of memory, precision, devices ----------------------------------------------------------
+
+
+class Counter:
+    """Shared by the copies the engine makes of a module."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+class OOMAbove(nn.Module):
+    """Wraps a network and raises a real torch.OutOfMemoryError for inputs above a size."""
+
+    def __init__(self, inner: nn.Module, max_pixels: int):
+        super().__init__()
+        self.inner = inner
+        self.max_pixels = max_pixels
+        self.counter = Counter()
+
+    @property
+    def failures(self) -> int:
+        return self.counter.n
+
+    def forward(self, x):
+        if x.shape[0] * x.shape[2] * x.shape[3] > self.max_pixels:
+            self.counter.n += 1
+            raise torch.OutOfMemoryError(f"injected: {tuple(x.shape)} is over {self.max_pixels} pixels")
+        return self.inner(x)
+
+
+def test_oom_halves_batch_then_tile_and_matches_reference():
+    ref_loaded = TOYS["pixelshuffle"]()
+    x = torch.rand(1, 3, 70, 90)
+    reference = Upscaler(ref_loaded, tile=0).run(x)
+    guard = OOMAbove(ref_loaded.module, max_pixels=24 * 24)
+    loaded = LoadedModel(guard, ref_loaded.spec, 2, "rgb", "test")
+    up = Upscaler(loaded, tile=64, batch=4, optimize=False)
+    out = up.run(x)
+    assert guard.failures >= 2 and up.stats.oom_retries == guard.failures
+    assert up.batch == 1 and up.tile < 64
+    assert any("batch lowered" in e for e in up.stats.events) and any("tile lowered" in e for e in up.stats.events)
+    assert (out - reference).abs().max() <= 1 / 255
+    # the smaller tile sticks for the next image: no new failures
+    before = guard.failures
+    up.run(torch.rand(1, 3, 40, 40))
+    assert guard.failures == before
+
+
+def test_oom_everywhere_is_a_clear_error():
+    ref_loaded = TOYS["pixelshuffle"]()
+    guard = OOMAbove(ref_loaded.module, max_pixels=1)
+    up = Upscaler(LoadedModel(guard, ref_loaded.spec, 2, "rgb", "test"), tile=64, optimize=False)
+    with pytest.raises(OutOfMemory, match="out of memory"):
+        up.run(torch.rand(1, 3, 40, 40))
+
+
+class NaNInHalf(nn.Module):
+    """Gives NaN when run below float32, like an fp16 overflow."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        y = self.inner(x)
+        return y * float("nan") if x.dtype != torch.float32 else y
+
+
+def test_non_finite_half_output_is_recomputed_in_fp32():
+    ref_loaded = TOYS["pixelshuffle"]()
+    x = torch.rand(1, 3, 20, 24)
+    reference = Upscaler(ref_loaded, tile=0).run(x)
+    loaded = LoadedModel(NaNInHalf(ref_loaded.module), ref_loaded.spec, 2, "rgb", "test")
+    up = Upscaler(loaded, device="cpu", precision="bf16", tile=0)
+    out = up.run(x)
+    assert up.stats.fp32_fallbacks == 1
+    assert torch.isfinite(out).all() and (out - reference).abs().max() < 1e-5
+
+
+def test_precision_and_device_policy():
+    spec = get_spec("enginetoy") if "enginetoy" in list_models() else ModelSpec(name="t", factory="x:y", scales=(2,))
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu, spec) == torch.float32
+    with pytest.raises(UsageError):
+        resolve_precision("fp16", cpu, spec)
+    with pytest.raises(UsageError):
+        resolve_precision("fp8", cpu, spec)
+    nofp16 = ModelSpec(name="t", factory="x:y", scales=(2,), supports_fp16=False, supports_bf16=False)
+    with pytest.raises(UsageError, match="does not support"):
+        resolve_precision("bf16", cpu, nofp16)
+    assert resolve_device("cpu") == cpu
+    with pytest.raises(UsageError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="not available"):
+            resolve_device("cuda:0")
+        assert resolve_device("auto").type in ("cpu", "mps")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_half_precision_matches_fp32():
+    loaded = TOYS["pixelshuffle"]()
+    x = torch.rand(1, 3, 64, 80)
+    ref = Upscaler(loaded, device="cpu", tile=0).run(x)
+    for precision in ("fp16", "bf16"):
+        out = Upscaler(loaded, device="cuda", precision=precision, tile=24, batch=2).run(x)
+        assert (out - ref).abs().max() < 0.02
+
+
+# -- images: grey, alpha, outscale --------------------------------------------------------------
+
+
+def test_upscale_image_keeps_mode_alpha_and_depth():
+    loaded = TOYS["pixelshuffle"]()
+    up = Upscaler(loaded, tile=16)
+    rng = np.random.default_rng(0)
+    gray = Image(rng.random((20, 30, 1)).astype(np.float32), bit_depth=16, icc_profile=b"icc", exif=b"exif")
+    out = up.upscale_image(gray)
+    assert out.pixels.shape == (40, 60, 1) and out.bit_depth == 16 and out.icc_profile == b"icc" and out.exif == b"exif"
+    rgba = Image(rng.random((20, 30, 3)).astype(np.float32), alpha=np.linspace(0, 1, 600, dtype=np.float32).reshape(20, 30))
+    out = up.upscale_image(rgba)
+    assert out.pixels.shape == (40, 60, 3) and out.alpha is not None and out.alpha.shape == (40, 60)
+    # alpha went through the network as a grey image
+    a3 = torch.from_numpy(rgba.alpha)[None, None].expand(1, 3, 20, 30)
+    assert np.allclose(out.alpha, up.run(a3).mean(1)[0].numpy(), atol=1e-5)
+    opaque = Image(rgba.pixels, alpha=np.ones((20, 30), np.float32))
+    assert (up.upscale_image(opaque).alpha == 1).all()
+
+
+def test_outscale_resamples_the_model_output():
+    pytest.importorskip("sresr.imaging.resize")
+    loaded = TOYS["pixelshuffle"]()
+    up = Upscaler(loaded, tile=0)
+    im = Image(np.random.default_rng(1).random((20, 30, 3)).astype(np.float32))
+    out = up.upscale_image(im, outscale=3.5)
+    assert out.pixels.shape == (70, 105, 3)
+    assert up.upscale_image(im, outscale=2).pixels.shape == (40, 60, 3)
+
+
+def test_y_model_upscales_luma_with_network_and_chroma_with_bicubic():
+    color = pytest.importorskip("sresr.imaging.color")
+    resize = pytest.importorskip("sresr.imaging.resize")
+
+    class Identity(nn.Module):
+        def forward(self, x):
+            return x
+
+    spec = ModelSpec(name="ident-y", factory=lambda scale: Identity(), scales=(3,), colorspace="y", input="upsampled",
+                     receptive_field=0)
+    up = Upscaler(LoadedModel(Identity(), spec, 3, "y", "test"), tile=8, tile_pad=4)
+    x = torch.rand(1, 3, 10, 14)
+    out = up.upscale_rgb(x)
+    # identity network on pre-upsampled Y == bicubic of all of YCbCr
+    expected = color.ycbcr_to_rgb(resize.imresize(color.rgb_to_ycbcr(x), scale=3)).clamp(0, 1)
+    assert out.shape == (1, 3, 30, 42)
+    assert (out - expected).abs().max() < 1e-4
+    assert math.isclose(up.stats.input_pixels, 140)
