@@ -1,0 +1,1 @@
+"""Built-in models; each subpackage holds a torch-free ``SPEC`` (``__init__``) and its ``arch`` module."""
