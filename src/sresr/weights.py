@@ -26,13 +26,12 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from . import cache
-from .download import download, sha256_file
+from .download import download, sha256_file, temp_path
 from .errors import LayoutError, SresrError, UsageError, WeightsError
 from .registry import entries, get_spec, resolve_name
 from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
@@ -327,10 +326,9 @@ def _save(
         META_PREFIX + "source_sha256": source_sha256,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    os.close(fd)
+    tmp = temp_path(out)
     try:
-        save_file(state, tmp, metadata=meta)
+        save_file(state, str(tmp), metadata=meta)
         os.replace(tmp, out)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -563,8 +561,7 @@ def import_weights(file: str | Path, model: str | None = None, name: str | None 
             )
     else:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        os.close(fd)
+        tmp = temp_path(dest)
         try:
             shutil.copyfile(wf.path, tmp)
             os.replace(tmp, dest)
