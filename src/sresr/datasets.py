@@ -83,7 +83,7 @@ class DatasetInfo:
             return f"{len(self.files)} files, sha256-verified"
         if self.url:
             return self.url + ("" if self.sha256 else " (no known checksum: pass --sha256)")
-        return "manual download"
+        return "manual download (see note)"
 
 
 def _manifest(name: str, base: str) -> tuple[RemoteFile, ...]:

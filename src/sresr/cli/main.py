@@ -13,6 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
+from . import eval as eval_cli
 from . import models
 from .common import err_console
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models.app, name="models")
+app.command("eval")(eval_cli.eval_cmd)
 
 _state = {"debug": False}
 
