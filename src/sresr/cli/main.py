@@ -13,6 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
+from . import eval as eval_cli
 from . import models
 from . import weights as weights_cli
 from .common import err_console
@@ -27,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
+app.command("eval")(eval_cli.eval_cmd)
 
 _state = {"debug": False}
 
