@@ -29,6 +29,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
 app.command("eval")(eval_cli.eval_cmd)
+app.command("upscale")(__import__("sresr.cli.upscale", fromlist=["upscale"]).upscale)
 
 _state = {"debug": False}
 
