@@ -25,6 +25,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models.app, name="models")
+app.command("train")(__import__("sresr.cli.train", fromlist=["train_cmd"]).train_cmd)
 
 _state = {"debug": False}
 
