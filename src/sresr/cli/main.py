@@ -14,6 +14,8 @@ import typer
 from .. import __version__
 from ..errors import SresrError
 from . import models
+from . import train as train_cli
+from . import weights as weights_cli
 from .common import err_console
 
 app = typer.Typer(
@@ -25,7 +27,8 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models.app, name="models")
-app.command("train")(__import__("sresr.cli.train", fromlist=["train_cmd"]).train_cmd)
+app.add_typer(weights_cli.app, name="weights")
+app.command("train")(train_cli.train_cmd)
 
 _state = {"debug": False}
 

@@ -64,6 +64,7 @@ class TrainResult:
     iterations: int
     seconds: float
     val: dict[str, float] = field(default_factory=dict)
+    module: Any = None  # the trained nn.Module (the EMA's when EMA is on), on its device
 
 
 # -- distributed ---------------------------------------------------------------------------------
@@ -530,8 +531,8 @@ def save_weights(module: nn.Module, path: Path, cfg: TrainConfig, spec: ModelSpe
         "sresr.train_seconds": f"{seconds:.1f}",
         "sresr.seed": str(cfg.seed),
         "sresr.train_data": json.dumps(list(cfg.data.train)),
-        "sresr.metrics": json.dumps({f"{val_name}/x{cfg.scale}/psnr": round(v, 4) for k, v in val.items()
-                                     if k == "psnr" and math.isfinite(v)}),
+        "sresr.metrics": json.dumps({f"{val_name}/x{cfg.scale}/{k}": round(v, 4) for k, v in val.items()
+                                     if math.isfinite(v)}),
         "sresr.config": json.dumps(to_dict(cfg), sort_keys=True),
     }
     return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
@@ -814,7 +815,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     weights = rundir / WEIGHTS if dist.main else None
     if it == start and (rundir / WEIGHTS).exists():  # resumed a finished run: nothing to do
         log(f"{rundir} is already trained to iteration {it}; weights: {rundir / WEIGHTS}")
-        return TrainResult(rundir, weights, it, seconds, {})
+        return TrainResult(rundir, weights, it, seconds, {}, eval_module)
     checkpoint(it, seconds)
     if dist.main:
         weights = save_weights(eval_module, rundir / WEIGHTS, cfg, spec, colorspace, it, seconds, last_val)
@@ -823,4 +824,4 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
             + (f", {cfg.val.data} x{cfg.scale} PSNR {last_val['psnr']:.2f} dB" if "psnr" in last_val else "")
             + f"; weights: {weights}")
     _barrier(dist)
-    return TrainResult(rundir, weights, it, seconds, last_val)
+    return TrainResult(rundir, weights, it, seconds, last_val, eval_module)
