@@ -36,6 +36,10 @@ def _named_dataset_paths(name: str) -> list[Path]:
     try:
         from ..datasets import load_dataset  # noqa: PLC0415
     except ImportError:
+        if name.lower() == "set5":  # bundled with the package
+            from importlib import resources
+
+            return _images_in(Path(str(resources.files("sresr.data").joinpath("set5"))))
         raise DatasetError(
             f"training data '{name}' is neither a folder nor a file",
             hint="pass a folder of HR images (or a dataset name once sresr.datasets is available)",
