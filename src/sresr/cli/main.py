@@ -15,6 +15,7 @@ from .. import __version__
 from ..errors import SresrError
 from . import eval as eval_cli
 from . import models
+from . import train as train_cli
 from . import weights as weights_cli
 from .common import err_console
 
@@ -30,6 +31,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
 app.command("eval")(eval_cli.eval_cmd)
 app.command("upscale")(__import__("sresr.cli.upscale", fromlist=["upscale"]).upscale)
+app.command("train")(train_cli.train_cmd)
 
 _state = {"debug": False}
 
