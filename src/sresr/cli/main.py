@@ -13,7 +13,9 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
-from . import models
+from . import eval as eval_cli
+from . import models, train, upscale
+from . import weights as weights_cli
 from .common import err_console
 
 app = typer.Typer(
@@ -24,8 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("upscale")(upscale.upscale)
+app.command("eval")(eval_cli.eval_cmd)
+app.command("train")(train.train_cmd)
 app.add_typer(models.app, name="models")
-app.command("upscale")(__import__("sresr.cli.upscale", fromlist=["upscale"]).upscale)
+app.add_typer(weights_cli.app, name="weights")
 
 _state = {"debug": False}
 
@@ -48,10 +53,10 @@ def root(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sresr`` script."""
+    """Entry point of the ``sresr`` script. Click reports its own usage errors (exit 2)."""
     _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="sresr")
     except SresrError as exc:
         if _state["debug"]:
             raise
@@ -62,17 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors and real bugs
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: one line unless --debug
         if _state["debug"]:
             raise
         err_console.print(

@@ -1,0 +1,47 @@
+"""The CLI root: help on every level, version, error boundary and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from conftest import run_sresr
+from sresr import __version__
+from sresr.cli.main import app
+
+runner = CliRunner()
+
+
+def test_version_in_process_and_as_installed_script() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"sresr {__version__}"
+    proc = run_sresr("--version", check=True)
+    assert proc.stdout.strip() == f"sresr {__version__}"
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "models" in result.output
+    for sub in (["models", "--help"], ["models", "info", "--help"]):
+        assert runner.invoke(app, sub).exit_code == 0
+
+
+def test_models_json_has_the_documented_fields() -> None:
+    result = runner.invoke(app, ["models", "--json"])
+    assert result.exit_code == 0, result.output
+    records = json.loads(result.output)
+    assert records, "no models registered"
+    for rec in records:
+        assert {"name", "scales", "source", "status", "error"} <= set(rec)
+        assert rec["status"] in ("ok", "broken")
+
+
+def test_usage_error_exit_code_and_no_traceback() -> None:
+    proc = run_sresr("models", "info")  # missing argument
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    proc = run_sresr("no-such-command")
+    assert proc.returncode == 2
