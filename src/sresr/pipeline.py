@@ -251,13 +251,8 @@ def make_upscaler(options: UpscaleOptions) -> "Upscaler":
     from .weights import load_model
 
     model, scale, weights = options.model, options.scale, options.weights
-    if model is None:
-        if weights is not None and not Path(weights).exists() and "." in weights and "://" not in weights:
-            model = weights
-        elif weights is not None:
-            raise UsageError("--weights FILE needs -m MODEL (the architecture of the file)")
-        else:
-            model, scale = default_model(scale)
+    if model is None and weights is None:
+        model, scale = default_model(scale)
     loaded = load_model(model, scale=scale, weights=weights)
     return Upscaler(
         loaded,
