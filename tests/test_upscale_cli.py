@@ -207,3 +207,22 @@ def test_sigkill_mid_folder_leaves_complete_files_and_rerun_finishes(tmp_path, w
     status = [r["status"] for r in json.loads(rerun.stdout)]
     assert status.count("skipped") == len(done) and status.count("ok") == n - len(done)
     assert sorted(p.name for p in out.iterdir()) == [f"img{i}.png" for i in range(n)]  # temp files cleaned
+
+
+def test_ranks_shard_the_inputs(tmp_path, weights):
+    """Two processes with RANK/WORLD_SIZE (as torchrun sets them) split the folder between them."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        PILImage.fromarray(_rgb(12, 10 + i)).save(src / f"im{i}.png")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "sresr", "upscale", str(src), "-o", str(out), "-m", "enginetoy", "-s", "2",
+            "--weights", str(weights), "--json"]
+    procs = [subprocess.Popen(args, env=subprocess_env([PLUGIN], RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    done = [[Path(r["path"]).name for r in json.loads(stdout) if r["status"] == "ok"] for stdout, _ in outputs]
+    assert done[0] and done[1] and not set(done[0]) & set(done[1])
+    assert sorted(done[0] + done[1]) == [f"im{i}.png" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir()) == [f"im{i}.png" for i in range(5)]
