@@ -170,8 +170,6 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
                     continue
                 if _inside(p.resolve(), out_abs) and out_abs != src.resolve():
                     continue  # outputs of an earlier run inside the input tree
-                if out_abs == src.resolve() and options.suffix == "" and fmt == "same":
-                    pass  # handled below: would overwrite the input
                 found.append(p)
             for p in sorted(found, key=_natural_key):
                 rel = p.relative_to(src)

@@ -124,6 +124,10 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
+    limit = getattr(PILImage, "MAX_IMAGE_PIXELS", None)
+    if limit is not None and (max_pixels is None or max_pixels > limit):
+        # Pillow refuses images over 2x its own limit; sresr's max_pixels is the guard here.
+        PILImage.MAX_IMAGE_PIXELS = None if max_pixels is None else int(max_pixels)
     try:
         pil = PILImage.open(io.BytesIO(data))
     except UnidentifiedImageError:

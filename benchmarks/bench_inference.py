@@ -1,0 +1,256 @@
+"""Inference speed of the sresr engine, written as a markdown report.
+
+    python benchmarks/bench_inference.py --out benchmarks/results/inference.md [--quick] [--models a,b]
+
+Sections:
+1. Per model: the plain way (NCHW, eager, ``torch.no_grad``: what Real-ESRGAN's tiling loop does)
+   against the engine's network (BatchNorm folded, sub-pixel deconvolution, channels_last,
+   ``inference_mode``), achieved GFLOP/s (convolution FLOPs counted with hooks) and the share of
+   the roofline: a 64->64 3x3 convolution measured in the same run, and the max output difference.
+2. Tiled against untiled time for the same image.
+3. Time per input megapixel against image size (tiled), and peak resident memory of a
+   separate process next to the size of the output canvas.
+4. With CUDA: MPix/s for esrgan x4 in fp16 and bf16 at several tile sizes, and the ratio to the
+   plain fp32 loop.
+
+Random-initialised networks (speed does not depend on the weights). Numbers depend on the
+machine and on what else runs on it: the report records the CPU count, threads and load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sresr.engine import Upscaler  # noqa: E402
+from sresr.weights import load_model  # noqa: E402
+
+# (label, model, scale, kwargs)
+MODELS = [
+    ("fsrcnn x2", "fsrcnn", 2, {}),
+    ("espcn x3", "espcn", 3, {}),
+    ("realesrgan-compact x4", "realesrgan-compact", 4, {}),
+    ("srresnet x4", "srresnet", 4, {}),
+    ("edsr-baseline x4", "edsr", 4, {}),
+    ("vdsr x2", "vdsr", 2, {}),
+    ("esrgan x4", "esrgan", 4, {}),
+]
+SIXTY_FOUR = {"realesrgan-compact", "srresnet", "edsr", "vdsr", "esrgan"}
+
+
+def conv_flops(module: nn.Module, x: torch.Tensor) -> float:
+    """Multiply-adds x 2 of every Conv2d / ConvTranspose2d for input ``x``."""
+    total = [0.0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2.0 * out.numel() / out.shape[0] * x.shape[0] * (m.in_channels // m.groups) * k
+        elif isinstance(m, nn.ConvTranspose2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total[0] += 2.0 * inp[0].numel() * m.out_channels * k / m.groups
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    with torch.no_grad():
+        module(x)
+    for h in handles:
+        h.remove()
+    return total[0]
+
+
+def timeit(fn, repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def roofline(size: int, repeat: int, device: str = "cpu") -> float:
+    """GFLOP/s of one 64->64 3x3 convolution: the better of NCHW and channels_last."""
+    best = 0.0
+    flops = 2.0 * 64 * 64 * 9 * size * size
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        conv = nn.Conv2d(64, 64, 3, padding=1).to(device).to(memory_format=fmt).eval()
+        x = torch.rand(1, 64, size, size, device=device).contiguous(memory_format=fmt)
+
+        def run():
+            with torch.inference_mode():
+                conv(x)
+
+        best = max(best, flops / timeit(run, repeat) / 1e9)
+    return best
+
+
+def model_rows(models, size: int, repeat: int, roof: float) -> list[str]:
+    rows = ["| model | input | GFLOP | plain NCHW eager (s) | engine (s) | speed-up | engine GFLOP/s | % of roofline "
+            "| max diff | optimisations |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, name, scale, kwargs in models:
+        torch.manual_seed(0)
+        loaded = load_model(name, scale=scale, pretrained=False, **kwargs)
+        ch = 1 if loaded.colorspace == "y" else 3
+        s = size * scale if loaded.spec.input == "upsampled" else size
+        x = torch.rand(1, ch, s, s)
+        plain = loaded.module.eval()
+        up = Upscaler(loaded, device="cpu", tile=0)
+        flops = conv_flops(plain, x)
+
+        def run_plain():
+            with torch.no_grad():
+                return plain(x)
+
+        def run_engine():
+            xb = x.contiguous(memory_format=torch.channels_last) if up.channels_last else x
+            with torch.inference_mode():
+                return up.module(xb)
+
+        t_plain = timeit(run_plain, repeat)
+        t_engine = timeit(run_engine, repeat)
+        diff = float((run_plain() - run_engine()).abs().max())
+        gflops = flops / t_engine / 1e9
+        share = f"{100 * gflops / roof:.0f}%" if name in SIXTY_FOUR else "-"
+        rows.append(f"| {label} | {s}x{s} | {flops / 1e9:.2f} | {t_plain:.3f} | {t_engine:.3f} | "
+                    f"{t_plain / t_engine:.2f}x | {gflops:.1f} | {share} | {diff:.1e} | {', '.join(up.report.applied)} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def tiled_rows(name: str, scale: int, size: int, tiles: list[int], repeat: int) -> list[str]:
+    torch.manual_seed(0)
+    loaded = load_model(name, scale=scale, pretrained=False)
+    x = torch.rand(1, 3, size, size)
+    whole = Upscaler(loaded, device="cpu", tile=0)
+    t_whole = timeit(lambda: whole.run(x), repeat)
+    rows = [f"{name} x{scale}, {size}x{size} input, pad = receptive field ({whole.tile_pad})", "",
+            "| tile | tiles | window pixels / image pixels | time (s) | vs untiled |", "|---|---|---|---|---|",
+            f"| whole image | 1 | 1.00 | {t_whole:.3f} | 1.00x |"]
+    for t in tiles:
+        up = Upscaler(loaded, device="cpu", tile=t)
+        plan = up.plan_for(size, size)
+        tt = timeit(lambda: up.run(x), repeat)
+        rows.append(f"| {t} | {len(plan)} | {plan.overhead:.2f} | {tt:.3f} | {tt / t_whole:.2f}x |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+_MEM_CHILD = r"""
+import resource, sys, time, json, numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from sresr.engine import Upscaler
+from sresr.imaging.io import Image
+from sresr.weights import load_model
+torch.manual_seed(0)
+name, scale, h, w, tile = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+up = Upscaler(load_model(name, scale=scale, pretrained=False), device="cpu", tile=tile)
+img = Image(np.random.default_rng(0).random((h, w, 3), dtype=np.float32))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t0 = time.perf_counter()
+out = up.upscale_image(img)
+dt = time.perf_counter() - t0
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"seconds": dt, "peak_kb": peak, "base_kb": base, "canvas_bytes": out.pixels.nbytes}))
+"""
+
+
+def size_rows(name: str, scale: int, sizes: list[tuple[int, int]], tile: int) -> list[str]:
+    rows = [f"{name} x{scale}, tile {tile}, one process per size", "",
+            "| input | MPix | seconds | s / MPix | output canvas (GB) | peak RSS (GB) | peak - canvas - before (GB) |",
+            "|---|---|---|---|---|---|---|"]
+    for h, w in sizes:
+        proc = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(ROOT / "src"), name, str(scale), str(h), str(w), str(tile)],
+                              capture_output=True, text=True, env={**os.environ})
+        if proc.returncode != 0:
+            rows.append(f"| {w}x{h} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |")
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        mpix = h * w / 1e6
+        canvas = r["canvas_bytes"] / 1e9
+        peak = r["peak_kb"] / 1e6
+        rows.append(f"| {w}x{h} | {mpix:.2f} | {r['seconds']:.2f} | {r['seconds'] / mpix:.2f} | {canvas:.2f} | "
+                    f"{peak:.2f} | {peak - canvas - r['base_kb'] / 1e6:.2f} |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def gpu_rows(tiles: list[int], repeat: int) -> list[str]:
+    torch.manual_seed(0)
+    loaded = load_model("esrgan", scale=4, pretrained=False)
+    x = torch.rand(1, 3, 512, 512)
+    rows = ["esrgan x4, 512x512 input on " + torch.cuda.get_device_name(0), "",
+            "| precision | tile | MPix/s (input) | vs plain fp32 loop |", "|---|---|---|---|"]
+    plain = loaded.module.cuda().eval()
+
+    def run_plain():  # Real-ESRGAN style: fp32 NCHW eager, whole image
+        with torch.no_grad():
+            plain(x.cuda()).cpu()
+
+    t_plain = timeit(run_plain, repeat)
+    rows.append(f"| plain fp32 | whole | {x.shape[2] * x.shape[3] / 1e6 / t_plain:.3f} | 1.00x |")
+    for precision in ("fp16", "bf16"):
+        for t in tiles:
+            up = Upscaler(loaded, device="cuda", precision=precision, tile=t, batch=4)
+            tt = timeit(lambda: up.run(x), repeat)
+            rows.append(f"| {precision} | {t or 'whole'} | {x.shape[2] * x.shape[3] / 1e6 / tt:.3f} | {t_plain / tt:.2f}x |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference.md"))
+    ap.add_argument("--quick", action="store_true", help="small sizes, fewer models (minutes, not hours)")
+    ap.add_argument("--models", default=None, help="comma-separated labels' model names to include")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    quick = args.quick
+    models = MODELS if not args.models else [m for m in MODELS if m[1] in args.models.split(",")]
+    if quick and not args.models:
+        models = [m for m in MODELS if m[1] != "esrgan"]
+    size = 64 if quick else 128
+    repeat = 2 if quick else 5
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0, 0, 0)
+    lines = ["# Inference benchmark", "",
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads, load average at start {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+             f"{' (shared machine: timings are noisy)' if load[0] > 1 else ''}; "
+             f"{'quick run' if quick else 'full run'}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    roof = roofline(128 if quick else 256, repeat)
+    lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): **{roof:.1f} GFLOP/s**", ""]
+    print(lines[-2], flush=True)
+    lines += ["## Per model (CPU)", ""] + model_rows(models, size, repeat, roof) + [""]
+    lines += ["## Tiled vs untiled (CPU)", ""]
+    lines += tiled_rows("realesrgan-compact", 4, 256 if quick else 768, [128, 256] if quick else [256, 512], repeat) + [""]
+    lines += ["## Time and memory vs image size (CPU)", ""]
+    sizes = [(500, 500), (1000, 1000)] if quick else [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
+    lines += size_rows("realesrgan-compact", 4, sizes, 512) + [""]
+    if torch.cuda.is_available():
+        lines += ["## GPU", ""] + gpu_rows([0, 256, 512], repeat) + [""]
+    else:
+        lines += ["## GPU", "", "no CUDA device in this run", ""]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
