@@ -238,14 +238,23 @@ def _build_from_state(
         spec = get_spec(model)
         return (spec, *_load_with_spec(spec, state, scale, kwargs, what))
     failures: list[str] = []
+    matches: list[tuple[ModelSpec, Any, int, dict[str, Any]]] = []
     for entry in entries().values():
         spec = entry.spec
         if spec is None or spec.loader is None:
             continue
         try:
-            return (spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True))
+            matches.append((spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True)))
         except Exception as exc:  # a loader that does not recognise the layout
             failures.append(f"{spec.name}: {_short(exc)}")
+    if matches:
+        # Several models may accept the same tensors (srgan's generator is an srresnet): prefer the
+        # one whose own code defines the network class, then registry order.
+        def owns(match: tuple[ModelSpec, Any, int, dict[str, Any]]) -> bool:
+            spec, module = match[0], match[1]
+            home = (spec.factory if isinstance(spec.factory, str) else spec.factory.__module__).split(":")[0]
+            return type(module).__module__ == home
+        return next((m for m in matches if owns(m)), matches[0])
     if scale is not None:
         # maybe a known layout for another scale: say so rather than "unknown architecture"
         for entry in entries().values():
