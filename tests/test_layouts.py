@@ -551,3 +551,17 @@ def test_srvgg_needs_a_body_convolution() -> None:
     with pytest.raises(LayoutError):
         srvgg_arch.load_state_dict(sd)
     assert find_model(sd) is None
+
+
+def test_load_model_passes_the_scale_to_scale_free_layouts(tmp_path: Path) -> None:
+    """yjn870 FSRCNN x3 weights do not record the scale: --scale 3 must build a x3 network."""
+    from sresr.weights import load_model
+
+    sd = fsrcnn_sd()
+    pth = tmp_path / "fsrcnn_x3.pth"
+    torch.save(sd, pth)
+    loaded = load_model("fsrcnn", scale=3, weights=pth)
+    assert loaded.scale == 3
+    x = image(1, 7)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(x), fsrcnn_reference(x, sd, 4, 3), atol=1e-6)

@@ -262,6 +262,19 @@ def _short(exc: BaseException) -> str:
     return text[:120]
 
 
+def _call_loader(loader: Any, state: dict[str, Any], scale: int | None) -> Any:
+    """Call a layout loader, passing the requested scale when it takes one (built-in loaders do:
+    FSRCNN/SRCNN/VDSR weights do not record their scale)."""
+    import inspect
+
+    try:
+        params = inspect.signature(loader).parameters.values()
+    except (TypeError, ValueError):
+        params = []
+    takes_scale = any(p.name == "scale" or p.kind is p.VAR_KEYWORD for p in params)
+    return loader(state, scale=scale) if takes_scale and scale is not None else loader(state)
+
+
 def _load_with_spec(
     spec: ModelSpec,
     state: dict[str, Any],
@@ -274,7 +287,7 @@ def _load_with_spec(
     loader_error: BaseException | None = None
     if spec.loader is not None:
         try:
-            module, found_scale, found_kwargs = resolve(spec.loader)(state)
+            module, found_scale, found_kwargs = _call_loader(resolve(spec.loader), state, scale)
         except Exception as exc:  # not this architecture's layout (or not a layout it knows)
             loader_error = exc
         else:
