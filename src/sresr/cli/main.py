@@ -14,6 +14,7 @@ import typer
 from .. import __version__
 from ..errors import SresrError
 from . import models
+from . import weights as weights_cli
 from .common import err_console
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(models.app, name="models")
+app.add_typer(weights_cli.app, name="weights")
 
 _state = {"debug": False}
 

@@ -1,0 +1,1 @@
+"""Package data: the Set5 benchmark images (HR) bundled for offline evaluation."""

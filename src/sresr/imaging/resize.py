@@ -1,0 +1,141 @@
+"""MATLAB-exact ``imresize(..., 'bicubic')`` in torch.
+
+The classic SR benchmarks (Set5, Set14, B100, Urban100, DIV2K ``LR_bicubic``) were made with
+MATLAB's ``imresize``: a cubic kernel with ``a = -0.5``, antialiasing when shrinking (the kernel is
+stretched to width ``4/s`` with weights ``s * cubic(s * d)``), symmetric edge-including mirror
+padding, one pass per axis, output size ``ceil(in * scale)``. PIL, OpenCV and
+``torch.nn.functional.interpolate`` all differ from it (``a = -0.75``, different antialiasing) and
+shift PSNR by 0.1-0.6 dB, so sresr uses this implementation everywhere the protocol needs bicubic.
+
+Each axis is resized with a small table of ``(out, taps)`` weights and source indices computed in
+float64, applied as ``taps`` gather-multiply-adds (cheap in memory, exact tap order as MATLAB).
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Sequence
+
+import torch
+
+__all__ = ["imresize", "output_size", "contributions", "round_uint8"]
+
+
+def _cubic(x: torch.Tensor) -> torch.Tensor:
+    """Keys' cubic convolution kernel with a = -0.5 (MATLAB's ``cubic``)."""
+    ax = x.abs()
+    ax2 = ax * ax
+    ax3 = ax2 * ax
+    near = (1.5 * ax3 - 2.5 * ax2 + 1.0) * (ax <= 1)
+    far = (-0.5 * ax3 + 2.5 * ax2 - 4.0 * ax + 2.0) * ((ax > 1) & (ax <= 2))
+    return near + far
+
+
+@lru_cache(maxsize=64)
+def contributions(in_len: int, out_len: int, scale: float, antialias: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """MATLAB's ``contributions``: ``(weights, indices)``, both ``(out_len, taps)``, CPU.
+
+    ``weights`` is float64, rows sum to 1; ``indices`` are 0-based source positions after
+    symmetric (edge-including) mirroring. All-zero tap columns are dropped, as MATLAB does.
+    """
+    kernel_width = 4.0
+    shrink = scale < 1 and antialias
+    if shrink:
+        kernel_width = kernel_width / scale
+    x = torch.arange(1, out_len + 1, dtype=torch.float64)
+    u = x / scale + 0.5 * (1 - 1 / scale)
+    left = torch.floor(u - kernel_width / 2)
+    taps = int(math.ceil(kernel_width)) + 2
+    ind = left.unsqueeze(1) + torch.arange(taps, dtype=torch.float64).unsqueeze(0)  # 1-based
+    dist = u.unsqueeze(1) - ind
+    weights = scale * _cubic(dist * scale) if shrink else _cubic(dist)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # symmetric padding: aux = [1..n, n..1], index = aux(mod(ind - 1, 2n) + 1)
+    aux = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
+    idx = aux[torch.remainder(ind.long() - 1, 2 * in_len)]
+    keep = (weights != 0).any(dim=0)
+    return weights[:, keep].contiguous(), idx[:, keep].contiguous()
+
+
+def output_size(in_size: Sequence[int], scale: float) -> tuple[int, int]:
+    """``ceil(in * scale)`` per axis (height, width), as MATLAB computes it."""
+    out = []
+    for n in in_size:
+        v = n * scale
+        r = round(v)
+        out.append(int(r) if abs(v - r) < 1e-9 else int(math.ceil(v)))  # ignore float noise (255 * (1/3))
+    return out[0], out[1]
+
+
+def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
+    in_len = x.shape[dim]
+    weights, idx = contributions(in_len, out_len, float(scale), antialias)
+    weights = weights.to(device=x.device, dtype=x.dtype)
+    idx = idx.to(device=x.device)
+    out = None
+    for k in range(weights.shape[1]):
+        w = weights[:, k] if dim == -1 else weights[:, k].unsqueeze(1)
+        term = x.index_select(dim, idx[:, k]) * w
+        out = term if out is None else out + term
+    assert out is not None
+    return out
+
+
+def imresize(
+    x: torch.Tensor,
+    scale: float | None = None,
+    size: Sequence[int] | None = None,
+    *,
+    antialias: bool = True,
+) -> torch.Tensor:
+    """Resize the last two axes ``(..., H, W)`` of ``x`` like MATLAB ``imresize(x, scale, 'bicubic')``.
+
+    Give ``scale`` (``2`` to enlarge, ``1/3`` to shrink; the output is ``ceil(in * scale)``) or
+    ``size`` = ``(out_h, out_w)`` (then each axis uses ``out / in`` as its scale, like MATLAB).
+    ``x`` is a tensor on any device:
+
+    * floating point: the computation runs in ``x.dtype`` (float64 for agreement with MATLAB's
+      double arithmetic) and the result is neither rounded nor clipped;
+    * ``torch.uint8``: MATLAB's semantics for a uint8 image: computed in float64, rounded (half
+      away from zero) and clipped to [0, 255] after *each* pass, returned as uint8. This is what
+      reproduces the MATLAB-made ``LR_bicubic`` benchmark files bit for bit.
+
+    Axes are processed in order of increasing scale (stable, so height first when equal), as
+    MATLAB does.
+    """
+    if (scale is None) == (size is None):
+        raise ValueError("imresize: give exactly one of scale or size")
+    if x.dim() < 2:
+        raise ValueError(f"imresize: expected a tensor (..., H, W), got shape {tuple(x.shape)}")
+    as_uint8 = x.dtype == torch.uint8
+    if not x.is_floating_point():
+        if not as_uint8:
+            raise TypeError(f"imresize: expected a float or uint8 tensor, got {x.dtype}")
+        x = x.to(torch.float64)
+    in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
+    if size is not None:
+        out_h, out_w = int(size[0]), int(size[1])
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"imresize: size must be positive, got {tuple(size)}")
+        scales = (out_h / in_h, out_w / in_w)
+    else:
+        s = float(scale)  # type: ignore[arg-type]
+        if not s > 0:
+            raise ValueError(f"imresize: scale must be positive, got {scale}")
+        out_h, out_w = output_size((in_h, in_w), s)
+        scales = (s, s)
+    order = sorted(range(2), key=lambda i: scales[i])
+    out = x
+    for axis in order:
+        dim = -2 if axis == 0 else -1
+        out_len = out_h if axis == 0 else out_w
+        out = _resize_axis(out, dim, out_len, scales[axis], antialias)
+        if as_uint8:
+            out = round_uint8(out)
+    return out.to(torch.uint8) if as_uint8 else out
+
+
+def round_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 255] and round half away from zero (MATLAB's conversion to uint8); same dtype."""
+    return torch.floor(x.clamp(0, 255) + 0.5)
