@@ -13,7 +13,7 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
-from . import models
+from . import bench, models
 from . import weights as weights_cli
 from .common import err_console
 
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
+app.command("bench")(bench.bench_cmd)
 
 _state = {"debug": False}
 
