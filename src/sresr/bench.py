@@ -149,14 +149,9 @@ def _json_row(row: BenchRow) -> dict[str, Any]:
 # -- choosing what to run ----------------------------------------------------------------------
 def _locally_available(spec: Any, variant: Any) -> bool:
     """Bundled weights, or downloaded weights already in the cache (no network)."""
-    if variant.file:
-        return True
-    try:
-        from .weights import cached_variant_path
+    from .weights import variant_path
 
-        return cached_variant_path(spec, variant) is not None
-    except (ImportError, AttributeError):  # pragma: no cover - older weights module
-        return False
+    return bool(variant.file) or variant_path(spec, variant).is_file()
 
 
 def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[str]]:
