@@ -101,6 +101,17 @@ def _default_offline_hint(url: str, dest: Path, what: str) -> str:
     return f"download {url} by hand and place it at {dest} (or unset SRESR_OFFLINE)"
 
 
+def temp_path(dest: Path) -> Path:
+    """A new empty ``.DEST.*.part`` file next to ``dest``, with the permissions of a normal
+    new file (mkstemp's are 0600), for write-then-``os.replace``."""
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(name, 0o666 & ~mask)
+    return Path(name)
+
+
 def _valid(dest: Path, sha256: str | None) -> bool:
     if not dest.is_file():
         return False
@@ -118,10 +129,9 @@ def _fetch(
 ) -> None:
     from . import __version__
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
+    tmp = temp_path(dest)
     try:
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": f"sresr/{__version__}"})
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as resp:

@@ -1,18 +1,45 @@
-"""Weights: build a registered model and load its weights.
+"""Weights: build a registered model and load its weights, from wherever they come.
 
-(First cut: the interface other modules build on. Cache, downloads, published-checkpoint
-import and the ``sresr weights`` command are added on top of it.)
+Sources, all ending as a ``.safetensors`` file that this module reads plainly:
+
+- ``MODEL.TAG`` variants declared in a :class:`~sresr.spec.ModelSpec`: bundled (``file``, inside
+  the package) or published (``url`` + ``sha256``: downloaded once, verified, converted and kept
+  in the cache as ``weights/pulled/MODEL.TAG.safetensors``).
+- ``--weights PATH``: ``.safetensors`` as is; ``.pth``/``.pt``/``.ckpt``/``.bin`` read only with
+  ``torch.load(map_location="cpu", weights_only=True)`` and converted once into
+  ``weights/converted/<sha256 of the file>.safetensors`` (so the second load is a plain
+  safetensors read).
+- ``--weights URL`` (http/https): downloaded into ``weights/downloads/`` then converted as above.
+- names imported with ``sresr weights import FILE --name NAME``
+  (``weights/imported/NAME.safetensors``), usable as ``--model NAME`` or ``--weights NAME``.
+
+Files written by sresr carry metadata (``sresr.model``, ``sresr.scale``, ``sresr.kwargs`` as
+JSON, ``sresr.colorspace``, ``sresr.source``, ``sresr.source_sha256``), so the file alone
+rebuilds the right network. A foreign checkpoint's architecture is found by the model's
+published-layout ``loader`` (``--model``), or by trying every registered model's loader.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shutil
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from .errors import WeightsError
-from .registry import resolve_name
-from .spec import Colorspace, ModelSpec, WeightsSpec
+from . import cache
+from .download import download, sha256_file, temp_path
+from .errors import LayoutError, SresrError, UsageError, WeightsError
+from .registry import entries, get_spec, resolve_name
+from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+META_PREFIX = "sresr."
+FORMAT_VERSION = "1"
+_IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
 @dataclass
@@ -23,7 +50,7 @@ class LoadedModel:
     spec: ModelSpec
     scale: int
     colorspace: Colorspace
-    weights_id: str  # "fsrcnn.x2", a file path, or "random-init"
+    weights_id: str  # "fsrcnn.x2", an imported name, a file path, a URL, or "random-init"
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -31,48 +58,590 @@ class LoadedModel:
         return self.spec.name
 
 
+@dataclass(frozen=True)
+class WeightsFile:
+    """A ``.safetensors`` file that sresr can load, and what it holds."""
+
+    path: Path
+    model: str
+    scale: int
+    kwargs: Mapping[str, Any]
+    colorspace: Colorspace | None
+    id: str  # how the user named it
+    source: str = ""
+    source_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class CachedEntry:
+    """One item of ``sresr weights list``."""
+
+    id: str
+    kind: str  # "bundled", "pulled", "imported", "converted" or "download"
+    path: Path
+    size: int
+    model: str
+    scale: int | None
+    source: str
+    sha256: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "model": self.model,
+            "scale": self.scale,
+            "size": self.size,
+            "source": self.source,
+            "sha256": self.sha256,
+            "path": str(self.path),
+        }
+
+
+# -- cache layout -------------------------------------------------------------------------
+
+
+def pulled_dir() -> Path:
+    return cache.weights_dir() / "pulled"
+
+
+def imported_dir() -> Path:
+    return cache.weights_dir() / "imported"
+
+
+def converted_dir() -> Path:
+    return cache.weights_dir() / "converted"
+
+
+def downloads_dir() -> Path:
+    return cache.weights_dir() / "downloads"
+
+
+def find_imported(name: str) -> Path | None:
+    """The file of a name made by ``sresr weights import``, or None."""
+    if not _IMPORT_NAME.match(name):
+        return None
+    path = imported_dir() / f"{name}.safetensors"
+    return path if path.is_file() else None
+
+
+def variant_path(spec: ModelSpec, variant: WeightsSpec) -> Path:
+    """Where a variant lives: inside the package (bundled) or in the cache (pulled)."""
+    if variant.file:
+        return _bundled_path(variant)
+    return pulled_dir() / f"{spec.name}.{variant.tag}.safetensors"
+
+
+# -- metadata -----------------------------------------------------------------------------
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (read from its header, no torch)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) != 8:
+                raise ValueError("file too short")
+            (n,) = struct.unpack("<Q", head)
+            if n > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(f.read(n))
+    except OSError as exc:
+        raise WeightsError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (ValueError, struct.error) as exc:
+        raise WeightsError(f"{path} is not a valid safetensors file ({exc})") from None
+    meta = header.get("__metadata__") or {}
+    return {str(k): str(v) for k, v in meta.items()}
+
+
+def _weights_file(path: Path, ident: str) -> WeightsFile | None:
+    """The WeightsFile of a safetensors written by sresr, or None for a foreign one."""
+    meta = read_metadata(path)
+    model = meta.get(META_PREFIX + "model")
+    if not model:
+        return None
+    try:
+        scale = int(meta.get(META_PREFIX + "scale", ""))
+        kwargs = json.loads(meta.get(META_PREFIX + "kwargs", "{}") or "{}")
+    except ValueError:
+        raise WeightsError(f"{path} has broken sresr metadata (scale/kwargs)") from None
+    cs = meta.get(META_PREFIX + "colorspace") or None
+    return WeightsFile(
+        path=path,
+        model=model,
+        scale=scale,
+        kwargs=kwargs,
+        colorspace=cs if cs in ("rgb", "y") else None,  # type: ignore[arg-type]
+        id=ident,
+        source=meta.get(META_PREFIX + "source", ""),
+        source_sha256=meta.get(META_PREFIX + "source_sha256", ""),
+    )
+
+
+# -- conversion ---------------------------------------------------------------------------
+
+
+def convert_checkpoint(
+    path: str | Path,
+    model: str | None = None,
+    scale: int | None = None,
+    source: str | None = None,
+    kwargs: Mapping[str, Any] | None = None,
+) -> WeightsFile:
+    """Turn a checkpoint (``.pth``/``.pt``/``.ckpt``/``.bin`` or a foreign ``.safetensors``) into
+    a cached sresr ``.safetensors``, keyed by the file's sha256; converted at most once.
+
+    ``model`` names the architecture (its layout loader reads the tensors); without it every
+    registered model's loader is tried. Nothing in the file is executed.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist" if not path.exists() else f"{path} is not a file")
+    digest = sha256_file(path)
+    out = converted_dir() / f"{digest}.safetensors"
+    wanted = get_spec(model).name if model else None
+    if out.is_file():
+        cached = _weights_file(out, str(path))
+        if cached is not None and (wanted is None or cached.model == wanted):
+            return cached  # the caller checks the scale
+    from .models._layouts import read_checkpoint, unwrap_state_dict
+
+    state = unwrap_state_dict(read_checkpoint(path))
+    # detection reads the scale from the tensors; a requested scale only helps a named model
+    spec, module, found_scale, found_kwargs = _build_from_state(
+        state, wanted, scale if wanted else None, kwargs or {}, str(path)
+    )
+    _save(
+        module,
+        out,
+        spec,
+        found_scale,
+        found_kwargs,
+        colorspace=spec.colorspace,
+        source=source or str(path.resolve()),
+        source_sha256=digest,
+    )
+    result = _weights_file(out, str(path))
+    assert result is not None
+    return result
+
+
+def detect(state_dict: Mapping[str, Any]) -> tuple[ModelSpec, Any, int, dict[str, Any]]:
+    """Find the registered architecture whose published-layout loader accepts ``state_dict``."""
+    return _build_from_state(dict(state_dict), None, None, {}, "the state dict")
+
+
+def _build_from_state(
+    state: dict[str, Any], model: str | None, scale: int | None, kwargs: Mapping[str, Any], what: str
+) -> tuple[ModelSpec, Any, int, dict[str, Any]]:
+    if model is not None:
+        spec = get_spec(model)
+        return (spec, *_load_with_spec(spec, state, scale, kwargs, what))
+    failures: list[str] = []
+    for entry in entries().values():
+        spec = entry.spec
+        if spec is None or spec.loader is None:
+            continue
+        try:
+            return (spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True))
+        except Exception as exc:  # a loader that does not recognise the layout
+            failures.append(f"{spec.name}: {_short(exc)}")
+    keys = ", ".join(list(state)[:4])
+    raise LayoutError(
+        f"cannot tell which architecture {what} is: no registered model's loader recognises its keys "
+        f"({keys}{', ...' if len(state) > 4 else ''})",
+        hint="name it with --model NAME (see 'sresr models')"
+        + (f"; loaders tried: {'; '.join(failures)[:400]}" if failures else "; no model with a layout loader is installed"),
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = exc.message if isinstance(exc, SresrError) else str(exc)
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text[:120]
+
+
+def _load_with_spec(
+    spec: ModelSpec,
+    state: dict[str, Any],
+    scale: int | None,
+    kwargs: Mapping[str, Any],
+    what: str,
+    loader_only: bool = False,
+) -> tuple[Any, int, dict[str, Any]]:
+    """(module, scale, kwargs) from ``state`` for ``spec``: its layout loader, else the factory."""
+    loader_error: BaseException | None = None
+    if spec.loader is not None:
+        try:
+            module, found_scale, found_kwargs = resolve(spec.loader)(state)
+        except Exception as exc:  # not this architecture's layout (or not a layout it knows)
+            loader_error = exc
+        else:
+            found_scale = int(found_scale)
+            if scale is not None and found_scale != scale:
+                if spec.input != "upsampled":
+                    raise WeightsError(f"{what} holds a x{found_scale} {spec.name}, not x{scale}",
+                                       hint=f"use --scale {found_scale}")
+                found_scale = scale  # pre-upsampling networks work at any scale
+            return module, found_scale, dict(found_kwargs or {})
+        if loader_only:
+            raise loader_error
+    s = scale if scale is not None else spec.default_scale()
+    try:
+        module = spec.build(s, **kwargs)
+        module.load_state_dict(state, strict=True)
+    except SresrError:
+        raise
+    except Exception as exc:
+        reason = _short(loader_error) if loader_error is not None else _short(exc)
+        raise LayoutError(
+            f"{what} does not match model '{spec.name}' (x{s}): {reason}",
+            hint="check --model and --scale, or let sresr detect the architecture by leaving out --model",
+        ) from None
+    return module, s, dict(kwargs)
+
+
+def _save(
+    module: Any,
+    out: Path,
+    spec: ModelSpec,
+    scale: int,
+    kwargs: Mapping[str, Any],
+    colorspace: str,
+    source: str,
+    source_sha256: str,
+) -> None:
+    """Write ``module``'s state dict with sresr metadata, atomically."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+    meta = {
+        META_PREFIX + "format": FORMAT_VERSION,
+        META_PREFIX + "model": spec.name,
+        META_PREFIX + "scale": str(int(scale)),
+        META_PREFIX + "kwargs": json.dumps(dict(kwargs), sort_keys=True, default=str),
+        META_PREFIX + "colorspace": colorspace,
+        META_PREFIX + "source": source,
+        META_PREFIX + "source_sha256": source_sha256,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(out)
+    try:
+        save_file(state, str(tmp), metadata=meta)
+        os.replace(tmp, out)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+# -- resolving names ------------------------------------------------------------------------
+
+
+def _is_url(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
+
+
+def _registered(name: str) -> bool:
+    return name.split(".", 1)[0] in entries()
+
+
+def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFile:
+    """Make a ``MODEL.TAG`` (or ``MODEL``: its default variant) available locally and return it.
+
+    Published variants are downloaded into the cache, verified against the declared sha256,
+    converted to ``.safetensors`` with metadata, and the raw download is removed.
+    """
+    spec, variant = resolve_name(ref, scale)
+    if variant is None:
+        raise WeightsError(
+            f"model '{spec.name}' declares no weights"
+            + (f" for x{scale}" if scale else ""),
+            hint=f"see 'sresr models info {spec.name}', or pass --weights FILE",
+        )
+    ident = f"{spec.name}.{variant.tag}"
+    colorspace = spec.colorspace_for(variant)
+    if variant.file:
+        path = _bundled_path(variant)
+        if not path.is_file():
+            raise WeightsError(f"bundled weights {ident} are missing from the installation ({path})",
+                               hint="reinstall sresr")
+        meta = _weights_file(path, ident)
+        if meta is not None:
+            return meta
+        return WeightsFile(path, spec.name, variant.scale, dict(variant.kwargs), colorspace, ident, "bundled")
+    out = variant_path(spec, variant)
+    if out.is_file():
+        cached = _weights_file(out, ident)
+        if cached is not None and cached.source_sha256 == variant.sha256:
+            return cached
+    assert variant.url is not None
+    raw_name = variant.url.rstrip("/").rsplit("/", 1)[-1] or "weights"
+    raw = downloads_dir() / ident / raw_name
+    download(
+        variant.url,
+        raw,
+        sha256=variant.sha256,
+        progress=progress,
+        what="weights",
+        offline_hint=(
+            f"download {variant.url} elsewhere, then run 'sresr weights import FILE --model {spec.name} "
+            f"--name NAME' and use --model NAME (or unset SRESR_OFFLINE)"
+        ),
+    )
+    from .models._layouts import read_checkpoint, unwrap_state_dict
+
+    state = unwrap_state_dict(read_checkpoint(raw))
+    module, found_scale, found_kwargs = _load_with_spec(
+        spec, state, variant.scale, variant.kwargs, f"{ident} ({variant.url})"
+    )
+    _save(module, out, spec, found_scale, found_kwargs, colorspace, variant.url, variant.sha256 or "")
+    shutil.rmtree(raw.parent, ignore_errors=True)
+    result = _weights_file(out, ident)
+    assert result is not None
+    return result
+
+
+def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None = None) -> WeightsFile:
+    """What ``--weights REF`` names, as a loadable sresr safetensors (converting if needed).
+
+    REF: an existing file (``.safetensors``, ``.pth``/``.pt``/``.ckpt``/``.bin``), an http(s) URL,
+    a name made by ``sresr weights import``, or a registered ``MODEL.TAG``.
+    """
+    text = str(ref)
+    path = Path(text).expanduser()
+    if _is_url(text):
+        import hashlib
+
+        name = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "weights"
+        raw = downloads_dir() / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-{name}"
+        download(text, raw, progress=True, what="weights")
+        return _from_file(raw, text, model, scale)
+    if path.exists():
+        return _from_file(path, text, model, scale)
+    if not isinstance(ref, Path):
+        imported = find_imported(text)
+        if imported is not None:
+            wf = _weights_file(imported, text)
+            if wf is not None:
+                return wf
+        if "." in text and _registered(text) and not text.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
+            return pull(text, scale)
+    raise WeightsError(
+        f"weights '{text}' not found: no such file, URL, imported name or MODEL.TAG",
+        hint="pass a .safetensors/.pth file, an http(s) URL, a name from 'sresr weights list', "
+        "or a variant from 'sresr models info MODEL'",
+    )
+
+
+def _from_file(path: Path, ident: str, model: str | None, scale: int | None) -> WeightsFile:
+    if path.is_dir():
+        raise WeightsError(f"weights {path} is a directory, not a file")
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
+        own = _weights_file(path, ident)
+        if own is not None:
+            return own
+    return convert_checkpoint(path, model=model, scale=scale, source=ident if _is_url(ident) else None)
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    if len(head) < 9:
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 2 <= n < 100_000_000 and head[8:9] == b"{"
+
+
+# -- the public entry point -----------------------------------------------------------------------
+
+
 def load_model(
-    model: str,
+    model: str | None,
     scale: int | None = None,
     weights: str | Path | None = None,
     pretrained: bool = True,
     **kwargs: Any,
 ) -> LoadedModel:
-    """Build ``model`` (``NAME`` or ``NAME.TAG``) for ``scale`` and load its weights.
+    """Build ``model`` for ``scale`` and load its weights.
 
-    ``weights`` overrides the variant: ``MODEL.TAG`` or a ``.safetensors`` path.
+    ``model``: a registered ``NAME`` (its default weights for ``scale``), ``NAME.TAG``, a name
+    made by ``sresr weights import``, or None when ``weights`` alone tells the architecture.
+    ``weights`` overrides the variant: ``MODEL.TAG``, an imported name, a ``.safetensors`` /
+    ``.pth`` / ``.pt`` / ``.ckpt`` file, or an http(s) URL (see :func:`resolve_weights`).
     ``pretrained=False`` leaves the network randomly initialised (for training and tests).
     """
+    if model is not None and not _registered(model) and find_imported(model) is not None:
+        if weights is None:
+            weights = model
+        model = None
+    if weights is not None and pretrained:
+        wf = resolve_weights(weights, model=model.split(".", 1)[0] if model else None, scale=scale)
+        spec = get_spec(wf.model)
+        if model is not None and get_spec(model).name != spec.name:
+            raise WeightsError(
+                f"weights {wf.id} are for model '{spec.name}', not '{get_spec(model).name}'",
+                hint=f"use --model {spec.name}, or leave out --model",
+            )
+        if scale is not None and scale != wf.scale and spec.input != "upsampled":
+            raise WeightsError(f"weights {wf.id} are for x{wf.scale}, not x{scale}",
+                               hint=f"use --scale {wf.scale}")
+        s = scale if scale is not None else wf.scale
+        build_kwargs = {**dict(wf.kwargs), **kwargs}
+        module = spec.build(s, **build_kwargs)
+        _load_safetensors(module, wf.path, wf.id)
+        module.eval()
+        return LoadedModel(module, spec, s, wf.colorspace or spec.colorspace, wf.id, build_kwargs)
+
+    if model is None:
+        raise UsageError("no model given", hint="pass --model NAME or --weights FILE")
     spec, variant = resolve_name(model, scale)
-    if weights is not None and isinstance(weights, str) and "." in weights and not Path(weights).exists():
+    if variant is None and scale is None and "." not in model and spec.weights:
+        # no scale asked for and none at the default scale: the model's first default variant
+        variant = next((w for w in spec.weights if w.default), spec.weights[0])
+    if weights is not None and not pretrained and isinstance(weights, str) and _registered(weights) \
+            and "." in weights and not Path(weights).exists():
         spec, variant = resolve_name(weights, scale)
-    if variant is not None and scale is not None and variant.scale != scale:
-        raise WeightsError(f"weights {spec.name}.{variant.tag} are for x{variant.scale}, not x{scale}")
+    if variant is not None and scale is not None and variant.scale != scale and spec.input != "upsampled":
+        raise WeightsError(f"weights {spec.name}.{variant.tag} are for x{variant.scale}, not x{scale}",
+                           hint=f"use --scale {variant.scale}, or name another variant")
     scale = scale if scale is not None else (variant.scale if variant else spec.default_scale())
     build_kwargs = {**(dict(variant.kwargs) if variant else {}), **kwargs}
     module = spec.build(scale, **build_kwargs)
-    weights_id = "random-init"
-    if pretrained and sum(p.numel() for p in module.parameters()) > 0:
-        if weights is not None and Path(weights).exists():
-            _load_safetensors(module, Path(weights))
-            weights_id = str(weights)
-        elif variant is not None and variant.file:
-            _load_safetensors(module, _bundled_path(variant))
-            weights_id = f"{spec.name}.{variant.tag}"
-        else:
+    n_params = sum(p.numel() for p in module.parameters())
+    weights_id = "random-init" if n_params else spec.name
+    colorspace = spec.colorspace_for(variant)
+    if pretrained and n_params > 0:
+        if variant is None:
             raise WeightsError(
                 f"model '{spec.name}' has no weights for x{scale}",
                 hint="pass --weights FILE, or pick a scale that has weights (see 'sresr models info')",
             )
-    elif sum(p.numel() for p in module.parameters()) == 0:
-        weights_id = spec.name
+        wf = pull(f"{spec.name}.{variant.tag}")
+        _load_safetensors(module, wf.path, wf.id)
+        weights_id = wf.id
     module.eval()
-    return LoadedModel(module, spec, scale, spec.colorspace_for(variant), weights_id, build_kwargs)
+    return LoadedModel(module, spec, scale, colorspace, weights_id, build_kwargs)
 
 
 def create_model(model: str, scale: int | None = None, pretrained: bool = True, **kwargs: Any) -> Any:
     """The ``nn.Module`` alone (see :func:`load_model`)."""
     return load_model(model, scale, pretrained=pretrained, **kwargs).module
+
+
+# -- import, list, remove -----------------------------------------------------------------
+
+
+def import_weights(file: str | Path, model: str | None = None, name: str | None = None) -> CachedEntry:
+    """Convert a checkpoint (file or URL) and keep it as ``imported/NAME.safetensors``.
+
+    The name (default: the file's stem) then works as ``--model NAME`` and ``--weights NAME``.
+    """
+    text = str(file)
+    if name is None:
+        stem = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        stem = stem.rsplit(".", 1)[0] if "." in stem else stem
+        name = re.sub(r"[^A-Za-z0-9_\-]+", "-", stem).strip("-_") or "weights"
+    if not _IMPORT_NAME.match(name):
+        raise UsageError(f"invalid name {name!r}: use letters, digits, '-' and '_' (no dots)")
+    if _registered(name):
+        raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
+    if not _is_url(text) and not Path(text).expanduser().exists():
+        raise WeightsError(f"weights file {text} does not exist")
+    wf = resolve_weights(Path(text).expanduser() if not _is_url(text) else text, model=model)
+    dest = imported_dir() / f"{name}.safetensors"
+    if dest.exists():
+        old = _weights_file(dest, name)
+        if old is None or old.source_sha256 != wf.source_sha256:
+            raise UsageError(
+                f"an imported weights file named '{name}' already exists (from {old.source if old else dest})",
+                hint=f"pick another --name, or remove it first with 'sresr weights rm {name}'",
+            )
+    else:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(dest)
+        try:
+            shutil.copyfile(wf.path, tmp)
+            os.replace(tmp, dest)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    entry = _entry(dest, "imported", name)
+    return entry
+
+
+def _entry(path: Path, kind: str, ident: str) -> CachedEntry:
+    model, scale, source, sha = "", None, "", ""
+    if path.suffix == ".safetensors":
+        try:
+            meta = read_metadata(path)
+        except WeightsError:
+            meta = {}
+        model = meta.get(META_PREFIX + "model", "")
+        scale = int(meta[META_PREFIX + "scale"]) if meta.get(META_PREFIX + "scale", "").isdigit() else None
+        source = meta.get(META_PREFIX + "source", "")
+        sha = meta.get(META_PREFIX + "source_sha256", "")
+    if not sha:
+        sha = sha256_file(path)
+    return CachedEntry(ident, kind, path, path.stat().st_size, model, scale, source, sha)
+
+
+def list_cached(include_bundled: bool = True) -> list[CachedEntry]:
+    """Everything in the weights cache (and, by default, the bundled variants)."""
+    out: list[CachedEntry] = []
+    if include_bundled:
+        for entry in entries().values():
+            spec = entry.spec
+            if spec is None:
+                continue
+            for w in spec.weights:
+                if w.file:
+                    p = _bundled_path(w)
+                    if p.is_file():
+                        e = _entry(p, "bundled", f"{spec.name}.{w.tag}")
+                        out.append(CachedEntry(e.id, e.kind, e.path, e.size, e.model or spec.name,
+                                               e.scale or w.scale, e.source or "bundled", e.sha256))
+    for kind, folder in (("pulled", pulled_dir()), ("imported", imported_dir()), ("converted", converted_dir())):
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.safetensors")):
+                ident = p.stem if kind != "converted" else p.stem[:16]
+                out.append(_entry(p, kind, ident))
+    if downloads_dir().is_dir():
+        for p in sorted(downloads_dir().rglob("*")):
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".lock"):
+                out.append(_entry(p, "download", str(p.relative_to(downloads_dir()))))
+    return out
+
+
+def find_cached(ident: str) -> CachedEntry:
+    """The cache entry with this id (``MODEL.TAG``, an imported name, a converted hash prefix)."""
+    matches = [e for e in list_cached() if e.id == ident]
+    if not matches and re.fullmatch(r"[0-9a-f]{6,64}", ident):
+        matches = [e for e in list_cached(include_bundled=False) if e.kind == "converted" and e.path.stem.startswith(ident)]
+    if not matches:
+        raise WeightsError(f"no cached weights with id '{ident}'", hint="see 'sresr weights list'")
+    if len(matches) > 1:
+        raise UsageError(f"'{ident}' matches {len(matches)} entries", hint="give more of the hash")
+    return matches[0]
+
+
+def remove(ident: str) -> list[Path]:
+    """Delete a cached entry; bundled weights cannot be removed. Returns the removed paths."""
+    entry = find_cached(ident)
+    if entry.kind == "bundled":
+        raise UsageError(f"{ident} is bundled with sresr and cannot be removed")
+    entry.path.unlink(missing_ok=True)
+    removed = [entry.path]
+    if entry.kind == "download" and entry.path.parent != downloads_dir():
+        try:
+            entry.path.parent.rmdir()
+        except OSError:
+            pass
+    return removed
+
+
+# -- plain loading --------------------------------------------------------------------------
 
 
 def _bundled_path(variant: WeightsSpec) -> Path:
@@ -82,8 +651,21 @@ def _bundled_path(variant: WeightsSpec) -> Path:
     return Path(str(resources.files(variant.package).joinpath(variant.file)))
 
 
-def _load_safetensors(module: Any, path: Path) -> None:
+def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> None:
     from safetensors.torch import load_file
 
-    state = load_file(str(path))
-    module.load_state_dict(state, strict=True)
+    try:
+        state = load_file(str(path))
+    except Exception as exc:
+        raise WeightsError(
+            f"cannot read weights {ident or path} ({path}): {exc}",
+            hint="the file may be truncated; remove it with 'sresr weights rm' and fetch it again",
+        ) from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()
+        raise LayoutError(
+            f"weights {ident or path} do not fit the network: {' '.join(first[:3])[:300]}",
+            hint="check --model/--scale, or re-import the file",
+        ) from None

@@ -14,7 +14,8 @@ import typer
 from .. import __version__
 from ..errors import SresrError
 from . import eval as eval_cli
-from . import models
+from . import models, train, upscale
+from . import weights as weights_cli
 from .common import err_console
 
 app = typer.Typer(
@@ -25,8 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-app.add_typer(models.app, name="models")
+app.command("upscale")(upscale.upscale)
 app.command("eval")(eval_cli.eval_cmd)
+app.command("train")(train.train_cmd)
+app.add_typer(models.app, name="models")
+app.add_typer(weights_cli.app, name="weights")
 
 _state = {"debug": False}
 

@@ -1,1 +1,41 @@
-"""Built-in models; each subpackage holds a torch-free ``SPEC`` (``__init__``) and its ``arch`` module."""
+"""Built-in architectures. Each package ``sresr.models.<pkg>`` holds a torch-free ``SPEC``; the
+network and its published-layout loader live in ``sresr.models.<pkg>.arch`` (imported on use).
+
+:func:`find_model` guesses the registered model name from the keys of a checkpoint (torch-free),
+so that ``--weights FILE`` works without ``--model``. An explicit model name always wins.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+# (model name, keys that must all be present); first match wins, most specific first.
+_SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("esrgan", ("conv_first.weight", "body.0.rdb1.conv1.weight")),
+    ("esrgan", ("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight")),
+    ("esrgan", ("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight")),
+    ("edsr", ("conv_first.weight", "body.0.conv1.weight", "conv_after_body.weight")),
+    ("edsr", ("head.0.weight", "body.0.body.0.weight", "tail.0.0.weight")),
+    ("srresnet", ("conv_first.weight", "body.0.conv1.weight", "upconv1.weight")),
+    ("srresnet", ("head.weight", "body.0.conv1.weight", "conv_body.weight")),
+    ("realesrgan-compact", ("body.0.weight", "body.1.weight", "body.2.weight")),
+    ("fsrcnn", ("first_part.0.weight", "mid_part.0.weight", "last_part.weight")),
+    ("espcn", ("first_part.0.weight", "first_part.2.weight", "last_part.0.weight")),
+    ("vdsr", ("input.weight", "residual_layer.0.conv.weight", "output.weight")),
+    ("srcnn", ("conv1.weight", "conv2.weight", "conv3.weight")),
+)
+
+
+def find_model(keys: Iterable[str]) -> str | None:
+    """The built-in model whose published layout these state-dict keys look like, or ``None``.
+
+    ``keys`` may still carry ``module.`` / ``_orig_mod.`` prefixes. Wrappers (``params_ema`` ...)
+    must be removed first: pass ``sresr.models._layouts.unwrap_state_dict(obj).keys()``.
+    """
+    from ._layouts import strip_prefixes
+
+    present = {strip_prefixes(k) for k in keys}
+    for name, needed in _SIGNATURES:
+        if all(k in present for k in needed):
+            return name
+    return None

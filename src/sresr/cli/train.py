@@ -1,0 +1,122 @@
+"""``sresr train``: train a registered model with its paper recipe (torch is imported only to train)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import UsageError
+from .common import DeviceOpt, console
+
+_Data = Annotated[
+    list[str] | None,
+    typer.Option("--data", "-d", help="Training data: a folder of HR images or a dataset name (repeatable)."),
+]
+
+
+def build_config(model: str, scale: int | None, recipe: str | None, config: Path | None, out: Path | None,
+                 resume: bool, overrides: dict[str, Any]) -> tuple[Any, Path]:
+    """The run's TrainConfig and folder: recipe (or the run's saved config on --resume), then the
+    --config file, then the command-line overrides."""
+    from ..train.config import TrainConfig, load_toml, override
+    from ..train.recipes import get_recipe, recipe_for_model
+
+    base_model = model.split(".", 1)[0]
+    saved = out / "config.toml" if out is not None else None
+    cfg: TrainConfig
+    if resume and saved is not None and saved.is_file() and config is None:
+        cfg = load_toml(saved)
+        if cfg.model != base_model:
+            raise UsageError(f"{out} is a run of '{cfg.model}', not '{base_model}'",
+                             hint=f"sresr train {cfg.model} --out {out} --resume")
+        if scale is not None and scale != cfg.scale:
+            raise UsageError(f"{out} trains x{cfg.scale}, not x{scale}", hint="drop -s or choose another --out")
+    else:
+        cfg = get_recipe(recipe or recipe_for_model(base_model), scale, model=base_model)
+        if config is not None:
+            cfg = load_toml(config, base=cfg)
+            if cfg.model != base_model:
+                raise UsageError(f"config file {config} is for model '{cfg.model}', not '{base_model}'",
+                                 hint=f"run 'sresr train {cfg.model} --config {config}'")
+            if scale is not None and scale != cfg.scale:
+                cfg = override(cfg, {"scale": scale})
+    cfg = override(cfg, {k: v for k, v in overrides.items() if v is not None})
+    cfg.validate()
+    rundir = out if out is not None else Path("runs") / f"{cfg.model}-x{cfg.scale}"
+    return cfg, rundir
+
+
+def train_cmd(
+    model: Annotated[str, typer.Argument(help="Model to train (see 'sresr models').")],
+    data: _Data = None,
+    scale: Annotated[int | None, typer.Option("--scale", "-s", min=1, help="Upscaling factor (default: the recipe's).")]
+    = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config (full or partial) over the recipe.")]
+    = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default runs/MODEL-xS).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
+    recipe: Annotated[str | None, typer.Option("--recipe", help="Recipe name (default: the model's; "
+                                                "e.g. srgan-pretrain, fsrcnn-finetune).")] = None,
+    init: Annotated[str | None, typer.Option("--init", help="Initial weights (.safetensors/.pth or MODEL.TAG).")]
+    = None,
+    iters: Annotated[int | None, typer.Option("--iters", min=1, help="Total iterations.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Global batch size.")] = None,
+    patch_size: Annotated[int | None, typer.Option("--patch-size", min=1, help="HR patch size in pixels.")] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="Learning rate.")] = None,
+    loss: Annotated[str | None, typer.Option("--loss", help="Pixel loss: l1, mse or charbonnier.")] = None,
+    val_data: Annotated[str | None, typer.Option("--val-data", help="Validation dataset or folder (set5).")] = None,
+    val_every: Annotated[int | None, typer.Option("--val-every", min=0, help="Validate every N iterations.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes.")] = None,
+    ema: Annotated[float | None, typer.Option("--ema", min=0.0, max=0.99999, help="EMA decay (0 = off).")] = None,
+    compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="Use torch.compile.")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", min=0, help="Checkpoint every N "
+                                                          "iterations.")] = None,
+    threads: Annotated[int | None, typer.Option("--threads", min=0, help="torch CPU threads (0 = default).")] = None,
+    print_config: Annotated[bool, typer.Option("--print-config", help="Print the full config as TOML and exit.")]
+    = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+) -> None:
+    """Train MODEL with its paper recipe; writes config.toml, checkpoint.pt, metrics.csv, plots and
+    weights.safetensors into the run folder. Run under torchrun for multi-process DDP."""
+    overrides: dict[str, Any] = {
+        "data.train": tuple(data) if data else None,
+        "init_weights": init,
+        "iters": iters,
+        "data.batch_size": batch_size,
+        "data.patch_size": patch_size,
+        "optim.lr": lr,
+        "loss.pixel": loss,
+        "val.data": val_data,
+        "val.every": val_every,
+        "seed": seed,
+        "device": device,
+        "precision": precision,
+        "data.workers": workers,
+        "ema": ema,
+        "compile": compile_,
+        "checkpoint_every": checkpoint_every,
+        "threads": threads,
+    }
+    cfg, rundir = build_config(model, scale, recipe, config, out, resume, overrides)
+    if print_config:
+        from ..train.config import dump_toml
+
+        typer.echo(dump_toml(cfg), nl=False)
+        return
+    from ..train.loop import train
+
+    result = train(cfg, rundir, resume=resume, progress=not quiet, log=(lambda m: None) if quiet else _log)
+    if result.weights is not None:
+        console.print(f"weights: {result.weights}", highlight=False, soft_wrap=True)
+
+
+def _log(msg: str) -> None:
+    console.print(msg, highlight=False, soft_wrap=True)
+
+
+_ = DeviceOpt  # the shared alias documents the same values

@@ -1,0 +1,263 @@
+"""Published checkpoint layouts: safe reading, unwrapping, and strict loading by key layout.
+
+Torch is imported inside the functions that need it, so :func:`unwrap_state_dict` and
+:func:`strip_prefixes` also work on plain key lists without torch.
+
+A :class:`Layout` describes one published key layout of an architecture: how to read the
+hyperparameters from tensor shapes (``infer``) and how each key of our module is named in the
+published file (``rename``). :func:`load_with_layouts` tries every layout of an architecture and
+loads the first that matches exactly (same key set, same shapes) with ``strict=True``; when none
+matches it raises :class:`~sresr.errors.LayoutError` naming the closest layout and its missing and
+unexpected keys.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import LayoutError, UnsafeCheckpointError, WeightsError
+
+#: wrapper keys around a state dict, in order of preference (BasicSR/Real-ESRGAN keep both
+#: ``params_ema`` and ``params``: the EMA weights are the released ones).
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
+#: key prefixes added by DataParallel / DistributedDataParallel and torch.compile.
+PREFIXES = ("module.", "_orig_mod.")
+
+
+def _is_tensor(value: Any) -> bool:
+    return hasattr(value, "shape") and hasattr(value, "dtype")
+
+
+def unwrap_state_dict(obj: Any) -> dict[str, Any]:
+    """The flat ``{key: tensor}`` dict inside a checkpoint object.
+
+    Unwraps ``{"params_ema": sd}``, ``{"params": sd}``, ``{"state_dict": sd}``, ``{"model": sd}``
+    (nested, too), strips ``module.`` / ``_orig_mod.`` prefixes and drops non-tensor entries.
+    """
+    for _ in range(8):
+        if not isinstance(obj, Mapping):
+            break
+        inner = next((obj[k] for k in WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if inner is None or any(_is_tensor(v) for v in obj.values()):
+            break
+        obj = inner
+    if not isinstance(obj, Mapping):
+        raise WeightsError(
+            f"checkpoint holds a {type(obj).__name__}, not a state dict",
+            hint="save the weights with torch.save(model.state_dict(), path)",
+        )
+    out = {strip_prefixes(str(k)): v for k, v in obj.items() if _is_tensor(v)}
+    if not out:
+        raise WeightsError(
+            "checkpoint contains no tensors",
+            hint=f"top-level keys: {', '.join(map(str, list(obj)[:10])) or '(none)'}",
+        )
+    return out
+
+
+def strip_prefixes(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                changed = True
+    return key
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a ``.pth``/``.pt``/``.ckpt`` or ``.safetensors`` file into a flat CPU state dict.
+
+    Pickle-based files are read with ``torch.load(map_location="cpu", weights_only=True)``
+    only: tensors, plain containers and numbers. A file that needs anything else (a pickled
+    ``nn.Module``, a custom class, a function call) is refused with
+    :class:`~sresr.errors.UnsafeCheckpointError` before any code from it runs.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file", hint="check the path given to --weights")
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return unwrap_state_dict(load_file(str(path), device="cpu"))
+        except SafetensorError as exc:
+            raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from exc
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global: ([\w.]+)", text, re.I)
+        if found or "weights_only" in text and "Unsupported operand" not in text:
+            what = f" (it references {found.group(1)})" if found else ""
+            raise UnsafeCheckpointError(
+                f"{path}: refused to load: the file stores pickled Python objects beyond tensors"
+                f"{what}; unpickling it would run code from the file, so sresr never does",
+                hint="in a trusted environment re-save only the weights: "
+                "torch.save(torch.load(path, weights_only=False).state_dict(), 'clean.pth') "
+                "(or save them as .safetensors), then pass that file",
+            ) from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({text.splitlines()[0]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+    try:
+        return unwrap_state_dict(obj)
+    except WeightsError as exc:
+        raise WeightsError(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
+# -- layouts ---------------------------------------------------------------------------------
+
+Infer = Callable[[Mapping[str, Any]], tuple[int | None, dict[str, Any]]]
+Rename = Callable[[str, int, Mapping[str, Any]], str]
+
+
+def _identity(key: str, scale: int, kwargs: Mapping[str, Any]) -> str:
+    return key
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One published key layout.
+
+    ``infer(sd) -> (scale or None, kwargs)`` reads hyperparameters from shapes (it may raise
+    ``KeyError``/``ValueError``/``IndexError`` when the dict is not of this layout);
+    ``rename(our_key, scale, kwargs) -> published_key``; ``ignore``: regexes of published keys that
+    carry no weights for us (e.g. EDSR's fixed mean-shift convolutions).
+    """
+
+    name: str
+    infer: Infer
+    rename: Rename = _identity
+    ignore: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class _Attempt:
+    layout: Layout
+    matched: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    mismatched: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        total = self.matched + len(self.missing) + len(self.unexpected)
+        return (self.matched - len(self.mismatched)) / max(1, total)
+
+
+def _few(keys: Iterable[str], n: int = 6) -> str:
+    keys = sorted(keys)
+    shown = ", ".join(keys[:n])
+    return shown + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def _shape(t: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in t.shape)
+
+
+def load_with_layouts(
+    state_dict: Mapping[str, Any],
+    layouts: Iterable[Layout],
+    factory: Callable[..., Any],
+    arch: str,
+    default_scale: int,
+    scale: int | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> tuple[Any, int, dict[str, Any]]:
+    """Match ``state_dict`` against ``layouts`` and load the first exact match strictly.
+
+    ``scale`` is used when the layout cannot tell it from shapes (SRCNN, FSRCNN, VDSR); when the
+    checkpoint does tell it and ``scale`` differs, that is an error. ``overrides`` are extra
+    factory kwargs for hyperparameters that shapes cannot show (activation, res_scale...).
+    Returns ``(module in eval mode, scale, kwargs)`` with ``factory(scale=scale, **kwargs)``
+    rebuilding the same network.
+    """
+    import torch
+
+    sd = unwrap_state_dict(state_dict)
+    attempts: list[_Attempt] = []
+    for layout in layouts:
+        ignore = [re.compile(p) for p in layout.ignore]
+        given = {k for k in sd if not any(p.fullmatch(k) for p in ignore)}
+        try:
+            found_scale, kwargs = layout.infer(sd)
+            ok = True
+        except (KeyError, ValueError, IndexError, TypeError, ZeroDivisionError):
+            found_scale, kwargs, ok = None, {}, False
+        if ok and found_scale is not None and scale is not None and found_scale != scale:
+            raise LayoutError(
+                f"this {arch} checkpoint ({layout.name} layout) is for x{found_scale}, not x{scale}",
+                hint=f"use --scale {found_scale}",
+            )
+        use_scale = found_scale if found_scale is not None else (scale or default_scale)
+        kwargs = {**kwargs, **(overrides or {})}
+        with torch.device("meta"):  # keys and shapes only: no memory, no init cost
+            try:
+                own = factory(scale=use_scale, **kwargs).state_dict()
+            except (ValueError, TypeError):
+                own, ok = factory(scale=default_scale).state_dict(), False
+        expected = {layout.rename(k, use_scale, kwargs): k for k in own}
+        missing = [k for k in expected if k not in given]
+        unexpected = [k for k in given if k not in expected]
+        mismatched = [
+            f"{k} {list(_shape(sd[k]))} (expected {list(_shape(own[expected[k]]))})"
+            for k in expected
+            if k in given and _shape(sd[k]) != _shape(own[expected[k]])
+        ]
+        attempt = _Attempt(layout, len(expected) - len(missing), missing, unexpected, mismatched)
+        if ok and not missing and not unexpected and not mismatched:
+            module = factory(scale=use_scale, **kwargs)
+            mapped = {ours: sd[pub].to(own[ours].dtype) for pub, ours in expected.items()}
+            module.load_state_dict(mapped, strict=True)
+            module.eval()
+            return module, use_scale, dict(kwargs)
+        attempts.append(attempt)
+    best = max(attempts, key=lambda a: a.score)
+    parts = [f"closest is the {best.layout.name} layout ({best.matched} of "
+             f"{best.matched + len(best.missing)} keys present)"]
+    if best.missing:
+        parts.append(f"missing keys: {_few(best.missing)}")
+    if best.unexpected:
+        parts.append(f"unexpected keys: {_few(best.unexpected)}")
+    if best.mismatched:
+        parts.append(f"shape mismatch: {_few(best.mismatched, 3)}")
+    names = ", ".join(a.layout.name for a in attempts)
+    err = LayoutError(
+        f"state dict matches no known {arch} layout; " + "; ".join(parts),
+        hint=f"known {arch} layouts: {names}; if the file is for another architecture, name it "
+        "with --model",
+    )
+    err.closest = best.layout.name  # type: ignore[attr-defined]
+    err.missing = sorted(best.missing)  # type: ignore[attr-defined]
+    err.unexpected = sorted(best.unexpected)  # type: ignore[attr-defined]
+    err.mismatched = best.mismatched  # type: ignore[attr-defined]
+    raise err
+
+
+def count(sd: Mapping[str, Any], pattern: str) -> int:
+    """How many distinct values the first group of ``pattern`` takes over the keys of ``sd``."""
+    rx = re.compile(pattern)
+    return len({m.group(1) for k in sd if (m := rx.fullmatch(k))})
+
+
+def shape(sd: Mapping[str, Any], key: str) -> tuple[int, ...]:
+    return _shape(sd[key])
+
+
+def isqrt_exact(n: int) -> int:
+    r = int(round(n ** 0.5))
+    if r * r != n:
+        raise ValueError(f"{n} is not a square")
+    return r

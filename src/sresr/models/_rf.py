@@ -1,0 +1,61 @@
+"""Exact receptive-field radii by interval propagation (torch-free).
+
+A network is described, in forward order, as a list of 1-D operations on one spatial axis:
+
+* ``("conv", k)`` / ``("conv", k, dilation)``: a stride-1 convolution with ``padding=(k-1)//2*dilation``;
+* ``("up", f)``: nearest upsampling or pixel shuffle by ``f`` (output ``y`` reads input ``y // f``);
+* ``("bilinear", f)`` / ``("bicubic", f)``: ``F.interpolate(..., align_corners=False)`` by ``f``;
+* ``("unshuffle", f)``: pixel unshuffle by ``f`` (output ``u`` reads ``u*f .. u*f+f-1``);
+* ``("deconv", k, stride, padding)``: a transposed convolution;
+* ``("branch", ops_a, ops_b)``: two paths whose outputs are added (a skip connection).
+
+:func:`radius` walks back from every output pixel ``y`` (one full period of the pattern) to the
+interval of input pixels it reads, and returns the largest distance between that interval and the
+input pixel ``y // scale`` that "owns" ``y``. That is exactly what a tiler needs: an output tile
+``[a*s, b*s)`` depends on input ``[a - r, b + r)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+Op = tuple[Any, ...]
+
+
+def _back(ops: Sequence[Op], lo: int, hi: int) -> tuple[int, int]:
+    for op in reversed(ops):
+        kind = op[0]
+        if kind == "conv":
+            r = (op[1] - 1) // 2 * (op[2] if len(op) > 2 else 1)
+            lo, hi = lo - r, hi + r
+        elif kind == "up":
+            lo, hi = lo // op[1], hi // op[1]
+        elif kind in ("bilinear", "bicubic"):
+            f = op[1]
+            reach = (0, 1) if kind == "bilinear" else (-1, 2)
+            lo = math.floor((lo + 0.5) / f - 0.5) + reach[0]
+            hi = math.floor((hi + 0.5) / f - 0.5) + reach[1]
+        elif kind == "unshuffle":
+            lo, hi = lo * op[1], hi * op[1] + op[1] - 1
+        elif kind == "deconv":
+            k, stride, pad = op[1], op[2], op[3]
+            lo, hi = -((-(lo + pad - k + 1)) // stride), (hi + pad) // stride
+        elif kind == "branch":
+            a = _back(op[1], lo, hi)
+            b = _back(op[2], lo, hi)
+            lo, hi = min(a[0], b[0]), max(a[1], b[1])
+        else:  # pragma: no cover - programming error
+            raise ValueError(f"unknown op {op!r}")
+    return lo, hi
+
+
+def radius(ops: Sequence[Op], scale: int) -> int:
+    """Receptive-field radius in input pixels of a network with overall upscaling ``scale``."""
+    worst = 0
+    base = 1000 * scale * 16
+    for y in range(base, base + 16 * scale * 4):
+        lo, hi = _back(ops, y, y)
+        owner = y // scale
+        worst = max(worst, owner - lo, hi - owner)
+    return worst

@@ -1,0 +1,134 @@
+"""EDSR (Lim et al., CVPRW 2017). Key names follow BasicSR's EDSR; the official EDSR-PyTorch
+layout is mapped onto them. Inputs in [0, 1]; internally ``(x - mean) * img_range`` like both
+reference implementations (their weights expect ``img_range=255``). The DIV2K mean is a
+non-persistent buffer, so it is not part of the state dict.
+
+EDSR-baseline: ``features=64, blocks=16, res_scale=1`` (default); EDSR: ``features=256,
+blocks=32, res_scale=0.1``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import _rf
+from .._layouts import Layout, count, load_with_layouts, shape
+
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
+
+def _stages(scale: int) -> list[int]:
+    if scale == 3:
+        return [3]
+    if scale >= 2 and scale & (scale - 1) == 0:
+        return [2] * (scale.bit_length() - 1)
+    raise ValueError(f"EDSR supports scales 3 and powers of two, not {scale}")
+
+
+class ResBlock(nn.Module):
+    def __init__(self, features: int, res_scale: float):
+        super().__init__()
+        self.res_scale = res_scale
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x))) * self.res_scale
+
+
+class EDSR(nn.Module):
+    def __init__(self, scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16,
+                 res_scale: float = 1.0, img_range: float = 255.0):
+        super().__init__()
+        self.img_range = img_range
+        mean = torch.tensor(DIV2K_MEAN if channels == 3 else [0.5] * channels).view(1, channels, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.conv_first = nn.Conv2d(channels, features, 3, padding=1)
+        self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)])
+        self.conv_after_body = nn.Conv2d(features, features, 3, padding=1)
+        up: list[nn.Module] = []
+        for f in _stages(scale):
+            up += [nn.Conv2d(features, features * f * f, 3, padding=1), nn.PixelShuffle(f)]
+        self.upsample = nn.Sequential(*up)
+        self.conv_last = nn.Conv2d(features, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = self.mean.to(x.dtype)
+        feat = self.conv_first((x - mean) * self.img_range)
+        feat = feat + self.conv_after_body(self.body(feat))
+        return self.conv_last(self.upsample(feat)) / self.img_range + mean
+
+
+def edsr(scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16, res_scale: float = 1.0,
+         img_range: float = 255.0) -> EDSR:
+    """EDSR-baseline by default; the paper's EDSR is ``features=256, blocks=32, res_scale=0.1``."""
+    return EDSR(scale, channels, features, blocks, res_scale, img_range)
+
+
+def receptive_field(scale: int = 4, blocks: int = 16, **_: Any) -> int:
+    ops: list[tuple[Any, ...]] = [("conv", 3)] + [("conv", 3)] * (2 * blocks + 1)
+    for f in _stages(scale):
+        ops += [("conv", 3), ("up", f)]
+    return _rf.radius(ops + [("conv", 3)], scale)
+
+
+def _res_scale(features: int) -> float:
+    # not stored in the weights: the published EDSR (256 features) uses 0.1, the baseline 1
+    return 0.1 if features >= 256 else 1.0
+
+
+def _infer_basicsr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    features, ch, _, _ = shape(sd, "conv_first.weight")
+    factor = shape(sd, "upsample.0.weight")[0] // features
+    ups = count(sd, r"upsample\.(\d+)\.weight")
+    scale = 3 if factor == 9 else 2**ups
+    blocks = count(sd, r"body\.(\d+)\.conv1\.weight")
+    return scale, {"channels": ch, "features": features, "blocks": blocks, "res_scale": _res_scale(features)}
+
+
+def _infer_official(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    features, ch, _, _ = shape(sd, "head.0.weight")
+    factor = shape(sd, "tail.0.0.weight")[0] // features
+    ups = count(sd, r"tail\.0\.(\d+)\.weight")
+    scale = 3 if factor == 9 else 2**ups
+    blocks = count(sd, r"body\.(\d+)\.body\.0\.weight")
+    kwargs: dict[str, Any] = {"channels": ch, "features": features, "blocks": blocks,
+                              "res_scale": _res_scale(features)}
+    if "sub_mean.bias" in sd and ch == 3:  # bias = -rgb_range * mean
+        rgb_range = round(float(-sd["sub_mean.bias"][0]) / DIV2K_MEAN[0])
+        if rgb_range not in (0, 255):
+            kwargs["img_range"] = float(rgb_range)
+    return scale, kwargs
+
+
+def _rename_official(key: str, scale: int, kwargs: Mapping[str, Any]) -> str:
+    blocks = int(kwargs.get("blocks", 16))
+    if key.startswith("conv_first."):
+        return "head.0." + key.split(".", 1)[1]
+    if m := re.fullmatch(r"body\.(\d+)\.conv([12])\.(\w+)", key):
+        return f"body.{m.group(1)}.body.{0 if m.group(2) == '1' else 2}.{m.group(3)}"
+    if key.startswith("conv_after_body."):
+        return f"body.{blocks}." + key.split(".", 1)[1]
+    if m := re.fullmatch(r"upsample\.(\d+)\.(\w+)", key):
+        return f"tail.0.{m.group(1)}.{m.group(2)}"
+    if key.startswith("conv_last."):
+        return "tail.1." + key.split(".", 1)[1]
+    return key
+
+
+LAYOUTS = (
+    Layout("edsr-basicsr", _infer_basicsr, description="conv_first, body.{i}.conv1/2, conv_after_body, upsample"),
+    Layout("edsr-official", _infer_official, _rename_official, ignore=(r"(sub|add)_mean\.(weight|bias)",),
+           description="EDSR-PyTorch: head.0, body.{i}.body.{0,2}, body.{nb}, tail.0.{0,2}, tail.1"),
+)
+
+
+def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides: Any):
+    """``(module, scale, kwargs)``. ``res_scale`` is not in the weights: 0.1 is assumed for 256
+    features (the published EDSR), else 1; override with ``res_scale=``."""
+    return load_with_layouts(sd, LAYOUTS, edsr, "edsr", 4, scale, overrides)

@@ -1,0 +1,28 @@
+"""ESRGAN / Real-ESRGAN RRDBNet spec (torch-free). The network is in :mod:`sresr.models.esrgan.arch`."""
+
+from sresr.spec import ModelSpec
+
+SPEC = ModelSpec(
+    name="esrgan",
+    factory="sresr.models.esrgan.arch:rrdbnet",
+    scales=(1, 2, 4),
+    description="RRDBNet (nf=64, nb=23, gc=32) of ESRGAN / Real-ESRGAN; x2 and x1 pixel-unshuffle "
+    "the input (x2plus); blocks=6 is anime_6B",
+    colorspace="rgb",
+    input="lr",
+    size_multiple=4,  # x1 unshuffles by 4, x2 by 2, x4 needs 1 (see arch.size_multiple(scale))
+    # exact theoretical radius at x1; x2 needs 698 and x4 349 (arch.receptive_field(scale))
+    receptive_field=1396,
+    supports_fp16=True,
+    supports_bf16=True,
+    loader="sresr.models.esrgan.arch:load_state_dict",
+    num_params={1: 16723907, 2: 16703171, 4: 16697987},
+    paper="Wang et al.: ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks, ECCVW 2018 "
+    "(arXiv:1809.00219); Real-ESRGAN, ICCVW 2021 (arXiv:2107.10833)",
+    license="Apache-2.0",
+    # RRDB trained for PSNR (ESRGAN paper). The GAN model scores Set5 30.45 dB (LPIPS 0.0748).
+    paper_metrics={
+        "set5/x4/psnr": 32.73, "set5/x4/ssim": 0.9011, "set14/x4/psnr": 28.99, "set14/x4/ssim": 0.7917,
+        "b100/x4/psnr": 27.85, "b100/x4/ssim": 0.7455, "urban100/x4/psnr": 27.03, "urban100/x4/ssim": 0.8153,
+    },
+)

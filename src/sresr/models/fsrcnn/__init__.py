@@ -1,0 +1,29 @@
+"""FSRCNN spec (torch-free). The network is in :mod:`sresr.models.fsrcnn.arch`."""
+
+from sresr.spec import ModelSpec
+
+SPEC = ModelSpec(
+    name="fsrcnn",
+    factory="sresr.models.fsrcnn.arch:fsrcnn",
+    scales=(2, 3, 4),
+    description="FSRCNN(d=56, s=12, m=4) on luma with the paper's transposed-conv upsampler",
+    colorspace="y",
+    input="lr",
+    size_multiple=1,
+    receptive_field=8,  # 6 LR pixels of convolutions + the 9x9 transposed conv (<= 2 LR pixels)
+    supports_fp16=True,
+    supports_bf16=True,
+    loader="sresr.models.fsrcnn.arch:load_state_dict",
+    num_params={2: 12809, 3: 12809, 4: 12809},
+    paper="Dong, Loy, Tang: Accelerating the Super-Resolution Convolutional Neural Network, ECCV 2016 "
+    "(arXiv:1608.00367)",
+    license="Apache-2.0",
+    paper_metrics={
+        "set5/x2/psnr": 37.05, "set5/x2/ssim": 0.9560, "set14/x2/psnr": 32.66, "set14/x2/ssim": 0.9090,
+        "b100/x2/psnr": 31.53, "b100/x2/ssim": 0.8920, "urban100/x2/psnr": 29.88, "urban100/x2/ssim": 0.9020,
+        "set5/x3/psnr": 33.18, "set5/x3/ssim": 0.9140, "set14/x3/psnr": 29.37, "set14/x3/ssim": 0.8240,
+        "b100/x3/psnr": 28.53, "b100/x3/ssim": 0.7910, "urban100/x3/psnr": 26.43, "urban100/x3/ssim": 0.8080,
+        "set5/x4/psnr": 30.72, "set5/x4/ssim": 0.8660, "set14/x4/psnr": 27.61, "set14/x4/ssim": 0.7550,
+        "b100/x4/psnr": 26.98, "b100/x4/ssim": 0.7150, "urban100/x4/psnr": 24.62, "urban100/x4/ssim": 0.7280,
+    },
+)

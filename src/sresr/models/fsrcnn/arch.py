@@ -1,0 +1,58 @@
+"""FSRCNN (Dong et al., ECCV 2016): feature extraction, shrinking, mapping, expanding and a
+transposed-convolution upsampler. Key names follow yjn870/FSRCNN-pytorch."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .. import _rf
+from .._layouts import Layout, count, load_with_layouts, shape
+
+
+class FSRCNN(nn.Module):
+    def __init__(self, scale: int, channels: int = 1, d: int = 56, s: int = 12, m: int = 4):
+        super().__init__()
+        self.scale = scale
+        self.first_part = nn.Sequential(nn.Conv2d(channels, d, 5, padding=2), nn.PReLU(d))
+        mid: list[nn.Module] = [nn.Conv2d(d, s, 1), nn.PReLU(s)]
+        for _ in range(m):
+            mid += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s)]
+        mid += [nn.Conv2d(s, d, 1), nn.PReLU(d)]
+        self.mid_part = nn.Sequential(*mid)
+        self.last_part = nn.ConvTranspose2d(d, channels, 9, stride=scale, padding=4, output_padding=scale - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_part(self.mid_part(self.first_part(x)))
+
+
+def fsrcnn(scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> FSRCNN:
+    """FSRCNN(d, s, m); the paper's FSRCNN-s is ``d=32, s=5, m=1``."""
+    if scale < 1:
+        raise ValueError("scale must be >= 1")
+    return FSRCNN(scale, channels, d, s, m)
+
+
+def receptive_field(scale: int = 2, m: int = 4, **_: Any) -> int:
+    ops = [("conv", 5), ("conv", 1)] + [("conv", 3)] * m + [("conv", 1), ("deconv", 9, scale, 4)]
+    return _rf.radius(ops, scale)
+
+
+def _infer(sd: Mapping[str, Any]) -> tuple[None, dict[str, Any]]:
+    d, ch, _, _ = shape(sd, "first_part.0.weight")
+    s = shape(sd, "mid_part.0.weight")[0]
+    m = count(sd, r"mid_part\.(\d+)\.weight") // 2 - 2
+    if m < 0:
+        raise ValueError("no mapping layers")
+    return None, {"channels": ch, "d": d, "s": s, "m": m}
+
+
+LAYOUTS = (Layout("fsrcnn-yjn870", _infer, description="first_part/mid_part/last_part (yjn870)"),)
+
+
+def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides: Any):
+    """``(module, scale, kwargs)``. The transposed convolution's stride is not stored in the
+    weights, so pass ``scale`` (default 2)."""
+    return load_with_layouts(sd, LAYOUTS, fsrcnn, "fsrcnn", 2, scale, overrides)

@@ -1,0 +1,264 @@
+"""Training data: aligned random HR/LR patches whose order is a pure function of (seed, index).
+
+Each image is read once, mod-cropped, and its LR made once per scale with the protocol's MATLAB
+bicubic ``imresize`` (rounded to uint8 like the benchmark LR files), then kept in memory in the
+model's colorspace. Sample ``k`` (global index ``iteration * batch + position``) draws its image,
+crop and flips/rotation from ``numpy.random.default_rng((seed, k))``, so a run resumed at
+iteration ``i`` sees exactly the batches an uninterrupted run would, whatever the DataLoader
+workers did, and DDP ranks read disjoint slices of the same global batch.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError
+
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+# -- sources ---------------------------------------------------------------------------------
+
+
+def _images_in(folder: Path) -> list[Path]:
+    if (folder / "HR").is_dir():  # the EDSR/DIV2K layout: HR/ (+ LR_bicubic/, which we regenerate)
+        folder = folder / "HR"
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _named_dataset_paths(name: str) -> list[Path]:
+    """HR files of a named dataset (bundled set5, or downloaded and verified by sresr.datasets)."""
+    from ..datasets import load_dataset
+
+    files = [Path(p) for p in load_dataset(name).hr_files]
+    if not files:
+        raise DatasetError(f"dataset '{name}' gives no image files")
+    return files
+
+
+def resolve_sources(sources: Sequence[str]) -> list[Path]:
+    """Image files of every source (a folder, an image file or a dataset name), in order."""
+    if not sources:
+        raise DatasetError("no training data given", hint="pass --data FOLDER (a folder of HR images) or a dataset name")
+    out: list[Path] = []
+    for src in sources:
+        p = Path(src).expanduser()
+        if p.is_dir():
+            files = _images_in(p)
+            if not files:
+                raise DatasetError(f"training data folder {p} holds no images",
+                                   hint="supported: " + ", ".join(sorted(IMAGE_EXTS)))
+            out.extend(files)
+        elif p.is_file():
+            out.append(p)
+        else:
+            out.extend(_named_dataset_paths(src))
+    return out
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """HxWx3 uint8 (grayscale is repeated to 3 channels)."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.clip(np.round(arr / (65535.0 if arr.max() > 255 else 1.0) * 255.0), 0, 255)
+                return np.repeat(arr.astype(np.uint8)[..., None], 3, axis=2)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Exception as exc:
+        raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
+
+
+# -- per-image preparation ---------------------------------------------------------------------
+
+
+@dataclass
+class Pair:
+    """One image in model space. ``hr``: CxHxW; ``inp``: Cxhxw (LR) or CxHxW (pre-upsampled input).
+    uint8 arrays hold [0, 255] values; float32 arrays hold [0, 1]."""
+
+    name: str
+    hr: np.ndarray
+    inp: np.ndarray
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def _to_y(x: torch.Tensor) -> torch.Tensor:
+    from ..imaging.color import rgb_to_y  # noqa: PLC0415
+
+    y = rgb_to_y(x)
+    if y.dim() == x.dim() - 1:
+        y = y.unsqueeze(-3)
+    return y
+
+
+def make_lr(hr_u8: np.ndarray, scale: int) -> np.ndarray:
+    """HxWx3 uint8 -> LR uint8 with MATLAB bicubic, rounded (the benchmark LR files)."""
+    from ..imaging.resize import imresize  # noqa: PLC0415
+
+    x = torch.from_numpy(np.ascontiguousarray(hr_u8)).permute(2, 0, 1)
+    return imresize(x, scale=1.0 / scale).permute(1, 2, 0).numpy()  # uint8 in, MATLAB uint8 semantics out
+
+
+def prepare_pair(name: str, rgb: np.ndarray, scale: int, colorspace: str, upsampled: bool) -> Pair:
+    """HR (mod-cropped) and the model input for one image, in the model's colorspace."""
+    from ..imaging.resize import imresize  # noqa: PLC0415
+
+    hr_u8 = modcrop(rgb, scale)
+    lr_u8 = make_lr(hr_u8, scale)
+    hr_t = torch.from_numpy(hr_u8).permute(2, 0, 1)
+    lr_t = torch.from_numpy(lr_u8).permute(2, 0, 1)
+    if colorspace == "y":
+        hr = _to_y(hr_t.double() / 255.0).float()
+        lr = _to_y(lr_t.double() / 255.0)
+        if upsampled:
+            inp = imresize(lr, scale=scale).float()
+            inp = inp[..., : hr.shape[-2], : hr.shape[-1]]
+        else:
+            inp = lr.float()
+        return Pair(name, hr.numpy(), inp.numpy())
+    if upsampled:
+        inp = imresize(lr_t.double() / 255.0, scale=scale).float()[..., : hr_t.shape[-2], : hr_t.shape[-1]]
+        return Pair(name, hr_t.numpy().copy(), inp.numpy())
+    return Pair(name, hr_t.numpy().copy(), lr_t.numpy().copy())
+
+
+def as_float(a: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(a))
+    return t.float() / 255.0 if t.dtype == torch.uint8 else t.float()
+
+
+# -- the patch dataset -----------------------------------------------------------------------
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """``ds[k]`` -> (input patch, HR patch) for global sample index ``k``; deterministic in (seed, k).
+
+    ``pairs[scale]`` are the prepared images for each training scale; the scale of a batch is
+    drawn per iteration from ``(seed, iteration)``.
+    """
+
+    def __init__(self, pairs: dict[int, list[Pair]], patch_size: int, batch_size: int, seed: int,
+                 augment: bool, upsampled: bool):
+        self.pairs = pairs
+        self.scales = sorted(pairs)
+        self.patch_size = int(patch_size)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.augment = augment
+        self.upsampled = upsampled
+
+    def __len__(self) -> int:  # indices are unbounded; the sampler decides
+        return 2**62
+
+    def scale_for_iteration(self, it: int) -> int:
+        if len(self.scales) == 1:
+            return self.scales[0]
+        rng = np.random.default_rng((self.seed, 0x5CA1E, it))
+        return self.scales[int(rng.integers(len(self.scales)))]
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        it = k // self.batch_size
+        scale = self.scale_for_iteration(it)
+        pairs = self.pairs[scale]
+        rng = np.random.default_rng((self.seed, k))
+        pair = pairs[int(rng.integers(len(pairs)))]
+        if self.upsampled:
+            p = self.patch_size
+            h, w = pair.hr.shape[-2:]
+            y = int(rng.integers(h - p + 1))
+            x = int(rng.integers(w - p + 1))
+            inp = pair.inp[:, y : y + p, x : x + p]
+            hr = pair.hr[:, y : y + p, x : x + p]
+        else:
+            p = self.patch_size // scale
+            h, w = pair.inp.shape[-2:]
+            y = int(rng.integers(h - p + 1))
+            x = int(rng.integers(w - p + 1))
+            inp = pair.inp[:, y : y + p, x : x + p]
+            hr = pair.hr[:, y * scale : (y + p) * scale, x * scale : (x + p) * scale]
+        if self.augment:
+            hflip, vflip, rot = (bool(b) for b in rng.integers(0, 2, size=3))
+            if hflip:
+                inp, hr = inp[:, :, ::-1], hr[:, :, ::-1]
+            if vflip:
+                inp, hr = inp[:, ::-1, :], hr[:, ::-1, :]
+            if rot:
+                inp, hr = inp.transpose(0, 2, 1), hr.transpose(0, 2, 1)
+        return as_float(inp), as_float(hr)
+
+
+class IterationBatchSampler(torch.utils.data.Sampler[list[int]]):
+    """Batches for iterations ``start .. stop-1``: this rank's slice of each global batch."""
+
+    def __init__(self, start: int, stop: int, global_batch: int, rank: int = 0, world: int = 1):
+        if global_batch % world:
+            raise DatasetError(f"batch size {global_batch} is not divisible by the {world} processes",
+                               hint="pick a batch size that is a multiple of the number of processes")
+        self.start, self.stop = start, stop
+        self.global_batch, self.local = global_batch, global_batch // world
+        self.rank = rank
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for it in range(self.start, self.stop):
+            base = it * self.global_batch + self.rank * self.local
+            yield list(range(base, base + self.local))
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def _worker_init(_: int) -> None:
+    # Ctrl-C goes to the whole process group: the main process saves a checkpoint and stops the
+    # workers itself, so the workers must not die on SIGINT first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(1)
+
+
+def make_loader(dataset: PatchDataset, start: int, stop: int, rank: int, world: int, workers: int,
+                pin_memory: bool) -> torch.utils.data.DataLoader:
+    sampler = IterationBatchSampler(start, stop, dataset.batch_size, rank, world)
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_worker_init if workers > 0 else None,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, upsampled: bool,
+               min_hr: int, log=None) -> dict[int, list[Pair]]:
+    """Read every image once and prepare it for every scale; images smaller than the patch are skipped."""
+    out: dict[int, list[Pair]] = {s: [] for s in scales}
+    skipped = 0
+    for i, path in enumerate(paths):
+        rgb = read_rgb(path)
+        if min(rgb.shape[:2]) < min_hr:
+            skipped += 1
+            continue
+        for s in scales:
+            out[s].append(prepare_pair(path.name, rgb, s, colorspace, upsampled))
+        if log is not None and (i + 1) % 50 == 0:
+            log(f"prepared {i + 1}/{len(paths)} training images")
+    if not out[scales[0]]:
+        raise DatasetError(f"no training image is at least {min_hr}x{min_hr} pixels",
+                           hint="use a smaller --patch-size or larger images")
+    if skipped and log is not None:
+        log(f"skipped {skipped} image(s) smaller than the {min_hr}px patch")
+    return out

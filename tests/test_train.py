@@ -1,0 +1,346 @@
+"""sresr.train: config round trips, recipes, losses, data determinism, short real trainings."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sresr import registry
+from sresr.errors import SresrError, UsageError
+from sresr.train.config import TrainConfig, dump_toml, load_toml, loads_toml, override, to_dict
+from sresr.train.recipes import RECIPES, get_recipe, list_recipes, recipe_for_model
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "train"
+PLUGIN = HERE / "data" / "train_plugin"
+sys.path.insert(0, str(HERE))
+from conftest import run_sresr  # noqa: E402
+
+
+@pytest.fixture
+def plugin(monkeypatch: pytest.MonkeyPatch):
+    """The tiny test networks (tinysr, tinysr-rgb, tinysr-up), registered through real entry points."""
+    monkeypatch.syspath_prepend(str(PLUGIN))
+    registry.refresh()
+    yield
+    registry.refresh()
+
+
+def tiny_config(model: str = "tinysr", scale: int = 2, **changes) -> TrainConfig:
+    cfg = get_recipe("generic", scale, model=model)
+    base = {"data.train": [str(DATA / "hr")], "val.data": str(DATA / "val"), "iters": 30, "data.patch_size": 24,
+            "data.batch_size": 4, "val.every": 10, "checkpoint_every": 10, "optim.lr": 1e-2, "log_every": 1,
+            "threads": 1}
+    base.update(changes)
+    return override(cfg, base)
+
+
+# -- config ------------------------------------------------------------------------------------------
+
+
+def test_every_recipe_round_trips_through_toml():
+    for name in RECIPES:
+        for scale in (2, 3, 4):
+            cfg = get_recipe(name, scale, model="x")
+            text = dump_toml(cfg)
+            back = loads_toml(text)
+            assert back == cfg, name
+            assert dump_toml(back) == text
+            import tomllib
+
+            assert tomllib.loads(text)["scale"] == scale
+
+
+def test_partial_config_file_overrides_only_its_keys(tmp_path: Path):
+    base = get_recipe("fsrcnn", 3, model="fsrcnn")
+    f = tmp_path / "c.toml"
+    f.write_text('iters = 77\n[optim]\nlr = 0.005\n[data]\ntrain = ["a", "b"]\n')
+    cfg = load_toml(f, base=base)
+    assert cfg.iters == 77 and cfg.optim.lr == 0.005 and cfg.data.train == ("a", "b")
+    assert cfg.optim.betas == base.optim.betas and cfg.loss == base.loss and cfg.scale == 3
+
+
+def test_bad_config_values_are_clear_errors(tmp_path: Path):
+    with pytest.raises(UsageError, match="unknown config key 'optim.lrr'"):
+        override(TrainConfig(model="m"), {"optim.lrr": 1})
+    with pytest.raises(UsageError, match="must be an integer"):
+        override(TrainConfig(model="m"), {"iters": "many"})
+    with pytest.raises(UsageError, match="loss.pixel"):
+        override(TrainConfig(model="m"), {"loss.pixel": "l3"}).validate()
+    bad = tmp_path / "bad.toml"
+    bad.write_text("iters = = 3")
+    with pytest.raises(UsageError, match="not valid TOML"):
+        load_toml(bad)
+
+
+def test_recipes_follow_the_papers():
+    vdsr = get_recipe("vdsr")
+    assert (vdsr.optim.name, vdsr.optim.momentum, vdsr.optim.grad_clip_mode) == ("sgd", 0.9, "adjustable")
+    assert vdsr.data.patch_size == 41 and vdsr.data.scales == (2, 3, 4) and vdsr.schedule.name == "step"
+    assert get_recipe("edsr", 4).data.patch_size == 48 * 4 and get_recipe("edsr").loss.pixel == "l1"
+    assert get_recipe("srcnn").loss.pixel == "mse" and get_recipe("srcnn").data.train == ("t91",)
+    assert get_recipe("fsrcnn-finetune", 3).trainable == ("@last",)
+    srgan = get_recipe("srgan")
+    assert srgan.gan.weight == 1e-3 and srgan.gan.kind == "vanilla" and srgan.loss.perceptual_layer == "conv5_4"
+    esr = get_recipe("esrgan")
+    assert esr.gan.kind == "ragan" and esr.loss.perceptual_before_activation and esr.loss.pixel == "l1"
+    assert esr.schedule.name == "multistep" and esr.schedule.gamma == 0.5
+    assert recipe_for_model("fsrcnn") == "fsrcnn" and recipe_for_model("someplugin") == "generic"
+    assert "srgan-pretrain" in list_recipes()
+    with pytest.raises(UsageError, match="unknown recipe") as exc:
+        get_recipe("fsrcn")
+    assert "did you mean 'fsrcnn'" in (exc.value.hint or "")
+
+
+def test_shipped_recipe_files_load():
+    files = sorted((HERE.parent / "recipes").glob("*.toml"))
+    assert len(files) >= 7
+    for f in files:
+        cfg = load_toml(f)
+        cfg.validate()
+        assert cfg.model in ("fsrcnn", "espcn", "srcnn"), f
+
+
+# -- losses ------------------------------------------------------------------------------------------
+
+
+def test_pixel_losses_against_direct_formulas():
+    from sresr.train.losses import discriminator_loss, generator_adversarial_loss, pixel_loss
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(2, 1, 5, 5, generator=g), torch.rand(2, 1, 5, 5, generator=g)
+    d = (a - b).double()
+    assert math.isclose(float(pixel_loss("l1")(a, b)), float(d.abs().mean()), rel_tol=1e-6)
+    assert math.isclose(float(pixel_loss("mse")(a, b)), float((d * d).mean()), rel_tol=1e-6)
+    assert math.isclose(float(pixel_loss("charbonnier", 1e-3)(a, b)), float(torch.sqrt(d * d + 1e-6).mean()),
+                        rel_tol=1e-6)
+    real, fake = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    sp = lambda x: math.log1p(math.exp(-x))  # noqa: E731  -log(sigmoid(x))
+    assert math.isclose(float(generator_adversarial_loss("vanilla", fake)), (sp(0.5) + sp(-3.0)) / 2, rel_tol=1e-6)
+    # relativistic average: D_ra(x, y) = C(x) - mean C(y)
+    rm, fm = float(real.mean()), float(fake.mean())
+    d_expected = (sum(sp(r - fm) for r in real.tolist()) / 2 + sum(sp(-(f - rm)) for f in fake.tolist()) / 2) / 2
+    assert math.isclose(float(discriminator_loss("ragan", real, fake)), d_expected, rel_tol=1e-6)
+
+
+def test_vgg_loss_without_torchvision_is_a_clear_error():
+    from sresr.train.losses import VGGPerceptualLoss
+
+    try:
+        import torchvision  # noqa: F401
+        pytest.skip("torchvision works here")
+    except Exception:
+        pass
+    with pytest.raises(SresrError) as exc:
+        VGGPerceptualLoss("conv5_4")
+    assert "torchvision" in exc.value.message and "sresr[vgg]" in (exc.value.hint or "")
+
+
+# -- data --------------------------------------------------------------------------------------------
+
+
+def test_patches_are_aligned_and_deterministic():
+    from sresr.imaging.resize import imresize
+    from sresr.train.data import PatchDataset, load_pairs, resolve_sources
+
+    paths = resolve_sources([str(DATA / "hr")])
+    pairs = load_pairs(paths, (3,), "rgb", upsampled=False, min_hr=24)
+    ds = PatchDataset(pairs, patch_size=24, batch_size=4, seed=5, augment=True, upsampled=False)
+    for k in range(12):
+        lr, hr = ds[k]
+        assert lr.shape == (3, 8, 8) and hr.shape == (3, 24, 24)
+        assert torch.equal(lr, ds[k][0]) and torch.equal(hr, ds[k][1])  # a pure function of (seed, k)
+        # the LR patch is the MATLAB-bicubic image of the HR patch (up to borders and uint8 rounding)
+        ref = imresize((hr * 255).round().to(torch.uint8), scale=1 / 3).float() / 255
+        assert float((ref - lr)[:, 2:-2, 2:-2].abs().max()) <= 2 / 255
+    other = PatchDataset(pairs, 24, 4, seed=6, augment=True, upsampled=False)
+    assert any(not torch.equal(ds[k][1], other[k][1]) for k in range(4))
+
+
+def test_y_pairs_match_the_protocol_conversion():
+    from sresr.imaging.color import rgb_to_y
+    from sresr.train.data import make_lr, modcrop, prepare_pair, read_rgb
+
+    rgb = read_rgb(DATA / "hr" / "t0.png")
+    pair = prepare_pair("t0", rgb, 4, "y", upsampled=False)
+    hr = torch.from_numpy(modcrop(rgb, 4).copy()).permute(2, 0, 1).double() / 255
+    assert np.allclose(pair.hr, rgb_to_y(hr).numpy(), atol=1e-6)
+    lr = torch.from_numpy(make_lr(modcrop(rgb, 4), 4).copy()).permute(2, 0, 1).double() / 255
+    assert np.allclose(pair.inp, rgb_to_y(lr).numpy(), atol=1e-6)
+    up = prepare_pair("t0", rgb, 4, "y", upsampled=True)
+    assert up.inp.shape == up.hr.shape
+
+
+def test_ddp_ranks_split_each_global_batch():
+    from sresr.train.data import IterationBatchSampler
+
+    single = list(IterationBatchSampler(3, 5, 8))
+    r0 = list(IterationBatchSampler(3, 5, 8, rank=0, world=2))
+    r1 = list(IterationBatchSampler(3, 5, 8, rank=1, world=2))
+    assert [a + b for a, b in zip(r0, r1)] == single == [list(range(24, 32)), list(range(32, 40))]
+    with pytest.raises(SresrError, match="divisible"):
+        IterationBatchSampler(0, 1, 7, 0, 2)
+
+
+# -- training ----------------------------------------------------------------------------------------
+
+
+def _rows(rundir: Path) -> list[dict[str, str]]:
+    with open(rundir / "metrics.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize("model", ["tinysr", "tinysr-rgb", "tinysr-up"])
+def test_tiny_training_learns_and_writes_usable_weights(plugin, tmp_path: Path, model: str):
+    from safetensors import safe_open
+
+    from sresr.train.loop import train
+    from sresr.weights import load_model
+
+    lr = 1e-3 if model == "tinysr-up" else 1e-2  # the residual model starts at bicubic quality
+    cfg = tiny_config(model, iters=60, **{"loss.pixel": "mse", "optim.lr": lr})
+    result = train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    rows = _rows(tmp_path / "run")
+    losses = [float(r["loss"]) for r in rows]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+    vals = [float(r["val_psnr"]) for r in rows if r["val_psnr"]]
+    assert len(vals) == 6
+    if model != "tinysr-up":
+        assert vals[-1] > vals[0] + 3
+    for name in ("config.toml", "checkpoint.pt", "loss.png", "val_psnr.png", "weights.safetensors"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert load_toml(tmp_path / "run" / "config.toml") == cfg
+    with safe_open(str(result.weights), "pt") as f:
+        meta = f.metadata()
+    assert meta["sresr.model"] == model and meta["sresr.scale"] == "2" and json.loads(meta["sresr.kwargs"]) == {}
+    assert meta["sresr.iterations"] == "60"
+    assert math.isclose(json.loads(meta["sresr.metrics"])["val/x2/psnr"], result.val["psnr"], abs_tol=1e-3)
+    loaded = load_model(model, 2, weights=str(result.weights))
+    for k, v in loaded.module.state_dict().items():
+        assert torch.equal(v, result.module.state_dict()[k])
+
+
+def test_validation_psnr_is_the_protocol_number(plugin, tmp_path: Path):
+    """The logged PSNR equals an independent computation on the saved weights."""
+    from PIL import Image
+
+    from sresr.imaging.resize import imresize
+    from sresr.train.loop import train
+
+    cfg = tiny_config("tinysr-rgb", scale=2, iters=5)
+    res = train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    scores = []
+    for p in sorted((DATA / "val").glob("*.png")):
+        hr = np.asarray(Image.open(p).convert("RGB"))
+        hr = hr[: hr.shape[0] // 2 * 2, : hr.shape[1] // 2 * 2]
+        lr = imresize(torch.from_numpy(hr.copy()).permute(2, 0, 1), scale=0.5)
+        with torch.no_grad():
+            sr = res.module(lr.float().unsqueeze(0) / 255)[0].clamp(0, 1)
+        sr = np.floor(sr.permute(1, 2, 0).double().numpy() * 255 + 0.5)
+
+        def y(a):
+            return 16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255
+
+        d = (y(sr) - y(hr.astype(np.float64)))[2:-2, 2:-2]
+        scores.append(10 * math.log10(255**2 / np.mean(d * d)))
+    assert math.isclose(res.val["psnr"], float(np.mean(scores)), abs_tol=1e-6)
+
+
+def test_finetune_only_the_last_layer(plugin, tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from sresr.train.loop import train
+
+    first = train(tiny_config("tinysr", 2, iters=5), tmp_path / "x2", progress=False, log=lambda m: None)
+    cfg = tiny_config("tinysr", 2, iters=5, init_weights=str(first.weights), trainable=["@last"])
+    second = train(cfg, tmp_path / "ft", progress=False, log=lambda m: None)
+    a, b = load_file(str(first.weights)), load_file(str(second.weights))
+    assert torch.equal(a["body.0.weight"], b["body.0.weight"]) and torch.equal(a["body.1.weight"], b["body.1.weight"])
+    assert not torch.equal(a["tail.weight"], b["tail.weight"])
+
+
+def test_existing_run_needs_resume(plugin, tmp_path: Path):
+    from sresr.train.loop import train
+
+    cfg = tiny_config(iters=3)
+    train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    with pytest.raises(UsageError, match="already holds a training run") as exc:
+        train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    assert "--resume" in (exc.value.hint or "")
+    longer = replace(cfg, iters=6)
+    res = train(longer, tmp_path / "run", resume=True, progress=False, log=lambda m: None)
+    assert res.iterations == 6
+    assert [int(r["iteration"]) for r in _rows(tmp_path / "run")] == [1, 2, 3, 4, 5, 6]
+
+
+def test_cli_train_end_to_end(tmp_path: Path):
+    out = tmp_path / "run"
+    proc = run_sresr("train", "tinysr", "--data", str(DATA / "hr"), "--val-data", str(DATA / "val"), "-s", "3",
+                     "--iters", "8", "--batch-size", "2", "--patch-size", "24", "--val-every", "4", "--out", str(out),
+                     "--lr", "0.003", "--loss", "charbonnier", "--seed", "3", "--workers", "1", "--device", "cpu",
+                     "--precision", "fp32", extra_paths=[PLUGIN])
+    assert proc.returncode == 0, proc.stderr
+    cfg = load_toml(out / "config.toml")
+    assert (cfg.scale, cfg.iters, cfg.data.batch_size, cfg.optim.lr, cfg.loss.pixel, cfg.seed, cfg.data.workers) == (
+        3, 8, 2, 0.003, "charbonnier", 3, 1)
+    assert (out / "weights.safetensors").is_file()
+    # the weights work at once as --weights
+    from sresr.weights import load_model
+
+    sys.path.insert(0, str(PLUGIN))
+    registry.refresh()
+    try:
+        assert load_model("tinysr", 3, weights=str(out / "weights.safetensors")).scale == 3
+    finally:
+        sys.path.remove(str(PLUGIN))
+        registry.refresh()
+
+
+def test_cli_print_config_and_errors(tmp_path: Path):
+    proc = run_sresr("train", "fsrcnn", "-s", "3", "--print-config", "--iters", "123", "--lr", "0.01")
+    assert proc.returncode == 0, proc.stderr
+    cfg = loads_toml(proc.stdout)
+    assert (cfg.model, cfg.scale, cfg.iters, cfg.optim.lr, cfg.loss.pixel) == ("fsrcnn", 3, 123, 0.01, "mse")
+    proc = run_sresr("train", "fsrcnn", "--print-config", "--loss", "l5")
+    assert proc.returncode == 2 and "loss.pixel" in proc.stderr and "Traceback" not in proc.stderr
+    cfgfile = tmp_path / "c.toml"
+    cfgfile.write_text("[optim]\nlr = 0.5\n")
+    proc = run_sresr("train", "espcn", "--config", str(cfgfile), "--print-config")
+    assert loads_toml(proc.stdout).optim.lr == 0.5
+    proc = run_sresr("train", "tinysr", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"),
+                     extra_paths=[PLUGIN])
+    assert proc.returncode != 0 and "missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_does_not_import_torch_for_print_config():
+    import subprocess
+
+    from conftest import subprocess_env
+
+    code = ("import sys; from sresr.cli.main import main\n"
+            "try:\n    main(['train', 'fsrcnn', '--print-config'])\nexcept SystemExit: pass\n"
+            "print('TORCH', 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert "TORCH False" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_to_dict_is_json_serialisable():
+    json.dumps(to_dict(get_recipe("esrgan")))
+
+
+def test_data_folder_with_hr_subfolder(tmp_path: Path):
+    from sresr.train.data import resolve_sources
+
+    shutil.copytree(DATA / "hr", tmp_path / "set" / "HR")
+    (tmp_path / "set" / "LR_bicubic").mkdir()
+    assert len(resolve_sources([str(tmp_path / "set")])) == 4

@@ -1,0 +1,308 @@
+"""sresr.weights: variants, --weights files/URLs, conversion cache, import, safety."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _http import FileServer  # noqa: E402
+from _plugin import make_plugin, tinysr_reference, tinysr_state, tinyy_state  # noqa: E402
+
+from sresr import registry  # noqa: E402
+from sresr.errors import LayoutError, UnsafeCheckpointError, UsageError, WeightsError  # noqa: E402
+from sresr.models._layouts import read_checkpoint, unwrap_state_dict  # noqa: E402
+from sresr.weights import (  # noqa: E402
+    converted_dir,
+    find_imported,
+    import_weights,
+    list_cached,
+    load_model,
+    pull,
+    pulled_dir,
+    read_metadata,
+    remove,
+)
+
+X = torch.rand(1, 3, 7, 9, generator=torch.Generator().manual_seed(0))
+
+
+def _forget_plugin() -> None:
+    for name in [m for m in sys.modules if m == "tinysr_plugin" or m.startswith("tinysr_plugin.")]:
+        del sys.modules[name]
+    registry.refresh()
+
+
+@pytest.fixture
+def plugin(tmp_path_factory, monkeypatch):
+    root = make_plugin(tmp_path_factory.mktemp("plugin"))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delenv("TINYSR_URL", raising=False)
+    monkeypatch.delenv("TINYSR_SHA256", raising=False)
+    _forget_plugin()
+    yield root
+    _forget_plugin()
+
+
+def published(state: dict, other: dict | None = None) -> dict:
+    """BasicSR-style wrapping: params_ema (preferred) and params, with DataParallel prefixes."""
+    wrapped = {"params_ema": {f"module.{k}": v for k, v in state.items()}}
+    if other is not None:
+        wrapped["params"] = {f"module.{k}": v for k, v in other.items()}
+    return wrapped
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class Evil:
+    """Unpickling this creates a file: the side effect a checkpoint must never get to run."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# -- published checkpoints --------------------------------------------------------------
+
+
+def test_pth_in_published_layout_loads_and_prefers_params_ema(plugin, tmp_path):
+    ema, raw = tinysr_state(4, 6, seed=3), tinysr_state(4, 6, seed=4)
+    pth = tmp_path / "RealTiny_x4.pth"
+    torch.save(published(ema, raw), pth)
+    loaded = load_model(None, weights=pth)
+    assert loaded.name == "tinysr" and loaded.scale == 4 and loaded.kwargs == {"nf": 6}
+    assert loaded.colorspace == "rgb" and loaded.weights_id == str(pth)
+    with torch.no_grad():
+        out = loaded.module(X)
+    torch.testing.assert_close(out, tinysr_reference(ema, X), rtol=0, atol=1e-6)
+    assert not torch.allclose(out, tinysr_reference(raw, X))
+
+
+def test_conversion_is_cached_by_content_hash(plugin, tmp_path):
+    pth = tmp_path / "w.pth"
+    torch.save(published(tinysr_state(2, 5)), pth)
+    converted = converted_dir() / f"{sha(pth)}.safetensors"
+    assert not converted.exists()
+    load_model(None, weights=pth)
+    assert converted.is_file()
+    meta = read_metadata(converted)
+    assert meta["sresr.model"] == "tinysr" and meta["sresr.scale"] == "2"
+    assert json.loads(meta["sresr.kwargs"]) == {"nf": 5}
+    assert meta["sresr.source_sha256"] == sha(pth)
+    stamp = converted.stat().st_mtime_ns
+    # second load (also under another file name with the same content): plain safetensors read
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(pth.read_bytes())
+    again = load_model("tinysr", weights=copy)
+    assert converted.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in converted_dir().iterdir()) == [converted.name]
+    torch.testing.assert_close(again.module(X), tinysr_reference(tinysr_state(2, 5), X))
+
+
+def test_converted_safetensors_alone_rebuilds_the_network(plugin, tmp_path):
+    pth = tmp_path / "w.ckpt"
+    state = tinysr_state(3, 4, seed=9)
+    torch.save({"state_dict": state}, pth)
+    first = load_model(None, weights=pth)
+    path = converted_dir() / f"{sha(pth)}.safetensors"
+    # the file alone, without --model, rebuilds the same network bit for bit
+    second = load_model(None, weights=path)
+    assert (second.name, second.scale, second.kwargs) == ("tinysr", 3, {"nf": 4})
+    with torch.no_grad():
+        assert torch.equal(first.module(X), second.module(X))
+
+
+def test_legacy_torch_format_and_compile_prefix(plugin, tmp_path):
+    state = tinysr_state(2, 3, seed=5)
+    pth = tmp_path / "legacy.pth"
+    torch.save({f"_orig_mod.{k}": v for k, v in state.items()}, pth, _use_new_zipfile_serialization=False)
+    loaded = load_model(None, weights=pth)
+    torch.testing.assert_close(loaded.module(X), tinysr_reference(state, X))
+
+
+def test_autodetect_picks_the_architecture_from_the_layout(plugin, tmp_path):
+    pth = tmp_path / "y.pth"
+    torch.save({"params": tinyy_state(3, 4)}, pth)
+    loaded = load_model(None, weights=pth)
+    assert (loaded.name, loaded.scale, loaded.colorspace) == ("tinyy", 3, "y")
+    # explicit model stays primary: naming the wrong one is an error, not a silent switch
+    with pytest.raises(LayoutError) as info:
+        load_model("tinysr", weights=pth)
+    assert "tinysr" in info.value.message
+
+
+def test_unknown_layout_asks_for_a_model(plugin, tmp_path):
+    pth = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(2, 2, 1, 1)}, pth)
+    with pytest.raises(LayoutError) as info:
+        load_model(None, weights=pth)
+    assert "--model" in (info.value.hint or "")
+    assert not any(converted_dir().glob("*.safetensors")) if converted_dir().exists() else True
+
+
+def test_scale_mismatch_is_an_error(plugin, tmp_path):
+    pth = tmp_path / "w.pth"
+    torch.save(tinysr_state(4, 4), pth)
+    with pytest.raises(WeightsError) as info:
+        load_model(None, scale=2, weights=pth)
+    assert "x4" in info.value.message and "x2" in info.value.message
+
+
+def test_missing_weights_file(plugin, tmp_path):
+    with pytest.raises(WeightsError) as info:
+        load_model("tinysr", weights=tmp_path / "nope.pth")
+    assert "nope.pth" in info.value.message
+
+
+# -- safety -------------------------------------------------------------------------------
+
+
+def test_malicious_pickle_is_refused_and_never_runs(plugin, tmp_path):
+    marker = tmp_path / "pwned"
+    pth = tmp_path / "evil.pth"
+    torch.save({"params_ema": tinysr_state(2, 4), "extra": Evil(marker)}, pth)
+    # control: the payload is live when unpickled the unsafe way (into another marker)
+    control_marker = tmp_path / "control"
+    control = tmp_path / "control.pth"
+    torch.save(Evil(control_marker), control)
+    torch.load(control, weights_only=False)
+    assert control_marker.exists()
+
+    with pytest.raises(UnsafeCheckpointError) as info:
+        read_checkpoint(pth)
+    assert "io.open" in info.value.message or "open" in info.value.message
+    with pytest.raises(UnsafeCheckpointError):
+        load_model(None, weights=pth)
+    with pytest.raises(UnsafeCheckpointError):
+        import_weights(pth, name="evil")
+    assert not marker.exists()
+    assert find_imported("evil") is None
+
+
+def test_garbage_file_is_a_clear_error(plugin, tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"definitely not a checkpoint" * 10)
+    with pytest.raises(WeightsError) as info:
+        load_model(None, weights=bad)
+    assert "bad.pth" in info.value.message
+
+
+def test_unwrap_requires_tensors():
+    with pytest.raises(WeightsError):
+        unwrap_state_dict({"epoch": 3, "params": {"lr": 0.1}})
+    sd = unwrap_state_dict({"model": {"module.a": torch.zeros(1)}, "epoch": 3})
+    assert list(sd) == ["a"]
+
+
+# -- variants ----------------------------------------------------------------------------
+
+
+def test_bundled_default_variant(plugin):
+    from safetensors.torch import load_file
+
+    loaded = load_model("tinysr")
+    assert (loaded.weights_id, loaded.scale, loaded.kwargs) == ("tinysr.x2", 2, {"nf": 8})
+    bundled = load_file(str(plugin / "tinysr_plugin" / "tiny_x2.safetensors"))
+    torch.testing.assert_close(loaded.module(X), tinysr_reference(bundled, X))
+    assert load_model("tinysr.x2", scale=2).weights_id == "tinysr.x2"
+    random = load_model("tinysr", scale=3, pretrained=False)
+    assert random.weights_id == "random-init" and random.scale == 3
+    with pytest.raises(WeightsError):
+        load_model("tinysr", scale=3)  # no weights for x3
+
+
+def _serve_variant(monkeypatch, srv: FileServer, name: str, sha256: str) -> None:
+    monkeypatch.setenv("TINYSR_URL", srv.url(name))
+    monkeypatch.setenv("TINYSR_SHA256", sha256)
+    _forget_plugin()
+
+
+def test_published_variant_is_pulled_verified_and_converted(plugin, tmp_path, monkeypatch):
+    state = tinysr_state(4, 6, seed=11)
+    pth = tmp_path / "tiny_x4.pth"
+    torch.save(published(state), pth)
+    with FileServer({"tiny_x4.pth": pth.read_bytes()}) as srv:
+        _serve_variant(monkeypatch, srv, "tiny_x4.pth", sha(pth))
+        # offline: refused without touching the network, naming the file and the way out
+        with pytest.raises(WeightsError) as info:
+            load_model("tinysr.x4")
+        assert "tiny_x4.pth" in info.value.message and "sresr weights import" in info.value.hint
+        assert srv.hits == {}
+        monkeypatch.setenv("SRESR_OFFLINE", "0")
+        loaded = load_model("tinysr", scale=4)
+        assert loaded.weights_id == "tinysr.x4" and loaded.kwargs == {"nf": 6}
+        torch.testing.assert_close(loaded.module(X), tinysr_reference(state, X))
+        out = pulled_dir() / "tinysr.x4.safetensors"
+        meta = read_metadata(out)
+        assert meta["sresr.source"] == srv.url("tiny_x4.pth") and meta["sresr.source_sha256"] == sha(pth)
+        # the raw download is gone once converted; the second use needs no network
+        assert [e.kind for e in list_cached() if e.kind == "download"] == []
+        monkeypatch.setenv("SRESR_OFFLINE", "1")
+        assert pull("tinysr.x4").path == out
+        assert srv.hits["/tiny_x4.pth"] == 1
+
+
+def test_published_variant_with_wrong_hash_leaves_nothing(plugin, tmp_path, monkeypatch):
+    pth = tmp_path / "tiny_x4.pth"
+    torch.save(tinysr_state(4, 6), pth)
+    monkeypatch.setenv("SRESR_OFFLINE", "0")
+    with FileServer({"tiny_x4.pth": pth.read_bytes()}) as srv:
+        _serve_variant(monkeypatch, srv, "tiny_x4.pth", "ab" * 32)
+        with pytest.raises(WeightsError) as info:
+            pull("tinysr.x4")
+    assert "ab" * 32 in info.value.message and sha(pth) in info.value.message
+    assert [e for e in list_cached(include_bundled=False)] == []
+
+
+def test_weights_from_url(plugin, tmp_path, monkeypatch):
+    state = tinysr_state(2, 4, seed=2)
+    pth = tmp_path / "w.pth"
+    torch.save({"params": state}, pth)
+    monkeypatch.setenv("SRESR_OFFLINE", "0")
+    with FileServer({"w.pth": pth.read_bytes()}) as srv:
+        loaded = load_model(None, weights=srv.url("w.pth"))
+        torch.testing.assert_close(loaded.module(X), tinysr_reference(state, X))
+        load_model("tinysr", weights=srv.url("w.pth"))
+        assert srv.hits["/w.pth"] == 1
+        with pytest.raises(WeightsError) as info:
+            load_model(None, weights=srv.url("missing.pth"))
+        assert "404" in info.value.message
+
+
+# -- import, list, remove -----------------------------------------------------------------
+
+
+def test_import_then_use_by_name(plugin, tmp_path):
+    state = tinysr_state(4, 5, seed=7)
+    pth = tmp_path / "My Tiny x4.pth"
+    torch.save(published(state), pth)
+    entry = import_weights(pth)
+    assert entry.id == "My-Tiny-x4" and entry.kind == "imported" and entry.model == "tinysr"
+    assert entry.sha256 == sha(pth) and entry.source == str(pth.resolve())
+    assert find_imported("My-Tiny-x4") == entry.path
+    for loaded in (load_model("My-Tiny-x4"), load_model(None, weights="My-Tiny-x4")):
+        assert (loaded.name, loaded.scale, loaded.weights_id) == ("tinysr", 4, "My-Tiny-x4")
+        torch.testing.assert_close(loaded.module(X), tinysr_reference(state, X))
+    # same content again is a no-op; other content under the same name is refused
+    assert import_weights(pth, name="My-Tiny-x4").path == entry.path
+    other = tmp_path / "other.pth"
+    torch.save(tinysr_state(2, 3), other)
+    with pytest.raises(UsageError):
+        import_weights(other, name="My-Tiny-x4")
+    with pytest.raises(UsageError):
+        import_weights(other, name="tinysr")  # a registered model name
+    ids = {e.id: e.kind for e in list_cached()}
+    assert ids["My-Tiny-x4"] == "imported" and ids["tinysr.x2"] == "bundled"
+    assert remove("My-Tiny-x4") == [entry.path]
+    assert find_imported("My-Tiny-x4") is None
+    with pytest.raises(UsageError):
+        remove("tinysr.x2")
