@@ -104,8 +104,25 @@ def make_upscaler(loaded: Any, device: str = "cpu", precision: str = "fp32", til
     return Upscaler(loaded, device=device, precision=precision, tile=tile)
 
 
-def super_resolve(upscaler: Any, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Run a :class:`sresr.engine.Upscaler` on a uint8 LR image.
+_UPSCALER_CACHE: dict[str, Any] = {}
+
+
+def _as_upscaler(model: Any, device: str) -> Any:
+    """An Upscaler as given, or one made (and kept for the next call) for a LoadedModel."""
+    from .engine import Upscaler
+
+    if isinstance(model, Upscaler):
+        return model
+    cached = _UPSCALER_CACHE.get("last")
+    if cached is not None and cached[0] is model and cached[1] == device:
+        return cached[2]
+    upscaler = make_upscaler(model, device)
+    _UPSCALER_CACHE["last"] = (model, device, upscaler)
+    return upscaler
+
+
+def super_resolve(model: Any, lr: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Run an :class:`sresr.engine.Upscaler` (or a LoadedModel, fp32 on ``device``) on a uint8 LR image.
 
     Returns ``(rgb, y)`` on the 0-255 scale, unrounded: ``rgb`` is ``(H, W, 3)`` (for Y models the
     chroma is MATLAB-bicubic upsampled), ``y`` is the Y model's own output ``(H, W)`` or None.
@@ -117,6 +134,7 @@ def super_resolve(upscaler: Any, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray
     from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
     from .imaging.resize import imresize
 
+    upscaler = _as_upscaler(model, device)
     scale = int(upscaler.scale)
     gray = lr.ndim == 2
     x = torch.from_numpy(np.ascontiguousarray(lr)).to(torch.float64) / 255.0
