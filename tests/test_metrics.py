@@ -169,6 +169,7 @@ def test_bicubic_set5_matches_published(scale: int, exp_psnr: float, exp_ssim: f
 SET14 = DATA / "set14"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SET14.is_dir(), reason="tests/data/set14 not present")
 @pytest.mark.parametrize("scale,exp_psnr,exp_ssim", [(2, 30.24, 0.8692), (3, 27.54, 0.7746), (4, 26.00, 0.7031)])
 def test_bicubic_set14_matches_published(scale: int, exp_psnr: float, exp_ssim: float) -> None:

@@ -9,7 +9,8 @@
 The protocol (:class:`sresr.metrics.Protocol`) is part of every report. RGB models get the LR
 image in [0, 1] (a grayscale image is given as three equal channels); Y models (``colorspace ==
 "y"``) get BT.601 Y/255 of the LR image and their output Y is scored directly; ``input ==
-"upsampled"`` models get the LR image enlarged with MATLAB bicubic first.
+"upsampled"`` models get the LR image enlarged with MATLAB bicubic first. Models run through
+:class:`sresr.engine.Upscaler` (fp32 by default, tiled with exact stitching).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from .datasets import IMAGE_EXTENSIONS, Dataset, load_dataset, read_image, write
 from .errors import ImageError, SresrError, UsageError
 from .metrics import Protocol, Score, json_number, mean_scores, modcrop, prepare, psnr, quantize, ssim
 
-__all__ = ["ImageResult", "Failure", "EvalReport", "evaluate", "evaluate_dirs", "super_resolve", "match_predictions"]
+__all__ = [
+    "ImageResult", "Failure", "EvalReport", "evaluate", "evaluate_dirs", "make_upscaler", "super_resolve",
+    "match_predictions",
+]
 
 
 @dataclass(frozen=True)
@@ -92,74 +96,67 @@ class EvalReport:
 
 
 # -- running a model ------------------------------------------------------------------------------
-def _device(device: str) -> Any:
-    import torch
+def make_upscaler(loaded: Any, device: str = "cpu", precision: str = "fp32", tile: int | None = None) -> Any:
+    """The engine that runs ``loaded`` for evaluation: fp32 by default (the protocol's numbers are
+    fp32 numbers), tiled with exact stitching so large images fit in memory."""
+    from .engine import Upscaler
 
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device '{device}'", hint="use auto, cpu, cuda, cuda:N or mps") from None
+    return Upscaler(loaded, device=device, precision=precision, tile=tile)
 
 
-def _forward(module: Any, x: Any, device: Any) -> Any:
-    """The whole image through the module, float32 (float64 for parameter-free modules)."""
-    import torch
-
-    has_params = any(True for _ in module.parameters())
-    dtype = torch.float32 if has_params else torch.float64
-    module = module.to(device)
-    with torch.inference_mode():
-        return module(x.to(device=device, dtype=dtype)).to("cpu", torch.float64)
+_UPSCALER_CACHE: dict[str, Any] = {}
 
 
-def super_resolve(loaded: Any, lr: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
-    """Run ``loaded`` (a :class:`sresr.weights.LoadedModel`) on a uint8 LR image.
+def _as_upscaler(model: Any, device: str) -> Any:
+    """An Upscaler as given, or one made (and kept for the next call) for a LoadedModel."""
+    from .engine import Upscaler
+
+    if isinstance(model, Upscaler):
+        return model
+    cached = _UPSCALER_CACHE.get("last")
+    if cached is not None and cached[0] is model and cached[1] == device:
+        return cached[2]
+    upscaler = make_upscaler(model, device)
+    _UPSCALER_CACHE["last"] = (model, device, upscaler)
+    return upscaler
+
+
+def super_resolve(model: Any, lr: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray | None]:
+    """Run an :class:`sresr.engine.Upscaler` (or a LoadedModel, fp32 on ``device``) on a uint8 LR image.
 
     Returns ``(rgb, y)`` on the 0-255 scale, unrounded: ``rgb`` is ``(H, W, 3)`` (for Y models the
     chroma is MATLAB-bicubic upsampled), ``y`` is the Y model's own output ``(H, W)`` or None.
-    A grayscale LR image yields a grayscale ``rgb`` ``(H, W)``.
+    A grayscale LR image yields a grayscale ``rgb`` ``(H, W)`` (for RGB models: the mean of the
+    output channels of the three-equal-channel input; for Y models: their output on the gray value).
     """
     import torch
 
     from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
     from .imaging.resize import imresize
 
-    dev = _device(device)
-    scale = int(loaded.scale)
-    upsampled = loaded.spec.input == "upsampled"
+    upscaler = _as_upscaler(model, device)
+    scale = int(upscaler.scale)
     gray = lr.ndim == 2
     x = torch.from_numpy(np.ascontiguousarray(lr)).to(torch.float64) / 255.0
-    x = x.unsqueeze(0) if gray else x.permute(2, 0, 1)
-    x = x.unsqueeze(0)  # 1xCxHxW
-    if loaded.colorspace == "y":
+    x = (x.unsqueeze(0) if gray else x.permute(2, 0, 1)).unsqueeze(0)  # 1xCxHxW
+    if upscaler.colorspace == "y":
         if gray:
             y_in, cbcr = x, None
         else:
             ycc = rgb_to_ycbcr(x)
-            y_in, cbcr = ycc[:, :1], ycc[:, 1:]
-        if upsampled:
-            y_in = imresize(y_in, scale)
-        y_out = _forward(loaded.module, y_in, dev)
+            y_in, cbcr = ycc[:, :1].contiguous(), ycc[:, 1:].contiguous()
+        y_out = upscaler.run(y_in).to(torch.float64)
         _check_size(y_out, lr, scale)
         y255 = (y_out[0, 0] * 255.0).numpy()
-        if gray:
+        if gray or cbcr is None:
             return y255, y255
-        cbcr_up = imresize(cbcr, scale)
-        rgb = ycbcr_to_rgb(torch.cat([y_out, cbcr_up], dim=1))
+        rgb = ycbcr_to_rgb(torch.cat([y_out, imresize(cbcr, scale)], dim=1))
         return (rgb[0].permute(1, 2, 0) * 255.0).numpy(), y255
-    xin = x.expand(1, 3, *x.shape[-2:]) if gray else x
-    if upsampled:
-        xin = imresize(xin, scale)
-    out = _forward(loaded.module, xin, dev)
+    xin = x.expand(1, 3, *x.shape[-2:]).contiguous() if gray else x
+    out = upscaler.run(xin).to(torch.float64)
     _check_size(out, lr, scale)
     rgb = (out[0].permute(1, 2, 0) * 255.0).numpy()
-    if gray:
-        return rgb.mean(axis=2), None
-    return rgb, None
+    return (rgb.mean(axis=2), None) if gray else (rgb, None)
 
 
 def _check_size(out: Any, lr: np.ndarray, scale: int) -> None:
@@ -181,7 +178,9 @@ class _Lpips:
                 f"LPIPS needs the 'lpips' package, which cannot be imported ({type(exc).__name__}: {exc})",
                 hint="pip install lpips (it also needs a working torchvision), or drop --lpips",
             ) from None
-        self.device = _device(device)
+        from .engine import resolve_device
+
+        self.device = resolve_device(device)
         try:
             self.net = lpips.LPIPS(net="alex", verbose=False).to(self.device).eval()
         except Exception as exc:
@@ -219,6 +218,8 @@ def evaluate(
     weights: str | Path | None = None,
     save_dir: str | Path | None = None,
     device: str = "cpu",
+    precision: str = "fp32",
+    tile: int | None = None,
     lpips: bool = False,
     sha256: str | None = None,
     progress: bool = True,
@@ -239,6 +240,7 @@ def evaluate(
     scale = int(loaded.scale if scale is None else scale)
     if scale != loaded.scale:
         raise UsageError(f"model is built for x{loaded.scale}, not x{scale}", hint=f"pass -s {loaded.scale}")
+    upscaler = make_upscaler(loaded, device, precision, tile)
     metric = _Lpips(device) if lpips else None
     out_dir = Path(save_dir) if save_dir is not None else None
     results: list[ImageResult] = []
@@ -246,7 +248,7 @@ def evaluate(
     for hr_file in ds.hr_files:
         try:
             sample = ds.sample(hr_file, scale)
-            sr_rgb, sr_y = super_resolve(loaded, sample.lr, device)
+            sr_rgb, sr_y = super_resolve(upscaler, sample.lr)
             s = _score(sr_rgb, sr_y, sample.hr, scale, protocol)
             lp = metric(quantize(sr_rgb), sample.hr.astype(np.float64), protocol.border(scale)) if metric else None
             result: ImageResult | Failure = ImageResult(sample.name, s.psnr, s.ssim, lp)

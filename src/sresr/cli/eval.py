@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .common import DeviceOpt, JsonOpt, WeightsOpt, console, err_console, print_json
+from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
 
 
 def eval_cmd(
@@ -33,6 +33,10 @@ def eval_cmd(
         str | None, typer.Option("--sha256", help="Checksum you vouch for, for a dataset archive sresr has none for.")
     ] = None,
     device: DeviceOpt = "cpu",
+    precision: PrecisionOpt = "fp32",
+    tile: Annotated[
+        int | None, typer.Option("--tile", min=0, help="Tile size in LR pixels (0 = whole image; exact either way).")
+    ] = None,
     list_sets: Annotated[bool, typer.Option("--list", help="List the named datasets and exit.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -59,14 +63,13 @@ def eval_cmd(
         if data is None:
             raise UsageError("--data is required", hint="a named dataset (sresr eval --list) or a folder of HR images")
         report = evaluate(model, data, scale, protocol=protocol, weights=weights, save_dir=save, device=device,
-                          lpips=lpips, sha256=sha256, progress=not as_json, on_image=on_image)
+                          precision=precision, tile=tile, lpips=lpips, sha256=sha256, progress=not as_json,
+                          on_image=on_image)
     if as_json:
         print_json(report.to_dict())
     else:
         _table(report)
     if report.failures:
-        if not report.images:
-            raise typer.Exit(1)
         raise typer.Exit(1)
 
 
