@@ -45,3 +45,27 @@ def test_usage_error_exit_code_and_no_traceback() -> None:
     assert "Traceback" not in proc.stderr
     proc = run_sresr("no-such-command")
     assert proc.returncode == 2
+
+
+def test_error_messages_keep_square_brackets() -> None:
+    # rich markup must not eat text like "sresr[vgg]" in messages and hints
+    from sresr.errors import UsageError
+
+    code = (
+        "import sys\n"
+        "from sresr.cli import main as m\n"
+        "from sresr.errors import UsageError\n"
+        "def boom():\n"
+        "    raise UsageError('needs [extra] here', hint='pip install sresr[vgg]')\n"
+        "m.app.command('boom')(boom)\n"
+        "m.main(['boom'])\n"
+    )
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.returncode == UsageError.exit_code == 2
+    assert "needs [extra] here" in proc.stderr
+    assert "pip install sresr[vgg]" in proc.stderr

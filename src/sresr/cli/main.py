@@ -10,6 +10,7 @@ import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import SresrError
@@ -61,9 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     except SresrError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/bold red] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint:[/dim] {exc.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         if _state["debug"]:
             raise
         err_console.print(
-            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+            f"[bold red]internal error:[/bold red] {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True
         )
         err_console.print("[dim]hint:[/dim] rerun with --debug for the traceback and report it", highlight=False)
         sys.exit(3)
