@@ -13,8 +13,8 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
-from . import models
-from . import train as train_cli
+from . import eval as eval_cli
+from . import models, train, upscale
 from . import weights as weights_cli
 from .common import err_console
 
@@ -26,9 +26,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+app.command("upscale")(upscale.upscale)
+app.command("eval")(eval_cli.eval_cmd)
+app.command("train")(train.train_cmd)
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
-app.command("train")(train_cli.train_cmd)
 
 _state = {"debug": False}
 

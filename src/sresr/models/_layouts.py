@@ -184,6 +184,8 @@ def load_with_layouts(
     Returns ``(module in eval mode, scale, kwargs)`` with ``factory(scale=scale, **kwargs)``
     rebuilding the same network.
     """
+    import torch
+
     sd = unwrap_state_dict(state_dict)
     attempts: list[_Attempt] = []
     for layout in layouts:
@@ -201,11 +203,11 @@ def load_with_layouts(
             )
         use_scale = found_scale if found_scale is not None else (scale or default_scale)
         kwargs = {**kwargs, **(overrides or {})}
-        try:
-            module = factory(scale=use_scale, **kwargs)
-        except (ValueError, TypeError):
-            module, ok = factory(scale=default_scale), False
-        own = module.state_dict()
+        with torch.device("meta"):  # keys and shapes only: no memory, no init cost
+            try:
+                own = factory(scale=use_scale, **kwargs).state_dict()
+            except (ValueError, TypeError):
+                own, ok = factory(scale=default_scale).state_dict(), False
         expected = {layout.rename(k, use_scale, kwargs): k for k in own}
         missing = [k for k in expected if k not in given]
         unexpected = [k for k in given if k not in expected]
@@ -216,6 +218,7 @@ def load_with_layouts(
         ]
         attempt = _Attempt(layout, len(expected) - len(missing), missing, unexpected, mismatched)
         if ok and not missing and not unexpected and not mismatched:
+            module = factory(scale=use_scale, **kwargs)
             mapped = {ours: sd[pub].to(own[ours].dtype) for pub, ours in expected.items()}
             module.load_state_dict(mapped, strict=True)
             module.eval()

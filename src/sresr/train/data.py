@@ -33,27 +33,13 @@ def _images_in(folder: Path) -> list[Path]:
 
 
 def _named_dataset_paths(name: str) -> list[Path]:
-    try:
-        from ..datasets import load_dataset  # noqa: PLC0415
-    except ImportError:
-        if name.lower() == "set5":  # bundled with the package
-            from importlib import resources
+    """HR files of a named dataset (bundled set5, or downloaded and verified by sresr.datasets)."""
+    from ..datasets import load_dataset
 
-            return _images_in(Path(str(resources.files("sresr.data").joinpath("set5"))))
-        raise DatasetError(
-            f"training data '{name}' is neither a folder nor a file",
-            hint="pass a folder of HR images (or a dataset name once sresr.datasets is available)",
-        ) from None
-    ds = load_dataset(name)
-    for attr in ("hr_paths", "paths", "files"):
-        value = getattr(ds, attr, None)
-        if value:
-            return [Path(p) for p in value]
-    for attr in ("root", "path", "hr_dir"):
-        value = getattr(ds, attr, None)
-        if value and Path(value).is_dir():
-            return _images_in(Path(value))
-    raise DatasetError(f"dataset '{name}' gives no image files")
+    files = [Path(p) for p in load_dataset(name).hr_files]
+    if not files:
+        raise DatasetError(f"dataset '{name}' gives no image files")
+    return files
 
 
 def resolve_sources(sources: Sequence[str]) -> list[Path]:

@@ -1,0 +1,422 @@
+"""The inference engine: :class:`Upscaler` runs a :class:`~sresr.weights.LoadedModel` on images of
+any size, tiled, on the chosen device and precision.
+
+- ``run(x)``: ``N x C x H x W`` in the model's own colour space (RGB or BT.601 Y), [0, 1] ->
+  the upscaled tensor (float32, host memory, clamped to [0, 1]). Pre-upsampling models
+  (``spec.input == "upsampled"``) get the MATLAB-bicubic-upsampled image here.
+- ``upscale_rgb(x)``: ``N x 3 x H x W`` RGB; Y-channel models upscale luma with the network and
+  chroma with bicubic.
+- ``upscale_image(image)``: an :class:`sresr.imaging.io.Image` (grey, RGB, alpha, 8/16-bit) ->
+  the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF.
+
+Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
+field, so the result equals an untiled run. Memory is bounded by the tile: the image and the
+output canvas stay in host memory. An out-of-memory error halves the batch, then the tile, and
+retries. Half precision output that is not finite is recomputed in float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import SresrError, UsageError
+from .imaging.io import Image
+from .optimize import OptimizeReport, optimize_for_inference
+from .tiling import DEFAULT_TILE, plan_tiles, run_tiled
+from .weights import LoadedModel
+
+__all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
+
+#: Tile padding for models whose spec does not give a receptive field.
+UNKNOWN_RF_PAD = 32
+#: The smallest tile the out-of-memory fallback goes down to.
+MIN_TILE = 16
+
+TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+class OutOfMemory(SresrError):
+    """The device ran out of memory even with the smallest tile."""
+
+
+@dataclass
+class EngineStats:
+    images: int = 0
+    tiles: int = 0
+    input_pixels: int = 0
+    seconds: float = 0.0
+    oom_retries: int = 0
+    fp32_fallbacks: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` (CUDA, under torchrun ``cuda:LOCAL_RANK``; else MPS; else CPU), ``cpu``, ``cuda``,
+    ``cuda:N`` or ``mps``; an unavailable device is a :class:`UsageError`."""
+    name = (device or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            index = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+            return torch.device("cuda", index)
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise UsageError("device 'mps' is not available on this machine", hint="use --device cpu or auto")
+        return torch.device("mps")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise UsageError(f"device '{device}' is not available: torch sees no CUDA GPU", hint="use --device cpu or auto")
+        if name == "cuda":
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+        try:
+            index = int(name.split(":", 1)[1])
+        except ValueError:
+            raise UsageError(f"invalid device '{device}'", hint="write cuda:N with N a number") from None
+        if not 0 <= index < torch.cuda.device_count():
+            raise UsageError(
+                f"device '{device}' does not exist", hint=f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+        return torch.device("cuda", index)
+    raise UsageError(f"unknown device '{device}'", hint="use auto, cpu, cuda, cuda:N or mps")
+
+
+def _mps_available() -> bool:
+    try:
+        return bool(torch.backends.mps.is_available())
+    except Exception:
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device, spec: Any) -> torch.dtype:
+    """``auto``: fp32 on CPU; on a GPU fp16 (else bf16) where the model's spec allows it.
+
+    An explicit fp16/bf16 the spec does not allow is a :class:`UsageError`; so is fp16 on CPU
+    (bf16 on CPU is allowed: fast on CPUs with AMX)."""
+    p = (precision or "auto").strip().lower()
+    if p == "auto":
+        if device.type == "cpu":
+            return torch.float32
+        if spec.supports_fp16:
+            return torch.float16
+        if spec.supports_bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if p not in _DTYPES:
+        raise UsageError(f"unknown precision '{precision}'", hint="use auto, fp32, fp16 or bf16")
+    if p == "fp32":
+        return torch.float32
+    if device.type == "cpu" and p == "fp16":
+        raise UsageError("precision fp16 is for GPUs; the CPU runs in fp32 (or bf16)", hint="use --precision fp32 or auto")
+    if (p == "fp16" and not spec.supports_fp16) or (p == "bf16" and not spec.supports_bf16):
+        raise UsageError(f"model '{spec.name}' does not support {p}", hint="use --precision fp32 or auto")
+    return _DTYPES[p]
+
+
+def model_geometry(loaded: LoadedModel) -> tuple[int, int]:
+    """(receptive-field radius, size multiple) of this exact configuration.
+
+    The spec gives the worst case over its scales and options; when the module that defines
+    the factory also has ``receptive_field(scale=..., **kwargs)`` / ``size_multiple(scale=...)``
+    functions (the built-in models do), their answer for the loaded scale and kwargs is used.
+    """
+    spec = loaded.spec
+    rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
+    if isinstance(spec.factory, str) and ":" in spec.factory:
+        try:
+            import importlib
+
+            mod = importlib.import_module(spec.factory.split(":", 1)[0])
+            fn = getattr(mod, "receptive_field", None)
+            if callable(fn):
+                rf = int(fn(scale=loaded.scale, **loaded.kwargs))
+            fn = getattr(mod, "size_multiple", None)
+            if callable(fn):
+                multiple = max(1, int(fn(scale=loaded.scale)))
+        except Exception:
+            rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
+    return rf, multiple
+
+
+def is_oom(exc: BaseException) -> bool:
+    oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(exc, oom_type):
+        return True
+    if isinstance(exc, RuntimeError):
+        msg = str(exc).lower()
+        return "out of memory" in msg or "not enough memory" in msg or "can't allocate memory" in msg
+    return False
+
+
+class Upscaler:
+    """Run ``loaded`` on images of any size. See the module docstring.
+
+    tile: core size in input pixels; None = max(:data:`sresr.tiling.DEFAULT_TILE`, 2 * pad), 0 = whole image.
+    tile_pad: overlap; None = the model's receptive field (exact stitching).
+    batch: tiles per forward pass.
+    optimize: fold BatchNorm, use sub-pixel convolutions and channels_last where verified equal.
+    alpha: how the alpha channel is upscaled: ``"model"`` (as a grey image) or ``"bicubic"``.
+    """
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        tile: int | None = None,
+        tile_pad: int | None = None,
+        batch: int = 1,
+        optimize: bool = True,
+        alpha: Literal["model", "bicubic"] = "model",
+    ):
+        self.loaded = loaded
+        self.spec = loaded.spec
+        self.scale = int(loaded.scale)
+        self.colorspace = loaded.colorspace
+        self.device = device if isinstance(device, torch.device) else resolve_device(str(device))
+        self.dtype = resolve_precision(precision, self.device, self.spec)
+        if tile is not None and tile < 0:
+            raise UsageError(f"--tile must be >= 0, got {tile}")
+        if tile_pad is not None and tile_pad < 0:
+            raise UsageError(f"--tile-pad must be >= 0, got {tile_pad}")
+        if batch < 1:
+            raise UsageError(f"--batch must be >= 1, got {batch}")
+        if alpha not in ("model", "bicubic"):
+            raise UsageError(f"alpha must be 'model' or 'bicubic', got {alpha!r}")
+        rf, multiple = model_geometry(loaded)
+        self.receptive_field = rf
+        self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
+        self.tile = max(DEFAULT_TILE, 2 * self.tile_pad) if tile is None else int(tile)
+        self.batch = int(batch)
+        self.alpha = alpha
+        self.size_multiple = multiple
+        self.stats = EngineStats()
+        self.in_channels = 1 if self.colorspace == "y" else 3
+        self.module_scale = 1 if self.spec.input == "upsampled" else self.scale
+
+        module = loaded.module.eval()
+        self.report = OptimizeReport()
+        self.channels_last = False
+        if optimize and any(True for _ in module.parameters()):
+            e = max(16, 2 * self.size_multiple)
+            e = -(-e // self.size_multiple) * self.size_multiple
+            gen = torch.Generator().manual_seed(0)
+            example = torch.rand((1, self.in_channels, e, e), generator=gen)
+            module = module.to("cpu", torch.float32)
+            module, self.report, self.channels_last = optimize_for_inference(module, example)
+        else:
+            module = copy.deepcopy(module)
+        self._fp32_reference = module  # CPU float32, for the NaN/Inf fallback
+        self._fp32_on_device: torch.nn.Module | None = module if self.device.type == "cpu" else None
+        if self.device.type == "cpu" and self.dtype == torch.float32:
+            self.module = module
+        else:
+            self.module = copy.deepcopy(module).to(self.device, self.dtype)
+            if self.channels_last:
+                self.module = self.module.to(memory_format=torch.channels_last)
+        if self.dtype == torch.float32:
+            self._fp32_on_device = self.module
+
+    # -- description ------------------------------------------------------------------------
+    @property
+    def precision(self) -> str:
+        return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
+
+    def describe(self) -> str:
+        opts = ", ".join(self.report.applied) or "none"
+        return (
+            f"{self.loaded.weights_id} x{self.scale} on {self.device} ({self.precision}), "
+            f"tile {self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
+        )
+
+    def plan_for(self, height: int, width: int) -> Any:
+        """The tile plan :meth:`run` would use for an input of this size (in the module's input)."""
+        h, w = height, width
+        if self.spec.input == "upsampled":
+            h, w = height * self.scale, width * self.scale
+        m = self.size_multiple
+        return plan_tiles(-(-h // m) * m, -(-w // m) * m, self.tile, self.tile_pad, m)
+
+    # -- the forward pass on one batch of windows --------------------------------------------
+    def _forward(self, windows: torch.Tensor) -> torch.Tensor:
+        xb = windows.to(self.device, self.dtype, non_blocking=True)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            y = self.module(xb)
+            if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
+                self.stats.fp32_fallbacks += 1
+                self.stats.events.append("non-finite half-precision output recomputed in fp32")
+                y = self._fp32_module()(self._to_fp32_input(windows))
+        return y.to("cpu", torch.float32)
+
+    def _to_fp32_input(self, windows: torch.Tensor) -> torch.Tensor:
+        xb = windows.to(self.device, torch.float32)
+        return xb.contiguous(memory_format=torch.channels_last) if self.channels_last else xb
+
+    def _fp32_module(self) -> torch.nn.Module:
+        if self._fp32_on_device is None:
+            m = copy.deepcopy(self._fp32_reference).to(self.device)
+            self._fp32_on_device = m.to(memory_format=torch.channels_last) if self.channels_last else m
+        return self._fp32_on_device
+
+    def _free(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        elif self.device.type == "mps":
+            try:
+                torch.mps.empty_cache()
+            except Exception:
+                pass
+
+    # -- one image, tiled, with the out-of-memory fallback ------------------------------------
+    def _run_one(self, x: torch.Tensor, on_tiles: TileCallback | None) -> torch.Tensor:
+        _, _, h, w = x.shape
+        m = self.size_multiple
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        if (hp, wp) != (h, w):
+            x = _pad_bottom_right(x, hp - h, wp - w)
+        while True:
+            plan = plan_tiles(hp, wp, self.tile, self.tile_pad, m)
+            done = [0]
+            total = len(plan.tiles)
+            if on_tiles is not None:
+                on_tiles(0, total)
+
+            def tick(n: int) -> None:
+                done[0] += n
+                self.stats.tiles += n
+                if on_tiles is not None:
+                    on_tiles(done[0], total)
+
+            try:
+                out = run_tiled(self._forward, x, plan, self.module_scale, self.batch, tick)
+                break
+            except Exception as exc:
+                if not is_oom(exc):
+                    raise
+                del exc
+                self._free()
+                self._shrink(plan)
+        s = self.module_scale
+        return out[:, :, : h * s, : w * s]
+
+    def _shrink(self, plan: Any) -> None:
+        self.stats.oom_retries += 1
+        if self.batch > 1:
+            self.batch //= 2
+            self.stats.events.append(f"out of memory: batch lowered to {self.batch}")
+            return
+        current = max(max(t.y1 - t.y0, t.x1 - t.x0) for t in plan.tiles)
+        floor = max(MIN_TILE, self.size_multiple)
+        if current <= floor:
+            raise OutOfMemory(
+                f"out of memory on {self.device} even with {current}px tiles",
+                hint="free GPU memory, or use --device cpu",
+            )
+        self.tile = max(floor, current // 2)
+        self.stats.events.append(f"out of memory: tile lowered to {self.tile}")
+
+    # -- public API ----------------------------------------------------------------------------
+    def run(self, x: torch.Tensor, on_tiles: TileCallback | None = None) -> torch.Tensor:
+        """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU."""
+        if x.dim() != 4:
+            raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"model '{self.spec.name}' ({self.colorspace}) takes {self.in_channels} channel(s), got {x.shape[1]}"
+            )
+        t0 = time.perf_counter()
+        x = x.detach().to("cpu", torch.float32)
+        lr_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        if self.spec.input == "upsampled":
+            from .imaging.resize import imresize
+
+            x = imresize(x, scale=self.scale)
+        outs = [self._run_one(x[i : i + 1], on_tiles) for i in range(x.shape[0])]
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+        out = out.clamp_(0.0, 1.0)
+        self.stats.images += x.shape[0]
+        self.stats.input_pixels += lr_pixels
+        self.stats.seconds += time.perf_counter() - t0
+        return out
+
+    __call__ = run
+
+    def upscale_rgb(self, x: torch.Tensor, on_tiles: TileCallback | None = None) -> torch.Tensor:
+        """``N x 3 x H x W`` RGB in [0, 1] -> upscaled RGB (float32, CPU, [0, 1])."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"expected an Nx3xHxW RGB tensor, got shape {tuple(x.shape)}")
+        x = x.detach().to("cpu", torch.float32)
+        if self.colorspace != "y":
+            return self.run(x, on_tiles)
+        from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+        from .imaging.resize import imresize
+
+        ycc = rgb_to_ycbcr(x)
+        y = self.run(ycc[:, :1].contiguous(), on_tiles)
+        cbcr = imresize(ycc[:, 1:].contiguous(), scale=self.scale)
+        del ycc
+        out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+        return out.clamp_(0.0, 1.0)
+
+    def upscale_image(
+        self, image: Image, outscale: float | None = None, on_tiles: TileCallback | None = None
+    ) -> Image:
+        """Upscale an :class:`Image` by the model's scale (then resample to ``outscale`` if given)."""
+        h, w = image.height, image.width
+        px = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1).unsqueeze(0)
+        gray = px.shape[1] == 1
+        if gray:
+            px = px.expand(1, 3, h, w).contiguous()
+        out = self.upscale_rgb(px, on_tiles)
+        del px
+        if gray:
+            out = out.mean(dim=1, keepdim=True)
+        alpha = None
+        if image.alpha is not None:
+            a = torch.from_numpy(np.ascontiguousarray(image.alpha))[None, None]
+            if bool((a >= 1.0).all()):
+                alpha = torch.ones((1, 1, h * self.scale, w * self.scale))
+            elif self.alpha == "model":
+                alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
+            else:
+                from .imaging.resize import imresize
+
+                alpha = imresize(a.float(), scale=self.scale).clamp_(0.0, 1.0)
+        if outscale is not None and not math.isclose(float(outscale), float(self.scale)):
+            out_h, out_w = max(1, round(h * outscale)), max(1, round(w * outscale))
+            out = resample(out, out_h, out_w)
+            alpha = resample(alpha, out_h, out_w) if alpha is not None else None
+        pixels = out[0].permute(1, 2, 0).numpy()
+        alpha_np = alpha[0, 0].numpy() if alpha is not None else None
+        return image.with_pixels(pixels, alpha_np)
+
+
+def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """MATLAB-bicubic resize of ``1 x C x H x W`` to ``height x width`` (antialiased when shrinking)."""
+    if (x.shape[2], x.shape[3]) == (height, width):
+        return x
+    from .imaging.resize import imresize
+
+    return imresize(x, size=(height, width)).clamp_(0.0, 1.0)
+
+
+def _pad_bottom_right(x: torch.Tensor, dh: int, dw: int) -> torch.Tensor:
+    """Pad to a size multiple: mirror when the image is large enough, else repeat the edge."""
+    mode = "reflect" if dh < x.shape[2] and dw < x.shape[3] else "replicate"
+    return F.pad(x, (0, dw, 0, dh), mode=mode)

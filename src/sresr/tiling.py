@@ -1,0 +1,158 @@
+"""Tile planning and seamless stitching.
+
+An image too large for one forward pass is cut into *cores* that partition it. Each core is run
+inside a *window*: the core grown by ``pad`` pixels on every side (clamped to the image by
+shifting, not cutting, so that every window has the same size and windows batch together).
+Only the core's part of each output is written into the canvas. When ``pad`` is at least the
+network's receptive-field radius, every output pixel sees exactly the input it would see in one
+whole-image pass, so the stitched result equals the untiled one up to float rounding: no seams,
+no blending.
+
+Networks that need sizes divisible by ``size_multiple`` get an image padded to that multiple
+(the caller pads, see :func:`padded_size`) and cores, windows and ``pad`` aligned to it.
+
+:func:`plan_tiles` is pure Python; :func:`run_tiled` does the batching and stitching with torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+__all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE"]
+
+#: Core size (input pixels) used when the caller does not choose one.
+DEFAULT_TILE = 512
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One core (the region this tile owns) and its window (what the network sees).
+
+    Coordinates are in input pixels of the (padded) image: rows ``[y0, y1)``, columns ``[x0, x1)``.
+    """
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    wy0: int
+    wy1: int
+    wx0: int
+    wx1: int
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    height: int  # of the padded image (a multiple of size_multiple)
+    width: int
+    tile: int  # requested core size, 0 = whole image
+    pad: int  # effective pad (rounded up to size_multiple)
+    size_multiple: int
+    window: tuple[int, int]  # (height, width) of every window
+    tiles: tuple[Tile, ...]
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    @property
+    def overhead(self) -> float:
+        """Input pixels computed / image pixels (1.0 = no tiling overhead)."""
+        wh, ww = self.window
+        return len(self.tiles) * wh * ww / float(self.height * self.width)
+
+
+def padded_size(height: int, width: int, size_multiple: int) -> tuple[int, int]:
+    m = max(1, int(size_multiple))
+    return -(-height // m) * m, -(-width // m) * m
+
+
+def _axis(length: int, tile: int, pad: int, m: int) -> tuple[list[tuple[int, int]], list[int], int]:
+    """Cores ``[(start, end)]``, window starts and window length along one axis (all multiples of m)."""
+    units = length // m
+    if tile <= 0 or length <= tile + 2 * pad:
+        return [(0, length)], [0], length
+    tile_units = max(1, tile // m)
+    n = math.ceil(units / tile_units)
+    bounds = [round(i * units / n) * m for i in range(n + 1)]
+    cores = [(bounds[i], bounds[i + 1]) for i in range(n)]
+    core_max = max(e - s for s, e in cores)
+    win = min(length, core_max + 2 * pad)
+    starts = [min(max(s - pad, 0), length - win) for s, _ in cores]
+    return cores, starts, win
+
+
+def plan_tiles(height: int, width: int, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
+    """Cut a ``height x width`` image (already padded to ``size_multiple``) into tiles.
+
+    ``tile`` is the core size in input pixels (0 = one tile for the whole image); cores along an
+    axis are made equal (no thin sliver at the end). An axis no longer than ``tile + 2 * pad``
+    is not cut at all, since its window would cover it anyway.
+    """
+    m = max(1, int(size_multiple))
+    if height % m or width % m:
+        raise ValueError(f"image {height}x{width} is not padded to a multiple of {m}")
+    if height <= 0 or width <= 0:
+        raise ValueError(f"empty image {height}x{width}")
+    pad_m = -(-max(0, int(pad)) // m) * m
+    tile_m = 0 if tile <= 0 else max(m, (int(tile) // m) * m)
+    ycores, ystarts, wh = _axis(height, tile_m, pad_m, m)
+    xcores, xstarts, ww = _axis(width, tile_m, pad_m, m)
+    tiles = tuple(
+        Tile(y0, y1, x0, x1, wy, wy + wh, wx, wx + ww)
+        for (y0, y1), wy in zip(ycores, ystarts)
+        for (x0, x1), wx in zip(xcores, xstarts)
+    )
+    return TilePlan(height, width, int(tile), pad_m, m, (wh, ww), tiles)
+
+
+def run_tiled(
+    forward: Callable[["torch.Tensor"], "torch.Tensor"],
+    x: "torch.Tensor",
+    plan: TilePlan,
+    scale: int,
+    batch: int = 1,
+    on_tile: Callable[[int], None] | None = None,
+) -> "torch.Tensor":
+    """Run ``forward`` over the tiles of ``x`` (``1 x C x H x W``, host memory) and stitch.
+
+    ``forward`` maps a ``B x C x h x w`` batch of windows to ``B x C' x h*scale x w*scale``;
+    the canvas (``1 x C' x H*scale x W*scale``, float32) stays in host memory and is allocated
+    from the first output. ``on_tile(n)`` is called after every batch with the tiles done.
+    """
+    import torch
+
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected a 1xCxHxW tensor, got {tuple(x.shape)}")
+    if (x.shape[2], x.shape[3]) != (plan.height, plan.width):
+        raise ValueError(f"tensor {tuple(x.shape[2:])} does not match the plan {plan.height}x{plan.width}")
+    s = int(scale)
+    canvas: torch.Tensor | None = None
+    batch = max(1, int(batch))
+    tiles = plan.tiles
+    for i in range(0, len(tiles), batch):
+        group = tiles[i : i + batch]
+        if len(group) == 1 and group[0].wy1 - group[0].wy0 == plan.height and group[0].wx1 - group[0].wx0 == plan.width:
+            windows = x
+        else:
+            windows = torch.cat([x[:, :, t.wy0 : t.wy1, t.wx0 : t.wx1] for t in group], dim=0)
+        out = forward(windows)
+        wh, ww = plan.window
+        if out.shape[0] != len(group) or out.shape[2] != wh * s or out.shape[3] != ww * s:
+            raise RuntimeError(
+                f"the network returned {tuple(out.shape)} for input {tuple(windows.shape)}; expected scale {s}"
+            )
+        if canvas is None:
+            canvas = torch.empty((1, out.shape[1], plan.height * s, plan.width * s), dtype=torch.float32)
+        for j, t in enumerate(group):
+            canvas[0, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s] = out[
+                j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
+            ]
+        if on_tile is not None:
+            on_tile(len(group))
+    assert canvas is not None
+    return canvas

@@ -1,0 +1,111 @@
+"""Each load-time optimisation against the original network on random input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from sresr.optimize import (
+    SubPixelConv,
+    convtranspose_to_pixelshuffle,
+    fold_batchnorm,
+    optimize_for_inference,
+)
+
+
+def _randomise_bn(module: nn.Module) -> None:
+    g = torch.Generator().manual_seed(1)
+    for m in module.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) * 2 - 1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("kernel", [9, 5, 3])
+def test_convtranspose_equals_subpixel(scale, kernel):
+    torch.manual_seed(scale * 10 + kernel)
+    pad = kernel // 2
+    tconv = nn.ConvTranspose2d(6, 3, kernel, stride=scale, padding=pad, output_padding=scale - 1)
+    net = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.PReLU(6), tconv).eval()
+    new, n = convtranspose_to_pixelshuffle(net)
+    assert n == 1 and isinstance(new[2], SubPixelConv) and isinstance(net[2], nn.ConvTranspose2d)
+    x = torch.rand(2, 3, 13, 10)
+    with torch.no_grad():
+        a, b = net(x), new(x)
+    assert a.shape == b.shape == (2, 3, 13 * scale, 10 * scale)
+    assert (a - b).abs().max() < 1e-5
+
+
+def test_convtranspose_with_other_geometry_is_left_alone():
+    net = nn.Sequential(nn.ConvTranspose2d(3, 3, 4, stride=2, padding=0))  # output 2H+2
+    new, n = convtranspose_to_pixelshuffle(net)
+    assert n == 0 and isinstance(new[0], nn.ConvTranspose2d)
+
+
+class _Branchy(nn.Module):
+    """BN outside a Sequential (found through torch.fx) and inside one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.block = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.PReLU())
+        self.shared = nn.Conv2d(8, 8, 1)
+        self.bn_shared = nn.BatchNorm2d(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.block(torch.relu(self.bn(self.conv(x))))
+        z = self.shared(y)
+        return self.bn_shared(z) + z  # conv output used twice: must not be folded
+
+
+def test_fold_batchnorm_matches_and_counts():
+    net = _Branchy().eval()
+    _randomise_bn(net)
+    folded, n = fold_batchnorm(net)
+    assert n == 2
+    x = torch.randn(2, 3, 16, 12)
+    with torch.no_grad():
+        assert (net(x) - folded(x)).abs().max() < 1e-5
+    remaining = [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert len(remaining) == 1  # the one after the shared conv
+
+
+def test_optimize_for_inference_reports_and_keeps_output():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.ConvTranspose2d(8, 3, 9, stride=2, padding=4, output_padding=1),
+    ).eval()
+    _randomise_bn(net)
+    x = torch.rand(1, 3, 16, 16)
+    opt, report, channels_last = optimize_for_inference(net, x)
+    assert any(a.startswith("fold_batchnorm") for a in report.applied)
+    assert any(a.startswith("convtranspose_to_pixelshuffle") for a in report.applied)
+    assert channels_last and "channels_last" in report.applied
+    y = torch.rand(1, 3, 23, 31)
+    with torch.inference_mode():
+        ref = net(y)
+        got = opt(y.contiguous(memory_format=torch.channels_last))
+    assert (ref - got).abs().max() < 1e-5
+    assert isinstance(net[1], nn.BatchNorm2d)  # the original is untouched
+
+
+def test_optimize_rejects_a_change_that_alters_output():
+    class Sneaky(nn.Module):  # BN in training mode: batch statistics, folding would change it
+        def __init__(self) -> None:
+            super().__init__()
+            self.seq = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.seq[1].train()
+            return self.seq(x)
+
+    net = Sneaky()
+    _randomise_bn(net)
+    opt, report, _ = optimize_for_inference(net, torch.rand(2, 3, 8, 8))
+    assert "fold_batchnorm" in report.rejected
