@@ -2,7 +2,7 @@
 
 Two architectures registered through real entry points (a ``.dist-info`` folder):
 
-- ``tinysr``: RGB, conv-PReLU-conv + pixel shuffle, keys ``body.{0,1,2}.*``; a bundled x2
+- ``tinysr``: RGB, conv-PReLU-conv + pixel shuffle, keys ``net.{0,1,2}.*``; a bundled x2
   variant (``tinysr.x2``) and, when ``TINYSR_URL``/``TINYSR_SHA256`` are set in the
   environment, a published x4 variant ``tinysr.x4`` downloaded from that URL.
 - ``tinyy``: Y channel, conv-conv + pixel shuffle, keys ``head.*``/``tail.*``.
@@ -55,12 +55,12 @@ class TinySR(nn.Module):
     def __init__(self, scale=2, nf=8):
         super().__init__()
         self.scale = scale
-        self.body = nn.Sequential(
+        self.net = nn.Sequential(
             nn.Conv2d(3, nf, 3, padding=1), nn.PReLU(nf), nn.Conv2d(nf, 3 * scale * scale, 3, padding=1)
         )
 
     def forward(self, x):
-        return F.pixel_shuffle(self.body(x), self.scale)
+        return F.pixel_shuffle(self.net(x), self.scale)
 
 
 class TinyY(nn.Module):
@@ -81,9 +81,9 @@ def _check(sd, keys, name):
 
 
 def load_state_dict(sd):
-    _check(sd, ["body.0.weight", "body.0.bias", "body.1.weight", "body.2.weight", "body.2.bias"], "TinySR")
-    nf = sd["body.0.weight"].shape[0]
-    scale = int(round((sd["body.2.weight"].shape[0] / 3) ** 0.5))
+    _check(sd, ["net.0.weight", "net.0.bias", "net.1.weight", "net.2.weight", "net.2.bias"], "TinySR")
+    nf = sd["net.0.weight"].shape[0]
+    scale = int(round((sd["net.2.weight"].shape[0] / 3) ** 0.5))
     module = TinySR(scale, nf)
     module.load_state_dict(sd, strict=True)
     return module, scale, {"nf": nf}
@@ -124,11 +124,11 @@ def tinysr_state(scale: int, nf: int, seed: int = 0) -> dict:
 
     g = torch.Generator().manual_seed(seed)
     return {
-        "body.0.weight": torch.randn(nf, 3, 3, 3, generator=g) * 0.2,
-        "body.0.bias": torch.randn(nf, generator=g) * 0.1,
-        "body.1.weight": torch.rand(nf, generator=g) * 0.3,
-        "body.2.weight": torch.randn(3 * scale * scale, nf, 3, 3, generator=g) * 0.2,
-        "body.2.bias": torch.randn(3 * scale * scale, generator=g) * 0.1,
+        "net.0.weight": torch.randn(nf, 3, 3, 3, generator=g) * 0.2,
+        "net.0.bias": torch.randn(nf, generator=g) * 0.1,
+        "net.1.weight": torch.rand(nf, generator=g) * 0.3,
+        "net.2.weight": torch.randn(3 * scale * scale, nf, 3, 3, generator=g) * 0.2,
+        "net.2.bias": torch.randn(3 * scale * scale, generator=g) * 0.1,
     }
 
 
@@ -148,8 +148,8 @@ def tinysr_reference(state: dict, x):
     """TinySR forward written out with torch.nn.functional, independent of the plugin module."""
     import torch.nn.functional as F
 
-    scale = int(round((state["body.2.weight"].shape[0] / 3) ** 0.5))
-    h = F.conv2d(x, state["body.0.weight"], state["body.0.bias"], padding=1)
-    h = F.prelu(h, state["body.1.weight"])
-    h = F.conv2d(h, state["body.2.weight"], state["body.2.bias"], padding=1)
+    scale = int(round((state["net.2.weight"].shape[0] / 3) ** 0.5))
+    h = F.conv2d(x, state["net.0.weight"], state["net.0.bias"], padding=1)
+    h = F.prelu(h, state["net.1.weight"])
+    h = F.conv2d(h, state["net.2.weight"], state["net.2.bias"], padding=1)
     return F.pixel_shuffle(h, scale)

@@ -517,7 +517,7 @@ class _TinyNet(torch.nn.Module):
 
 def test_pickled_module_is_refused_and_garbage_is_a_weights_error(tmp_path: Path) -> None:
     torch.save(_TinyNet(), tmp_path / "model_epoch_50.pth")  # like the public VDSR file
-    with pytest.raises(UnsafeCheckpointError, match="_TinyNet|refused"):
+    with pytest.raises(UnsafeCheckpointError, match="_TinyNet|refusing"):
         read_checkpoint(tmp_path / "model_epoch_50.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
     with pytest.raises(WeightsError) as info:
@@ -540,3 +540,28 @@ def test_every_spec_loader_resolves() -> None:
 
     for name in ("srcnn", "fsrcnn", "espcn", "vdsr", "srresnet", "srgan", "edsr", "esrgan", "realesrgan-compact"):
         assert callable(resolve(get_spec(name).loader))
+
+
+def test_srvgg_needs_a_body_convolution() -> None:
+    # conv + PReLU + last conv only (num_conv=0) is not a published SRVGGNetCompact: leave it to
+    # other architectures (plugins) instead of claiming it
+    sd = {k: v for k, v in srvgg_sd(1, 4).items() if not k.startswith(("body.2.", "body.3."))}
+    sd = {"body.2." + k.split(".", 2)[2] if k.startswith("body.4.") else k: v for k, v in sd.items()}
+    assert set(sd) == {"body.0.weight", "body.0.bias", "body.1.weight", "body.2.weight", "body.2.bias"}
+    with pytest.raises(LayoutError):
+        srvgg_arch.load_state_dict(sd)
+    assert find_model(sd) is None
+
+
+def test_load_model_passes_the_scale_to_scale_free_layouts(tmp_path: Path) -> None:
+    """yjn870 FSRCNN x3 weights do not record the scale: --scale 3 must build a x3 network."""
+    from sresr.weights import load_model
+
+    sd = fsrcnn_sd()
+    pth = tmp_path / "fsrcnn_x3.pth"
+    torch.save(sd, pth)
+    loaded = load_model("fsrcnn", scale=3, weights=pth)
+    assert loaded.scale == 3
+    x = image(1, 7)
+    with torch.no_grad():
+        assert torch.allclose(loaded.module(x), fsrcnn_reference(x, sd, 4, 3), atol=1e-6)

@@ -132,7 +132,7 @@ def test_malicious_pickle_is_refused_from_the_cli(plugin, tmp_path):
     torch.save({"params_ema": tinysr_state(2, 3), "x": Evil(marker)}, pth)
     proc = sresr(plugin, "weights", "import", str(pth), "--name", "evil")
     assert proc.returncode == 1
-    assert "refusing" in proc.stderr and "evil.pth" in proc.stderr and "Traceback" not in proc.stderr
+    assert "refus" in proc.stderr and "evil.pth" in proc.stderr and "Traceback" not in proc.stderr
     assert not marker.exists()
     listed = json.loads(sresr(plugin, "weights", "list", "--cached", "--json", check=True).stdout)
     assert listed == []

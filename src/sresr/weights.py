@@ -203,15 +203,14 @@ def convert_checkpoint(
     wanted = get_spec(model).name if model else None
     if out.is_file():
         cached = _weights_file(out, str(path))
-        if cached is not None and (wanted is None or cached.model == wanted):
-            return cached  # the caller checks the scale
+        if cached is not None and (wanted is None or cached.model == wanted) and (
+            scale is None or cached.scale == scale
+        ):
+            return cached
     from .models._layouts import read_checkpoint, unwrap_state_dict
 
     state = unwrap_state_dict(read_checkpoint(path))
-    # detection reads the scale from the tensors; a requested scale only helps a named model
-    spec, module, found_scale, found_kwargs = _build_from_state(
-        state, wanted, scale if wanted else None, kwargs or {}, str(path)
-    )
+    spec, module, found_scale, found_kwargs = _build_from_state(state, wanted, scale, kwargs or {}, str(path))
     _save(
         module,
         out,
@@ -239,14 +238,34 @@ def _build_from_state(
         spec = get_spec(model)
         return (spec, *_load_with_spec(spec, state, scale, kwargs, what))
     failures: list[str] = []
+    matches: list[tuple[ModelSpec, Any, int, dict[str, Any]]] = []
     for entry in entries().values():
         spec = entry.spec
         if spec is None or spec.loader is None:
             continue
         try:
-            return (spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True))
+            matches.append((spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True)))
         except Exception as exc:  # a loader that does not recognise the layout
             failures.append(f"{spec.name}: {_short(exc)}")
+    if matches:
+        # Several models may accept the same tensors (srgan's generator is an srresnet): prefer the
+        # one whose own code defines the network class, then registry order.
+        def owns(match: tuple[ModelSpec, Any, int, dict[str, Any]]) -> bool:
+            spec, module = match[0], match[1]
+            home = (spec.factory if isinstance(spec.factory, str) else spec.factory.__module__).split(":")[0]
+            return type(module).__module__ == home
+        return next((m for m in matches if owns(m)), matches[0])
+    if scale is not None:
+        # maybe a known layout for another scale: say so rather than "unknown architecture"
+        for entry in entries().values():
+            spec = entry.spec
+            if spec is None or spec.loader is None:
+                continue
+            try:
+                _, found, _ = _call_loader(spec, state, None, {})
+            except Exception:
+                continue
+            raise WeightsError(f"{what} holds a x{found} {spec.name}, not x{scale}", hint=f"use --scale {found}")
     keys = ", ".join(list(state)[:4])
     raise LayoutError(
         f"cannot tell which architecture {what} is: no registered model's loader recognises its keys "
@@ -259,7 +278,30 @@ def _build_from_state(
 def _short(exc: BaseException) -> str:
     text = exc.message if isinstance(exc, SresrError) else str(exc)
     text = text.splitlines()[0] if text else type(exc).__name__
-    return text[:120]
+    return text[:160]
+
+
+def _call_loader(
+    spec: ModelSpec, state: dict[str, Any], scale: int | None, kwargs: Mapping[str, Any]
+) -> tuple[Any, int, dict[str, Any]]:
+    """Call ``spec.loader``: ``loader(sd)``, or ``loader(sd, scale=..., **overrides)`` when it takes
+    them (the scale matters where shapes cannot tell it, e.g. FSRCNN's transposed-conv stride)."""
+    import inspect
+
+    fn = resolve(spec.loader)
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        params = []  # type: ignore[assignment]
+    names = {p.name for p in params}
+    var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+    extra: dict[str, Any] = {}
+    if scale is not None and ("scale" in names or var_kw):
+        extra["scale"] = scale
+    if var_kw:
+        extra.update(kwargs)
+    module, found_scale, found_kwargs = fn(state, **extra)
+    return module, int(found_scale), dict(found_kwargs or {})
 
 
 def _load_with_spec(
@@ -274,31 +316,32 @@ def _load_with_spec(
     loader_error: BaseException | None = None
     if spec.loader is not None:
         try:
-            module, found_scale, found_kwargs = resolve(spec.loader)(state)
+            module, found_scale, found_kwargs = _call_loader(spec, state, scale, kwargs)
         except Exception as exc:  # not this architecture's layout (or not a layout it knows)
             loader_error = exc
         else:
-            found_scale = int(found_scale)
             if scale is not None and found_scale != scale:
                 if spec.input != "upsampled":
                     raise WeightsError(f"{what} holds a x{found_scale} {spec.name}, not x{scale}",
                                        hint=f"use --scale {found_scale}")
                 found_scale = scale  # pre-upsampling networks work at any scale
-            return module, found_scale, dict(found_kwargs or {})
+            return module, found_scale, found_kwargs
         if loader_only:
             raise loader_error
     s = scale if scale is not None else spec.default_scale()
     try:
         module = spec.build(s, **kwargs)
         module.load_state_dict(state, strict=True)
-    except SresrError:
-        raise
     except Exception as exc:
-        reason = _short(loader_error) if loader_error is not None else _short(exc)
-        raise LayoutError(
-            f"{what} does not match model '{spec.name}' (x{s}): {reason}",
-            hint="check --model and --scale, or let sresr detect the architecture by leaving out --model",
-        ) from None
+        if loader_error is None and isinstance(exc, SresrError):
+            raise
+        cause = loader_error if loader_error is not None else exc
+        cls = type(cause) if isinstance(cause, WeightsError) else LayoutError
+        hint = cause.hint if isinstance(cause, SresrError) and cause.hint else (
+            "check --model and --scale, or let sresr detect the architecture by leaving out --model"
+        )
+        where = f"model '{spec.name}'" + (f" (x{scale})" if scale is not None else "")
+        raise cls(f"{what} does not match {where}: {_short(cause)}", hint=hint) from None
     return module, s, dict(kwargs)
 
 
@@ -534,10 +577,13 @@ def create_model(model: str, scale: int | None = None, pretrained: bool = True, 
 # -- import, list, remove -----------------------------------------------------------------
 
 
-def import_weights(file: str | Path, model: str | None = None, name: str | None = None) -> CachedEntry:
+def import_weights(
+    file: str | Path, model: str | None = None, name: str | None = None, scale: int | None = None
+) -> CachedEntry:
     """Convert a checkpoint (file or URL) and keep it as ``imported/NAME.safetensors``.
 
     The name (default: the file's stem) then works as ``--model NAME`` and ``--weights NAME``.
+    ``scale`` is needed only where the tensors cannot tell it (FSRCNN's transposed conv).
     """
     text = str(file)
     if name is None:
@@ -550,7 +596,9 @@ def import_weights(file: str | Path, model: str | None = None, name: str | None 
         raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
     if not _is_url(text) and not Path(text).expanduser().exists():
         raise WeightsError(f"weights file {text} does not exist")
-    wf = resolve_weights(Path(text).expanduser() if not _is_url(text) else text, model=model)
+    wf = resolve_weights(Path(text).expanduser() if not _is_url(text) else text, model=model, scale=scale)
+    if scale is not None and wf.scale != scale and get_spec(wf.model).input != "upsampled":
+        raise WeightsError(f"{text} holds a x{wf.scale} {wf.model}, not x{scale}", hint=f"use --scale {wf.scale}")
     dest = imported_dir() / f"{name}.safetensors"
     if dest.exists():
         old = _weights_file(dest, name)

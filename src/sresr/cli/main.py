@@ -13,8 +13,8 @@ import typer
 
 from .. import __version__
 from ..errors import SresrError
+from . import bench, models, train, upscale
 from . import eval as eval_cli
-from . import models, train, upscale
 from . import weights as weights_cli
 from .common import err_console
 
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.command("upscale")(upscale.upscale)
 app.command("eval")(eval_cli.eval_cmd)
+app.command("bench")(bench.bench_cmd)
 app.command("train")(train.train_cmd)
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")

@@ -80,6 +80,9 @@ def import_cmd(
     name: Annotated[
         str | None, typer.Option("--name", help="Name to use with --model/--weights (default: the file stem).")
     ] = None,
+    scale: Annotated[
+        int | None, typer.Option("--scale", "-s", min=1, help="Only where the tensors cannot tell it (FSRCNN).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Convert a published checkpoint to .safetensors and keep it in the cache under a name.
@@ -89,7 +92,7 @@ def import_cmd(
     """
     from ..weights import import_weights
 
-    entry = import_weights(file, model=model, name=name)
+    entry = import_weights(file, model=model, name=name, scale=scale)
     if as_json:
         print_json(entry.as_dict())
         return

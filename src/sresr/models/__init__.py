@@ -18,7 +18,7 @@ _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("edsr", ("head.0.weight", "body.0.body.0.weight", "tail.0.0.weight")),
     ("srresnet", ("conv_first.weight", "body.0.conv1.weight", "upconv1.weight")),
     ("srresnet", ("head.weight", "body.0.conv1.weight", "conv_body.weight")),
-    ("realesrgan-compact", ("body.0.weight", "body.1.weight", "body.2.weight")),
+    ("realesrgan-compact", ("body.0.weight", "body.1.weight", "body.2.weight", "body.3.weight")),
     ("fsrcnn", ("first_part.0.weight", "mid_part.0.weight", "last_part.weight")),
     ("espcn", ("first_part.0.weight", "first_part.2.weight", "last_part.0.weight")),
     ("vdsr", ("input.weight", "residual_layer.0.conv.weight", "output.weight")),

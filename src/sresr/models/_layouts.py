@@ -100,7 +100,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if found or "weights_only" in text and "Unsupported operand" not in text:
             what = f" (it references {found.group(1)})" if found else ""
             raise UnsafeCheckpointError(
-                f"{path}: refused to load: the file stores pickled Python objects beyond tensors"
+                f"{path}: refusing to load it: the file stores pickled Python objects beyond tensors"
                 f"{what}; unpickling it would run code from the file, so sresr never does",
                 hint="in a trusted environment re-save only the weights: "
                 "torch.save(torch.load(path, weights_only=False).state_dict(), 'clean.pth') "

@@ -64,6 +64,8 @@ def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     num_conv = len(convs) - 2
     if "body.1.weight" not in sd:
         raise ValueError("only the PReLU variant can be recognised from the weights")
+    if num_conv < 1:
+        raise ValueError("SRVGGNetCompact has at least one body convolution")
     scale = isqrt_exact(shape(sd, f"body.{last}.weight")[0] // ch)
     return scale, {"channels": ch, "features": features, "num_conv": num_conv}
 
