@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,12 +50,6 @@ save_file(state, os.path.join(sys.argv[3], f"rank{rank}.safetensors"))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path: Path):
     cfg = tmp_path / "cfg.toml"
@@ -67,8 +60,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     (tmp_path / "ddp").mkdir()
     (tmp_path / "single").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
-         "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(cfg),
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+         str(script), str(cfg),
          str(tmp_path / "ddp_run"), str(tmp_path / "ddp")],
         env=env, capture_output=True, text=True, timeout=600,
     )
