@@ -242,18 +242,66 @@ def make_loader(dataset: PatchDataset, start: int, stop: int, rank: int, world: 
     )
 
 
+_CACHE_VERSION = 1
+
+
+def _cache_dir() -> Path | None:
+    try:
+        from ..cache import home  # noqa: PLC0415
+
+        return home() / "train-cache"
+    except Exception:
+        return None
+
+
+def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache: Path | None) -> Pair:
+    """``prepare_pair`` of one image file, cached on disk by content hash (the MATLAB-bicubic LR is
+    the slow part): SRESR_HOME/train-cache/<sha256>-x<s>-<colorspace>[-up].npz."""
+    import hashlib
+
+    if cache is None:
+        return prepare_pair(path.name, read_rgb(path), scale, colorspace, upsampled)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+    f = cache / f"{digest}-v{_CACHE_VERSION}-x{scale}-{colorspace}{'-up' if upsampled else ''}.npz"
+    if f.is_file():
+        try:
+            with np.load(f) as z:
+                return Pair(path.name, z["hr"], z["inp"])
+        except Exception:  # a damaged cache entry is rebuilt
+            pass
+    pair = prepare_pair(path.name, read_rgb(path), scale, colorspace, upsampled)
+    try:
+        from .atomic import atomic_write  # noqa: PLC0415
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, hr=pair.hr, inp=pair.inp)
+
+        atomic_write(f, write)
+    except OSError:
+        pass  # a read-only cache only costs speed
+    return pair
+
+
 def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, upsampled: bool,
-               min_hr: int, log=None) -> dict[int, list[Pair]]:
+               min_hr: int, log=None, cache: bool = True) -> dict[int, list[Pair]]:
     """Read every image once and prepare it for every scale; images smaller than the patch are skipped."""
+    from PIL import Image
+
     out: dict[int, list[Pair]] = {s: [] for s in scales}
     skipped = 0
+    cache_dir = _cache_dir() if cache else None
     for i, path in enumerate(paths):
-        rgb = read_rgb(path)
-        if min(rgb.shape[:2]) < min_hr:
+        try:
+            with Image.open(path) as im:
+                small = min(im.size) < min_hr
+        except Exception as exc:
+            raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
+        if small:
             skipped += 1
             continue
         for s in scales:
-            out[s].append(prepare_pair(path.name, rgb, s, colorspace, upsampled))
+            out[s].append(cached_pair(path, s, colorspace, upsampled, cache_dir))
         if log is not None and (i + 1) % 50 == 0:
             log(f"prepared {i + 1}/{len(paths)} training images")
     if not out[scales[0]]:

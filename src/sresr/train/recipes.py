@@ -115,15 +115,17 @@ def _srgan(scale: int) -> TrainConfig:
     # SRGAN stage 2: from the stage-1 generator, VGG54 content loss (features after the ReLU,
     # rescaled by 1/12.75 -> weight 1/12.75^2) + 1e-3 adversarial; lr 1e-4 then 1e-5, 1e5 each.
     # ``--loss mse`` with ``loss.perceptual_weight = 0`` in a config file gives SRGAN-MSE.
+    # The discriminator (VGG-style, as in BasicSR) takes 128x128 HR patches.
     base = _srresnet(scale, model="srgan", recipe="srgan")
     return replace(
         base, iters=200_000, init_weights=f"runs/srgan-pretrain-x{scale}/weights.safetensors",
+        data=replace(base.data, patch_size=128),
         schedule=ScheduleConfig(name="multistep", milestones=(100_000,), gamma=0.1),
         loss=LossConfig(pixel="mse", pixel_weight=0.0, perceptual_weight=1 / 12.75**2,
                         perceptual_layer="conv5_4", perceptual_before_activation=False),
         gan=GanConfig(weight=1e-3, kind="vanilla", lr=1e-4,
                       discriminator="sresr.models.discriminators:VGGStyleDiscriminator",
-                      discriminator_kwargs={}),
+                      discriminator_kwargs={"input_size": 128}),
     )
 
 
@@ -153,7 +155,7 @@ def _esrgan(scale: int) -> TrainConfig:
                         perceptual_before_activation=True, perceptual_criterion="l1"),
         gan=GanConfig(weight=5e-3, kind="ragan", lr=1e-4,
                       discriminator="sresr.models.discriminators:VGGStyleDiscriminator",
-                      discriminator_kwargs={}),
+                      discriminator_kwargs={"input_size": 128}),
         ema=0.999,
     )
 
