@@ -1,0 +1,58 @@
+"""Copy trained runs into the package as bundled default weights and measure them.
+
+    python recipes/bundle.py runs/fsrcnn-x2 runs/espcn-x3 ...
+
+For each run folder (made by `sresr train ... --out runs/NAME`): evaluates `weights.safetensors`
+on Set5 (bundled) and Set14 (tests/data/set14) with the standard protocol, writes it to
+src/sresr/weights_data/MODEL_xS.safetensors with its training metadata, and prints the
+WeightsSpec to declare in the model's spec (the numbers a test then checks against).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from sresr.evaluate import evaluate
+from sresr.weights import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "src" / "sresr" / "weights_data"
+SET14 = ROOT / "tests" / "data" / "set14"
+KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr.recipe", "sresr.iterations",
+        "sresr.train_seconds", "sresr.seed", "sresr.train_data")
+
+
+def main(runs: list[str]) -> None:
+    for run in map(Path, runs):
+        src = run / "weights.safetensors"
+        meta = read_metadata(src)
+        model, scale = meta["sresr.model"], int(meta["sresr.scale"])
+        name = f"{model}_x{scale}.safetensors"
+        kept = {k: meta[k] for k in KEEP if k in meta}
+        kept["sresr.train_data"] = json.dumps([Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))])
+        kept["sresr.recipe_file"] = f"recipes/{run.name}.toml"
+        dest = OUT / name
+        save_file(load_file(str(src)), str(dest), metadata=kept)
+        metrics = {}
+        for label, data in (("set5", "set5"), ("set14", str(SET14))):
+            report = evaluate(model, data, scale, weights=str(dest), progress=False)
+            metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
+            metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
+        minutes = float(meta.get("sresr.train_seconds", "nan")) / 60
+        print(f"# {run.name}: {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} KiB)")
+        print(
+            f'WeightsSpec(tag="x{scale}", scale={scale}, file="{name}", default=True, license="Apache-2.0",\n'
+            f"    metrics={metrics},\n"
+            f'    recipe="recipes/{run.name}.toml",\n'
+            f'    description="trained by sresr on {", ".join(json.loads(kept["sresr.train_data"]))}: '
+            f'{meta.get("sresr.iterations")} iterations, {minutes:.0f} min on one CPU thread"),\n',
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

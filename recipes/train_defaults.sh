@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Train every bundled default model from its recipe (two lanes in parallel, one torch thread each),
+# then copy the weights into the package and print their measured metrics:
+#   bash recipes/train_defaults.sh            # from the repository root, ../shared beside it
+# DATA may point elsewhere: DATA=/path/to/datasets bash recipes/train_defaults.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${DATA:-../shared/datasets}"
+RECIPES="${RECIPES:-recipes}"
+export OMP_NUM_THREADS=1
+mkdir -p runs
+train() {  # name model data...
+  local name=$1 model=$2; shift 2
+  local flags=()
+  for d in "$@"; do flags+=(--data "$DATA/$d"); done
+  sresr train "$model" --config "$RECIPES/$name.toml" --out "runs/$name" "${flags[@]}" > "runs/$name.log" 2>&1
+  echo "trained $name: $(tail -n 1 "runs/$name.log")"
+}
+lane_a() {
+  train fsrcnn-x2 fsrcnn T91 BSDS200
+  train fsrcnn-x4 fsrcnn T91 BSDS200
+  train fsrcnn-x3 fsrcnn T91 BSDS200
+}
+lane_b() {
+  train espcn-x3 espcn T91
+  train espcn-x4 espcn T91
+  train espcn-x2 espcn T91
+  train srcnn-x3 srcnn T91
+}
+lane_a & a=$!
+lane_b & b=$!
+wait $a; wait $b
