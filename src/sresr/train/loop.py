@@ -581,8 +581,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, spec: ModelSp
         return _train(cfg, rundir, resume, spec, progress, log if dist.main else (lambda m: None), dist)
     finally:
         if created_group:
+            import gc
+
             import torch.distributed as tdist
 
+            # The DDP wrapper sits in reference cycles; collect it while the process group still
+            # exists, otherwise its reducer is torn down later against a destroyed group and the
+            # process aborts at exit ("terminate called without an active exception").
+            gc.collect()
             tdist.destroy_process_group()
 
 
