@@ -69,3 +69,10 @@ def test_error_messages_keep_square_brackets() -> None:
     assert proc.returncode == UsageError.exit_code == 2
     assert "needs [extra] here" in proc.stderr
     assert "pip install sresr[vgg]" in proc.stderr
+
+
+def test_public_api_names_resolve_lazily() -> None:
+    import sresr
+
+    for name in sresr.__all__:
+        assert getattr(sresr, name) is not None, name

@@ -20,6 +20,14 @@ _LAZY = {
     "create_model": "sresr.weights:create_model",
     "load_model": "sresr.weights:load_model",
     "LoadedModel": "sresr.weights:LoadedModel",
+    "Upscaler": "sresr.engine:Upscaler",
+    "UpscaleOptions": "sresr.pipeline:UpscaleOptions",
+    "upscale_file": "sresr.pipeline:upscale_file",
+    "upscale_paths": "sresr.pipeline:upscale_paths",
+    "evaluate": "sresr.evaluate:evaluate",
+    "imresize": "sresr.imaging.resize:imresize",
+    "read_image": "sresr.imaging.io:read_image",
+    "write_image": "sresr.imaging.io:write_image",
 }
 
 
