@@ -89,7 +89,7 @@ def upscale(
     if as_json:
         print_json([r.to_dict() for r in results])
     elif not quiet:
-        _summary(results, elapsed, output)
+        _summary(results, elapsed, output, getattr(reporter, "description", None))
     if failed:
         raise SystemExit(1)  # some inputs failed (each reported on stderr); the others are written
 
@@ -99,7 +99,7 @@ def _rank_prefix() -> str:
     return f"rank {os.environ.get('RANK', '0')}/{world}: " if world > 1 else ""
 
 
-def _summary(results: Sequence["FileResult"], elapsed: float, output: Path) -> None:
+def _summary(results: Sequence["FileResult"], elapsed: float, output: Path, description: str | None) -> None:
     ok = sum(r.status == "ok" for r in results)
     skipped = sum(r.status == "skipped" for r in results)
     failed = sum(r.status == "failed" for r in results)
@@ -108,6 +108,8 @@ def _summary(results: Sequence["FileResult"], elapsed: float, output: Path) -> N
     parts = [f"{ok} upscaled", f"{skipped} skipped (output exists)" if skipped else "", f"{failed} failed" if failed else ""]
     text = ", ".join(p for p in parts if p)
     console.print(f"{_rank_prefix()}{text} in {elapsed:.1f} s{rate} -> {output}", highlight=False, soft_wrap=True)
+    if description and ok:
+        console.print(f"{_rank_prefix()}model: {description}", highlight=False, soft_wrap=True)
 
 
 def _print_failure(result: "FileResult") -> None:
@@ -117,7 +119,8 @@ def _print_failure(result: "FileResult") -> None:
 class _PlainReporter:
     """Not a terminal (or --quiet): only one line per failed input, on stderr."""
 
-    def start(self, jobs: Sequence["Job"], description: str) -> None: ...
+    def start(self, jobs: Sequence["Job"], description: str) -> None:
+        self.description = description
 
     def image_started(self, job: "Job") -> None: ...
 
