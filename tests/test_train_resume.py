@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from sresr.atomic import TEMP_SUFFIX
 import torch
 from safetensors.torch import load_file
 
@@ -178,13 +180,13 @@ def test_checkpoint_killed_while_being_written_keeps_the_previous_one(tmp_path: 
     deadline = time.time() + 120
     temps: list[Path] = []
     while not any(t.stat().st_size > 0 for t in temps if t.exists()):  # the second save has started writing
-        temps = list(ckpt.parent.glob(".checkpoint.pt.*.tmp"))
+        temps = list(ckpt.parent.glob(".checkpoint.pt.*" + TEMP_SUFFIX))
         assert proc.poll() is None and time.time() < deadline, "the big save finished before the kill"
         time.sleep(0.001)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     state = load_checkpoint(ckpt)
     assert state["iteration"] == 1 and torch.equal(state["w"], torch.ones(10))
-    assert list(ckpt.parent.glob(".checkpoint.pt.*.tmp"))  # the half-written temp file is all that was lost
+    assert list(ckpt.parent.glob(".checkpoint.pt.*" + TEMP_SUFFIX))  # the half-written temp file is all that was lost
     _clean_stale_temps(ckpt.parent)  # a resumed run removes it
     assert [p.name for p in ckpt.parent.iterdir()] == ["checkpoint.pt"]

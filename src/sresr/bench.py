@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -385,20 +384,7 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
 
 def write_text(path: str | Path, text: str) -> None:
     """Atomic write of a report file."""
-    import os
-    import tempfile
+    from .atomic import atomic_write_text
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(Path(path), text)
 
-
-def dumps(result: BenchResult) -> str:
-    return json.dumps(result.to_dict(), indent=2)

@@ -174,15 +174,9 @@ def write_png(path: Path, img: np.ndarray) -> None:
     """Atomic PNG write (temp file in the target folder, then ``os.replace``)."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part.png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(img).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .atomic import atomic_write
+
+    atomic_write(Path(path), lambda tmp: Image.fromarray(img).save(tmp, format="PNG"))
 
 
 def make_lr(hr: np.ndarray, scale: int) -> np.ndarray:

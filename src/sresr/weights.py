@@ -22,7 +22,6 @@ published-layout ``loader`` (``--model``), or by trying every registered model's
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import cache
-from .download import download, sha256_file, temp_path
+from .atomic import atomic_write
+from .download import download, sha256_file
 from .errors import LayoutError, SresrError, UsageError, WeightsError
 from .registry import entries, get_spec, resolve_name
 from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
@@ -368,13 +368,7 @@ def _save(
         META_PREFIX + "source": source,
         META_PREFIX + "source_sha256": source_sha256,
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(out)
-    try:
-        save_file(state, str(tmp), metadata=meta)
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    atomic_write(out, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 # -- resolving names ------------------------------------------------------------------------
@@ -608,13 +602,7 @@ def import_weights(
                 hint=f"pick another --name, or remove it first with 'sresr weights rm {name}'",
             )
     else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(dest)
-        try:
-            shutil.copyfile(wf.path, tmp)
-            os.replace(tmp, dest)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        atomic_write(dest, lambda tmp: shutil.copyfile(wf.path, tmp))
     entry = _entry(dest, "imported", name)
     return entry
 

@@ -31,7 +31,7 @@ def bench_cmd(
     parameters, GFLOPs, speed, roofline share and peak memory."""
     from rich.table import Table
 
-    from ..bench import COLUMNS, BenchOptions, dumps, run_bench, write_grid, write_text
+    from ..bench import COLUMNS, BenchOptions, run_bench, write_grid, write_text
 
     options = BenchOptions(
         dataset=dataset,

@@ -17,11 +17,9 @@ Every decoding problem (zero bytes, truncated file, not an image, more pixels th
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..atomic import TEMP_SUFFIX, atomic_write_bytes, stale_temps
 from ..errors import ImageError
 
 __all__ = [
@@ -58,7 +57,6 @@ _EXT_TO_FORMAT = {
 }
 
 #: Suffix of the temporary files :func:`write_image` renames into place (hidden, dot-prefixed).
-TEMP_SUFFIX = ".sresr-tmp"
 
 Mode = Literal["gray", "rgb"]
 
@@ -488,42 +486,10 @@ def write_image(
     return path
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_umask()
-
-
-def temp_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, flush it to disk, rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=TEMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def remove_stale_temps(path: Path) -> None:
     """Delete temporary files a killed run left for ``path`` (only that output's own ones)."""
     try:
-        for p in path.parent.glob(glob.escape(temp_prefix(path)) + "*" + TEMP_SUFFIX):
+        for p in stale_temps(path):
             try:
                 p.unlink()
             except OSError:

@@ -347,6 +347,6 @@ def dump_toml(cfg: TrainConfig, header: str = "") -> str:
 
 def save_toml(cfg: TrainConfig, path: str | Path, header: str = "") -> Path:
     """Write atomically (temp file in the same folder, then rename)."""
-    from .atomic import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     return atomic_write_bytes(Path(path), dump_toml(cfg, header).encode("utf-8"))

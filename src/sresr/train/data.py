@@ -271,7 +271,7 @@ def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache:
             pass
     pair = prepare_pair(path.name, read_rgb(path), scale, colorspace, upsampled)
     try:
-        from .atomic import atomic_write  # noqa: PLC0415
+        from ..atomic import atomic_write  # noqa: PLC0415
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as fh:

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +33,7 @@ from torch import nn
 from ..errors import SresrError, UsageError, WeightsError
 from ..registry import get_spec
 from ..spec import ModelSpec, resolve
-from .atomic import atomic_write
+from ..atomic import TEMP_SUFFIX, atomic_write
 from .config import TrainConfig, save_toml, to_dict
 from .data import PatchDataset, load_pairs, make_loader, prepare_pair, read_rgb, resolve_sources
 from .losses import (
@@ -394,7 +394,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _clean_stale_temps(rundir: Path) -> None:
-    for p in rundir.glob(".*.tmp"):
+    for p in rundir.glob(".*" + TEMP_SUFFIX):
         try:
             p.unlink()
         except OSError:

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Sequence
 
-from .atomic import atomic_write
+from ..atomic import atomic_write
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
