@@ -69,3 +69,26 @@ def test_unknown_model_in_bench_is_a_usage_error() -> None:
     proc = run_sresr("bench", "set5", "-s", "2", "-m", "fsrcnnn")
     assert proc.returncode == 2
     assert "did you mean" in proc.stderr
+
+
+def test_bench_scores_a_weights_file_given_with_weights(tmp_path) -> None:
+    import shutil
+    from importlib import resources
+
+    from sresr.registry import get_spec
+
+    variant = get_spec("fsrcnn").variant("x2")
+    mine = tmp_path / "mine.safetensors"
+    with resources.as_file(resources.files("sresr.weights_data") / variant.file) as src:
+        shutil.copyfile(src, mine)
+    proc = run_sresr("bench", "set5", "-s", "2", "-m", "fsrcnn", "--weights", str(mine), "--repeats", "1",
+                     "--json", check=True)
+    rows = {r["model"]: r for r in json.loads(proc.stdout)["rows"]}
+    assert rows["fsrcnn"]["weights"] == str(mine)
+    assert rows["fsrcnn"]["psnr"] == pytest.approx(variant.metrics["set5/psnr"], abs=0.006)
+    assert rows["fsrcnn"]["delta_psnr"] == pytest.approx(rows["fsrcnn"]["psnr"] - rows["bicubic"]["psnr"])
+    assert rows["fsrcnn"]["params"] == 12809
+    assert rows["fsrcnn"]["gflop_per_s"] > 0 and rows["fsrcnn"]["roofline_share"] > 0
+    # --weights with two models is ambiguous
+    proc = run_sresr("bench", "set5", "-s", "2", "-m", "fsrcnn", "-m", "espcn", "--weights", str(mine))
+    assert proc.returncode == 2 and "exactly one model" in proc.stderr

@@ -51,6 +51,7 @@ class BenchOptions:
     tile: int | None = None  # None: the engine's default tiling, 0: whole image
     repeats: int = 3
     warmup: int = 1
+    weights: str | None = None  # weights for the one model named in ``models`` (a file, URL or MODEL.TAG)
 
 
 @dataclass
@@ -159,6 +160,10 @@ def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[st
 
     pairs: list[tuple[str, int]] = []
     skipped: list[str] = []
+    named = [m for m in options.models if m.split(".")[0] != "bicubic"]
+    if options.weights is not None and len(named) != 1:
+        raise UsageError("--weights needs exactly one model (-m MODEL)",
+                         hint="benchmark one checkpoint at a time: sresr bench set5 -m MODEL --weights FILE")
     for scale in options.scales:
         pairs.append(("bicubic", scale))
         if options.models:
@@ -169,7 +174,10 @@ def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[st
                 if scale not in spec.scales:
                     skipped.append(f"{name} has no x{scale}")
                     continue
-                pairs.append((name if "." in name or variant is None else f"{spec.name}.{variant.tag}", scale))
+                if options.weights is not None:
+                    pairs.append((spec.name, scale))
+                else:
+                    pairs.append((name if "." in name or variant is None else f"{spec.name}.{variant.tag}", scale))
             continue
         for entry in entries().values():
             spec = entry.spec
@@ -225,7 +233,8 @@ def bench_one(
     from .profiling import PeakMemory, time_call
     from .weights import load_model
 
-    loaded = load_model(model_id, scale)
+    weights = options.weights if model_id != "bicubic" else None
+    loaded = load_model(model_id, scale, weights=weights)
     report = evaluate(loaded, dataset, scale, protocol=Protocol(), device=options.device, progress=False)
     if report.failures:
         names = ", ".join(f.name for f in report.failures)
@@ -348,7 +357,8 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
     rows_img: list[np.ndarray] = []
     for scale in scales:
         models = [r for r in result.rows if r.scale == scale]
-        loaded = {r.model: load_model(r.model, scale) for r in models}
+        loaded = {r.model: load_model(r.model, scale, weights=options.weights if r.model != "bicubic" else None)
+                  for r in models}
         for sample in dataset.samples(scale):
             hr = sample.hr if sample.hr.ndim == 3 else np.repeat(sample.hr[..., None], 3, axis=2)
             h, w = hr.shape[:2]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DeviceOpt, JsonOpt, PrecisionOpt, console, err_console, print_json
+from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
 
 
 def bench_cmd(
@@ -18,6 +18,7 @@ def bench_cmd(
                       "with local weights for the scale."),
     ] = None,
     scales: Annotated[list[int] | None, typer.Option("--scale", "-s", min=1, help="Scale; repeat for several.")] = None,
+    weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tile size (0 = whole image).")] = None,
@@ -41,6 +42,7 @@ def bench_cmd(
         precision=precision,
         tile=tile,
         repeats=repeats,
+        weights=weights,
     )
 
     def progress(row) -> None:  # type: ignore[no-untyped-def]

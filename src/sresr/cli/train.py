@@ -59,7 +59,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its checkpoint.")] = False,
     recipe: Annotated[str | None, typer.Option("--recipe", help="Recipe name (default: the model's; "
                                                 "e.g. srgan-pretrain, fsrcnn-finetune).")] = None,
-    init: Annotated[str | None, typer.Option("--init", help="Initial weights (.safetensors/.pth or MODEL.TAG).")]
+    init: Annotated[str | None, typer.Option("--init", "--weights", help="Initial weights (.safetensors/.pth, URL or MODEL.TAG).")]
     = None,
     iters: Annotated[int | None, typer.Option("--iters", min=1, help="Total iterations.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", min=1, help="Global batch size.")] = None,
