@@ -1,6 +1,6 @@
 """SRCNN spec (torch-free). The network is in :mod:`sresr.models.srcnn.arch`."""
 
-from sresr.spec import ModelSpec
+from sresr.spec import ModelSpec, WeightsSpec
 
 SPEC = ModelSpec(
     name="srcnn",
@@ -14,6 +14,12 @@ SPEC = ModelSpec(
     supports_fp16=True,
     supports_bf16=True,
     loader="sresr.models.srcnn.arch:load_state_dict",
+    weights=(
+        WeightsSpec(tag="x3", scale=3, file="srcnn_x3.safetensors", default=True, license="Apache-2.0",
+            metrics={'set5/psnr': 32.31, 'set5/ssim': 0.9018, 'set14/psnr': 28.93, 'set14/ssim': 0.8121},
+            recipe="recipes/srcnn-x3.toml",
+            description="trained by sresr on T91: 16000 iterations, 18 min on one CPU thread"),
+    ),
     num_params={2: 57281, 3: 57281, 4: 57281},
     paper="Dong, Loy, He, Tang: Image Super-Resolution Using Deep Convolutional Networks, TPAMI 2016 "
     "(arXiv:1501.00092)",
