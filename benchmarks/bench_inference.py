@@ -29,12 +29,12 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from sresr.engine import Upscaler  # noqa: E402
+from sresr.profiling import conv_roofline, count_flops, time_call  # noqa: E402
 from sresr.weights import load_model  # noqa: E402
 
 # (label, model, scale, kwargs)
@@ -50,53 +50,14 @@ MODELS = [
 SIXTY_FOUR = {"realesrgan-compact", "srresnet", "edsr", "vdsr", "esrgan"}
 
 
-def conv_flops(module: nn.Module, x: torch.Tensor) -> float:
-    """Multiply-adds x 2 of every Conv2d / ConvTranspose2d for input ``x``."""
-    total = [0.0]
-
-    def hook(m, inp, out):
-        if isinstance(m, nn.Conv2d):
-            k = m.kernel_size[0] * m.kernel_size[1]
-            total[0] += 2.0 * out.numel() / out.shape[0] * x.shape[0] * (m.in_channels // m.groups) * k
-        elif isinstance(m, nn.ConvTranspose2d):
-            k = m.kernel_size[0] * m.kernel_size[1]
-            total[0] += 2.0 * inp[0].numel() * m.out_channels * k / m.groups
-
-    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    with torch.no_grad():
-        module(x)
-    for h in handles:
-        h.remove()
-    return total[0]
-
-
 def timeit(fn, repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    """Median seconds of ``fn()`` after a warm-up (sresr.profiling.time_call)."""
+    return time_call(fn, "cuda" if torch.cuda.is_available() else "cpu", warmup=warmup, repeats=repeat).median_s
 
 
 def roofline(size: int, repeat: int, device: str = "cpu") -> float:
     """GFLOP/s of one 64->64 3x3 convolution: the better of NCHW and channels_last."""
-    best = 0.0
-    flops = 2.0 * 64 * 64 * 9 * size * size
-    for fmt in (torch.contiguous_format, torch.channels_last):
-        conv = nn.Conv2d(64, 64, 3, padding=1).to(device).to(memory_format=fmt).eval()
-        x = torch.rand(1, 64, size, size, device=device).contiguous(memory_format=fmt)
-
-        def run():
-            with torch.inference_mode():
-                conv(x)
-
-        best = max(best, flops / timeit(run, repeat) / 1e9)
-    return best
+    return max(conv_roofline(device, channels_last=cl, size=size, repeats=repeat).gflops for cl in (False, True))
 
 
 def model_rows(models, size: int, repeat: int, roof: float) -> list[str]:
@@ -110,7 +71,7 @@ def model_rows(models, size: int, repeat: int, roof: float) -> list[str]:
         x = torch.rand(1, ch, s, s)
         plain = loaded.module.eval()
         up = Upscaler(loaded, device="cpu", tile=0)
-        flops = conv_flops(plain, x)
+        flops = count_flops(plain, x)
 
         def run_plain():
             with torch.no_grad():
@@ -218,6 +179,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, fewer models (minutes, not hours)")
     ap.add_argument("--models", default=None, help="comma-separated labels' model names to include")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--size-model", default="realesrgan-compact",
+                    help="model of the time/memory vs image size section (x4)")
+    ap.add_argument("--sizes", default=None, help="input sizes for that section, e.g. 1000x1000,3000x4000")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -234,14 +198,16 @@ def main() -> None:
              f"{' (shared machine: timings are noisy)' if load[0] > 1 else ''}; "
              f"{'quick run' if quick else 'full run'}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
     roof = roofline(128 if quick else 256, repeat)
-    lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): **{roof:.1f} GFLOP/s**", ""]
+    lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): **{roof:.1f} GFLOP/s** (median of repeats)", ""]
     print(lines[-2], flush=True)
     lines += ["## Per model (CPU)", ""] + model_rows(models, size, repeat, roof) + [""]
     lines += ["## Tiled vs untiled (CPU)", ""]
     lines += tiled_rows("realesrgan-compact", 4, 256 if quick else 768, [128, 256] if quick else [256, 512], repeat) + [""]
     lines += ["## Time and memory vs image size (CPU)", ""]
     sizes = [(500, 500), (1000, 1000)] if quick else [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
-    lines += size_rows("realesrgan-compact", 4, sizes, 512) + [""]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
+    lines += size_rows(args.size_model, 4, sizes, 512) + [""]
     if torch.cuda.is_available():
         lines += ["## GPU", ""] + gpu_rows([0, 256, 512], repeat) + [""]
     else:
