@@ -350,3 +350,27 @@ def test_y_model_upscales_luma_with_network_and_chroma_with_bicubic():
     assert out.shape == (1, 3, 30, 42)
     assert (out - expected).abs().max() < 1e-4
     assert math.isclose(up.stats.input_pixels, 140)
+
+
+@pytest.mark.parametrize("model", ["fsrcnn", "srcnn"])
+def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, monkeypatch):
+    """upscale_rgb of a Y model converts colour in strips; the result must equal converting the
+    whole image at once (network on Y, MATLAB bicubic on CbCr, back to RGB)."""
+    import torch
+
+    from sresr import engine
+    from sresr.imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
+    from sresr.imaging.resize import imresize
+    from sresr.weights import load_model
+
+    torch.manual_seed(0)
+    scale = 3
+    up = engine.Upscaler(load_model(model, scale, pretrained=False), device="cpu", tile=0)
+    x = torch.rand(1, 3, 23, 17)
+    monkeypatch.setattr(engine, "_STRIP_PIXELS", 17 * 5)  # 5 input rows per strip: 5 strips
+    got = up.upscale_rgb(x)
+    ycc = rgb_to_ycbcr(x)
+    y = up.run(ycc[:, :1].contiguous())
+    want = ycbcr_to_rgb(torch.cat([y, imresize(ycc[:, 1:].contiguous(), scale=scale)], dim=1)).clamp(0, 1)
+    assert got.shape == (1, 3, 69, 51)
+    assert torch.allclose(got, want, atol=1e-6, rtol=0)

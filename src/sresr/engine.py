@@ -162,6 +162,13 @@ def is_oom(exc: BaseException) -> bool:
     return False
 
 
+#: chroma is upsampled in strips of about this many input pixels
+_STRIP_PIXELS = 1 << 18
+#: input rows of context around a strip: MATLAB bicubic enlarging reads 2 pixels each side, so a
+#: strip with 4 rows of context gives exactly the whole-image result
+_CHROMA_PAD = 4
+
+
 class Upscaler:
     """Run ``loaded`` on images of any size. See the module docstring.
 
@@ -284,12 +291,15 @@ class Upscaler:
                 pass
 
     # -- one image, tiled, with the out-of-memory fallback ------------------------------------
-    def _run_one(self, x: torch.Tensor, on_tiles: TileCallback | None) -> torch.Tensor:
+    def _run_one(
+        self, x: torch.Tensor, on_tiles: TileCallback | None, canvas: torch.Tensor | None = None
+    ) -> torch.Tensor:
         _, _, h, w = x.shape
         m = self.size_multiple
         hp, wp = -(-h // m) * m, -(-w // m) * m
         if (hp, wp) != (h, w):
             x = _pad_bottom_right(x, hp - h, wp - w)
+            canvas = None  # the padded output is larger than the caller's canvas
         while True:
             plan = plan_tiles(hp, wp, self.tile, self.tile_pad, m)
             done = [0]
@@ -304,7 +314,7 @@ class Upscaler:
                     on_tiles(done[0], total)
 
             try:
-                out = run_tiled(self._forward, x, plan, self.module_scale, self.batch, tick)
+                out = run_tiled(self._forward, x, plan, self.module_scale, self.batch, tick, canvas)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -332,8 +342,13 @@ class Upscaler:
         self.stats.events.append(f"out of memory: tile lowered to {self.tile}")
 
     # -- public API ----------------------------------------------------------------------------
-    def run(self, x: torch.Tensor, on_tiles: TileCallback | None = None) -> torch.Tensor:
-        """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU."""
+    def run(
+        self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU.
+
+        ``out`` (``1 x C x H*s x W*s`` float32, for one image) receives the result in place, so a
+        caller can have the network write straight into part of a larger output canvas."""
         if x.dim() != 4:
             raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
@@ -347,13 +362,18 @@ class Upscaler:
             from .imaging.resize import imresize
 
             x = imresize(x, scale=self.scale)
-        outs = [self._run_one(x[i : i + 1], on_tiles) for i in range(x.shape[0])]
-        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
-        out = out.clamp_(0.0, 1.0)
+        if out is not None and x.shape[0] != 1:
+            raise ValueError("out= takes one image at a time")
+        outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
+        result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+        result = result.clamp_(0.0, 1.0)
+        if out is not None and result.data_ptr() != out.data_ptr():
+            out.copy_(result)
+            result = out
         self.stats.images += x.shape[0]
         self.stats.input_pixels += lr_pixels
         self.stats.seconds += time.perf_counter() - t0
-        return out
+        return result
 
     __call__ = run
 
@@ -367,12 +387,24 @@ class Upscaler:
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
         from .imaging.resize import imresize
 
+        # Luma through the network straight into channel 0 of the output canvas; chroma by MATLAB
+        # bicubic and the conversion back to RGB in strips, so no other full-size buffer exists.
         ycc = rgb_to_ycbcr(x)
-        y = self.run(ycc[:, :1].contiguous(), on_tiles)
-        cbcr = imresize(ycc[:, 1:].contiguous(), scale=self.scale)
+        n, _, h, w = x.shape
+        s = self.scale
+        out = torch.empty((n, 3, h * s, w * s), dtype=torch.float32)
+        for i in range(n):
+            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, out=out[i : i + 1, :1])
+        cbcr = ycc[:, 1:].contiguous()
         del ycc
-        out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
-        return out.clamp_(0.0, 1.0)
+        rows = max(1, _STRIP_PIXELS // max(1, w))
+        for r0 in range(0, h, rows):
+            r1 = min(h, r0 + rows)
+            p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
+            up = imresize(cbcr[:, :, p0:p1], scale=s)[:, :, (r0 - p0) * s : (r1 - p0) * s]
+            strip = torch.cat([out[:, :1, r0 * s : r1 * s], up], dim=1)
+            out[:, :, r0 * s : r1 * s] = ycbcr_to_rgb(strip).clamp_(0.0, 1.0)
+        return out
 
     def upscale_image(
         self, image: Image, outscale: float | None = None, on_tiles: TileCallback | None = None

@@ -117,12 +117,14 @@ def run_tiled(
     scale: int,
     batch: int = 1,
     on_tile: Callable[[int], None] | None = None,
+    canvas: "torch.Tensor | None" = None,
 ) -> "torch.Tensor":
     """Run ``forward`` over the tiles of ``x`` (``1 x C x H x W``, host memory) and stitch.
 
     ``forward`` maps a ``B x C x h x w`` batch of windows to ``B x C' x h*scale x w*scale``;
     the canvas (``1 x C' x H*scale x W*scale``, float32) stays in host memory and is allocated
-    from the first output. ``on_tile(n)`` is called after every batch with the tiles done.
+    from the first output, unless the caller passes one to fill (a view into a larger output,
+    say). ``on_tile(n)`` is called after every batch with the tiles done.
     """
     import torch
 
@@ -146,8 +148,11 @@ def run_tiled(
             raise RuntimeError(
                 f"the network returned {tuple(out.shape)} for input {tuple(windows.shape)}; expected scale {s}"
             )
+        want = (1, out.shape[1], plan.height * s, plan.width * s)
         if canvas is None:
-            canvas = torch.empty((1, out.shape[1], plan.height * s, plan.width * s), dtype=torch.float32)
+            canvas = torch.empty(want, dtype=torch.float32)
+        elif tuple(canvas.shape) != want:
+            raise ValueError(f"canvas {tuple(canvas.shape)} does not match the output {want}")
         for j, t in enumerate(group):
             canvas[0, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s] = out[
                 j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
