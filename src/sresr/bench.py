@@ -90,7 +90,7 @@ class BenchResult:
     def footer(self) -> str:
         return (
             f"dataset {self.dataset}; device {self.device}; precision {self.precision}; torch {self.torch_version}; "
-            f"roofline (64->64 3x3 conv, this run) {self.roofline_gflops:.1f} GFLOP/s\nprotocol: {self.protocol}"
+            f"roofline (64->64 3x3 conv, this run) {self.roofline_gflops:.1f} GFLOP/s\n{self.protocol}"
         )
 
     def to_dict(self) -> dict[str, Any]:
