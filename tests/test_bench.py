@@ -92,3 +92,12 @@ def test_bench_scores_a_weights_file_given_with_weights(tmp_path) -> None:
     # --weights with two models is ambiguous
     proc = run_sresr("bench", "set5", "-s", "2", "-m", "fsrcnn", "-m", "espcn", "--weights", str(mine))
     assert proc.returncode == 2 and "exactly one model" in proc.stderr
+
+
+def test_terminal_output_never_truncates_numbers() -> None:
+    # too narrow for 14 columns: the Markdown table, whole numbers, and the protocol's [standard] tag
+    proc = run_sresr("bench", "set5", "-s", "2", "-m", "bicubic", "--repeats", "1", COLUMNS="80", check=True)
+    assert "| bicubic | x2 | 33.68 | 0.9304 |" in proc.stdout
+    assert "[standard]" in proc.stdout
+    wide = run_sresr("bench", "set5", "-s", "2", "-m", "bicubic", "--repeats", "1", COLUMNS="220", check=True)
+    assert "33.68" in wide.stdout and "0.9304" in wide.stdout and "[standard]" in wide.stdout

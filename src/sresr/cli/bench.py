@@ -30,6 +30,7 @@ def bench_cmd(
 ) -> None:
     """Benchmark models against bicubic: PSNR/SSIM (standard protocol), the published number,
     parameters, GFLOPs, speed, roofline share and peak memory."""
+    from rich.measure import Measurement
     from rich.table import Table
 
     from ..bench import COLUMNS, BenchOptions, run_bench, write_grid, write_text
@@ -64,7 +65,13 @@ def bench_cmd(
         table.add_column(header, justify="left" if header == "model" else "right")
     for row in result.rows:
         table.add_row(*result.cells(row))
+    # 14 numeric columns: a terminal too narrow for them gets the plain Markdown table instead of
+    # a rich table with truncated numbers
+    needed = Measurement.get(console, console.options.update(max_width=1000), table).maximum
+    if needed > console.width:
+        console.print(result.to_markdown(), highlight=False, soft_wrap=True, markup=False)
+        return
     console.print(table)
-    console.print(result.footer(), highlight=False)
+    console.print(result.footer(), highlight=False, markup=False)
     for note in result.skipped:
-        console.print(f"skipped: {note}", highlight=False)
+        console.print(f"skipped: {note}", highlight=False, markup=False)
