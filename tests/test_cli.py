@@ -76,3 +76,9 @@ def test_public_api_names_resolve_lazily() -> None:
 
     for name in sresr.__all__:
         assert getattr(sresr, name) is not None, name
+
+
+def test_models_listing_never_cuts_names_on_a_narrow_terminal() -> None:
+    proc = run_sresr("models", COLUMNS="80", check=True)
+    assert "realesrgan-compact" in proc.stdout
+    assert "…" not in proc.stdout

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Table
+from rich.text import Text
 
 from ..registry import Entry, entries, get_entry
 from .common import JsonOpt, console, print_json
+
+_HEADER = ("name", "scales", "input", "params", "weights", "source", "status")
 
 app = typer.Typer(help="List registered models (built-in and plugins).", no_args_is_help=False)
 
@@ -69,26 +74,30 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(records)
         return
-    table = Table(title="sresr models")
-    for col in ("name", "scales", "input", "params", "weights", "source", "status"):
-        table.add_column(col)
+    rows = []
     for r in records:
         if r["status"] == "ok":
-            kind = f"{r['colorspace'].upper()}, {'pre-upsampled' if r['input'] == 'upsampled' else 'LR'}"
+            kind = f"{r['colorspace'].upper()}, {'upsampled' if r['input'] == 'upsampled' else 'LR'}"
             weights = ", ".join(w["id"].split(".", 1)[1] for w in r["weights"]) or "-"
             status = "ok"
         else:
             kind, weights = "-", "-"
-            status = f"[red]broken[/red]: {r['error']}"
-        table.add_row(
-            r["name"],
-            ",".join(f"x{s}" for s in r["scales"]) or "-",
-            kind,
-            _params(r.get("params", {})),
-            weights,
-            r["source"],
-            status,
-        )
+            status = f"[red]broken[/red]: {escape(r['error'] or '')}"
+        scales = ",".join(f"x{s}" for s in r["scales"]) or "-"
+        rows.append((r["name"], scales, kind, _params(r.get("params", {})), weights, r["source"], status))
+    table = Table(title="sresr models")
+    for col in ("name", "scales", "input", "params", "weights", "source", "status"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    needed = Measurement.get(console, console.options.update(max_width=1000), table).maximum
+    if needed > console.width:  # a narrow terminal: aligned plain columns, nothing cut or wrapped in cells
+        widths = [max(len(Text.from_markup(row[i]).plain) for row in rows + [_HEADER]) for i in range(len(_HEADER) - 1)]
+        for row in [_HEADER] + rows:
+            cells = [Text.from_markup(c).plain for c in row]
+            line = "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[-1]
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+        return
     console.print(table)
 
 
