@@ -102,28 +102,24 @@ def _scale_from(in_ch: int, out_ch: int) -> int:
     return {1: 4, 4: 2, 16: 1}[ratio]
 
 
-def _infer_basicsr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    features, in_ch, _, _ = shape(sd, "conv_first.weight")
-    out_ch = shape(sd, "conv_last.weight")[0]
-    growth = shape(sd, "body.0.rdb1.conv1.weight")[0]
-    blocks = count(sd, r"body\.(\d+)\.rdb1\.conv1\.weight")
-    return _scale_from(in_ch, out_ch), {"channels": out_ch, "features": features, "blocks": blocks, "growth": growth}
+def _rrdb_infer(first: str, last: str, dense: str) -> Any:
+    """Read an RRDBNet layout's hyperparameters from tensor shapes: ``first``/``last`` are the
+    first and last conv weights, ``dense`` the regex of block i's first dense conv (i in group 1)."""
+    dense0 = dense.replace(r"(\d+)", "0").replace("\\", "")
+
+    def infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+        features, in_ch, _, _ = shape(sd, first)
+        out_ch = shape(sd, last)[0]
+        growth = shape(sd, dense0)[0]
+        blocks = count(sd, dense)
+        return _scale_from(in_ch, out_ch), {"channels": out_ch, "features": features, "blocks": blocks, "growth": growth}
+
+    return infer
 
 
-def _infer_esrgan(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    features, in_ch, _, _ = shape(sd, "conv_first.weight")
-    out_ch = shape(sd, "conv_last.weight")[0]
-    growth = shape(sd, "RRDB_trunk.0.RDB1.conv1.weight")[0]
-    blocks = count(sd, r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight")
-    return _scale_from(in_ch, out_ch), {"channels": out_ch, "features": features, "blocks": blocks, "growth": growth}
-
-
-def _infer_old(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    features, in_ch, _, _ = shape(sd, "model.0.weight")
-    out_ch = shape(sd, "model.10.weight")[0]
-    growth = shape(sd, "model.1.sub.0.RDB1.conv1.0.weight")[0]
-    blocks = count(sd, r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight")
-    return _scale_from(in_ch, out_ch), {"channels": out_ch, "features": features, "blocks": blocks, "growth": growth}
+_infer_basicsr = _rrdb_infer("conv_first.weight", "conv_last.weight", r"body\.(\d+)\.rdb1\.conv1\.weight")
+_infer_esrgan = _rrdb_infer("conv_first.weight", "conv_last.weight", r"RRDB_trunk\.(\d+)\.RDB1\.conv1\.weight")
+_infer_old = _rrdb_infer("model.0.weight", "model.10.weight", r"model\.1\.sub\.(\d+)\.RDB1\.conv1\.0\.weight")
 
 
 _ESRGAN_NAMES = {"conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2", "conv_hr": "HRconv"}
