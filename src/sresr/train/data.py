@@ -18,9 +18,10 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from ..datasets import IMAGE_EXTENSIONS
 from ..errors import DatasetError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS)
 
 
 # -- sources ---------------------------------------------------------------------------------
@@ -63,19 +64,15 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """HxWx3 uint8 (grayscale is repeated to 3 channels)."""
-    from PIL import Image, ImageOps
+    """HxWx3 uint8 (grayscale is repeated to 3 channels), read like the evaluation data."""
+    from ..datasets import read_image
+    from ..errors import ImageError
 
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(np.round(arr / (65535.0 if arr.max() > 255 else 1.0) * 255.0), 0, 255)
-                return np.repeat(arr.astype(np.uint8)[..., None], 3, axis=2)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except Exception as exc:
-        raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
+        arr = read_image(path)
+    except ImageError as exc:
+        raise DatasetError(f"cannot read training image: {exc.message}") from None
+    return np.repeat(arr[..., None], 3, axis=2) if arr.ndim == 2 else arr
 
 
 # -- per-image preparation ---------------------------------------------------------------------
