@@ -187,6 +187,9 @@ def test_tiled_equals_untiled_every_model(name):
     out = tiled.run(x)
     assert out.shape == whole.shape == (1, ch, x.shape[2] * scale, x.shape[3] * scale)
     assert (out - whole).abs().max() <= 1 / 255
+    # also relative to the output's size: a randomly initialised network may output tiny values
+    # (FSRCNN's deconvolution starts at N(0, 0.001^2)), for which 1/255 alone proves nothing
+    assert (out - whole).abs().max() <= 1e-3 * whole.abs().max()
 
 
 # -- out of memory, precision, devices ----------------------------------------------------------

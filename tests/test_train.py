@@ -89,6 +89,7 @@ def test_recipes_follow_the_papers():
     assert get_recipe("edsr", 4).data.patch_size == 48 * 4 and get_recipe("edsr").loss.pixel == "l1"
     assert get_recipe("srcnn").loss.pixel == "mse" and get_recipe("srcnn").data.train == ("t91",)
     assert get_recipe("fsrcnn-finetune", 3).trainable == ("@last",)
+    assert get_recipe("fsrcnn").optim.lr_scale == {"@last": 0.1}  # deconvolution at 1e-4, convolutions at 1e-3
     srgan = get_recipe("srgan")
     assert srgan.gan.weight == 1e-3 and srgan.gan.kind == "vanilla" and srgan.loss.perceptual_layer == "conv5_4"
     esr = get_recipe("esrgan")
@@ -267,6 +268,34 @@ def test_finetune_only_the_last_layer(plugin, tmp_path: Path):
     a, b = load_file(str(first.weights)), load_file(str(second.weights))
     assert torch.equal(a["body.0.weight"], b["body.0.weight"]) and torch.equal(a["body.1.weight"], b["body.1.weight"])
     assert not torch.equal(a["tail.weight"], b["tail.weight"])
+
+
+def test_lr_scale_multiplies_the_step_of_the_matching_parameters(plugin, tmp_path: Path):
+    """One plain SGD step: with lr_scale the tail moves by exactly 0.25 of its unscaled step, the body
+    by the same step as without it (same seed, same batch, same gradient)."""
+    from safetensors.torch import load_file
+
+    from sresr.train.loop import train
+
+    init = train(tiny_config("tinysr", 2, iters=1, **{"optim.lr": 1e-12}), tmp_path / "init", progress=False,
+                 log=lambda m: None).weights
+    common = {"iters": 1, "init_weights": str(init), "optim.name": "sgd", "optim.momentum": 0.0, "optim.lr": 0.05}
+    plain = train(tiny_config("tinysr", 2, **common), tmp_path / "plain", progress=False, log=lambda m: None)
+    logs: list[str] = []
+    scaled = train(tiny_config("tinysr", 2, **common, **{"optim.lr_scale": {"tail.*": 0.25}}), tmp_path / "scaled",
+                   progress=False, log=logs.append)
+    w0, a, b = load_file(str(init)), load_file(str(plain.weights)), load_file(str(scaled.weights))
+    assert not torch.equal(a["tail.weight"], w0["tail.weight"])
+    for name in w0:
+        step_plain, step_scaled = a[name] - w0[name], b[name] - w0[name]
+        want = step_plain * (0.25 if name.startswith("tail.") else 1.0)
+        assert torch.allclose(step_scaled, want, atol=1e-7, rtol=1e-4), name
+    assert any("at 0.0125" in m for m in logs)
+    with pytest.raises(UsageError, match="lr_scale key 'nothing.*' matches no parameter"):
+        train(tiny_config("tinysr", 2, **{"optim.lr_scale": {"nothing.*": 0.1}}), tmp_path / "bad", progress=False,
+              log=lambda m: None)
+    with pytest.raises(UsageError, match="lr_scale"):
+        override(TrainConfig(model="m"), {"optim.lr_scale": {"a": -1}}).validate()
 
 
 def test_existing_run_needs_resume(plugin, tmp_path: Path):

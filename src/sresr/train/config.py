@@ -42,7 +42,10 @@ class DataConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     """``name``: adam or sgd. ``grad_clip``: 0 = off; ``grad_clip_mode``: ``norm`` (global norm),
-    ``value`` (element-wise), or ``adjustable`` (VDSR: clip each gradient to +-grad_clip/lr)."""
+    ``value`` (element-wise), or ``adjustable`` (VDSR: clip each gradient to +-grad_clip/lr).
+    ``lr_scale``: learning-rate multipliers per parameter, keyed by fnmatch patterns of parameter
+    names or ``@last`` (the last layer), e.g. ``{"last_part.*" = 0.1}`` (FSRCNN's deconvolution
+    learns at a tenth of the rate); the first matching key wins, other parameters use ``lr``."""
 
     name: str = "adam"
     lr: float = 1e-4
@@ -52,6 +55,7 @@ class OptimConfig:
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     grad_clip_mode: str = "norm"
+    lr_scale: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,10 @@ class TrainConfig:
             errs.append(f"optim.name must be adam or sgd, not {self.optim.name!r}")
         if not (self.optim.lr > 0 and math.isfinite(self.optim.lr)):
             errs.append("optim.lr must be > 0")
+        bad_scale = [k for k, v in self.optim.lr_scale.items()
+                     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v))]
+        if bad_scale:
+            errs.append(f"optim.lr_scale['{bad_scale[0]}'] must be a number >= 0")
         if self.optim.grad_clip_mode not in ("norm", "value", "adjustable"):
             errs.append("optim.grad_clip_mode must be norm, value or adjustable")
         if self.schedule.name not in ("constant", "step", "multistep", "cosine"):

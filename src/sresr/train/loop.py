@@ -24,7 +24,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -215,24 +215,34 @@ def apply_init(module: nn.Module, cfg: TrainConfig, log: Callable[[str], None]) 
     return loaded
 
 
+def _last_prefix(module: nn.Module) -> str:
+    last = ""
+    for mname, m in module.named_modules():
+        if any(True for _ in m.parameters(recurse=False)):
+            last = mname
+    return last
+
+
+def match_parameters(module: nn.Module, pattern: str, loaded: set[str] | frozenset[str] = frozenset()) -> set[str]:
+    """Parameter names selected by one pattern: an fnmatch pattern, ``@new`` (not loaded from
+    init_weights) or ``@last`` (the parameters of the last module that has parameters)."""
+    names = [n for n, _ in module.named_parameters()]
+    if pattern == "@new":
+        return {n for n in names if n not in loaded}
+    if pattern == "@last":
+        last = _last_prefix(module)
+        return {n for n in names if n.rpartition(".")[0] == last}
+    return {n for n in names if fnmatch.fnmatchcase(n, pattern)}
+
+
 def apply_trainable(module: nn.Module, patterns: tuple[str, ...], loaded: set[str]) -> list[str]:
-    """Freeze every parameter that no pattern selects. ``@new``: not loaded from init_weights;
-    ``@last``: the parameters of the last module that has parameters (FSRCNN's deconvolution)."""
+    """Freeze every parameter that no pattern selects (see :func:`match_parameters`)."""
     names = [n for n, _ in module.named_parameters()]
     if not patterns:
         return names
-    last_prefix = None
-    for mname, m in module.named_modules():
-        if any(True for _ in m.parameters(recurse=False)):
-            last_prefix = mname
     selected: set[str] = set()
     for pat in patterns:
-        if pat == "@new":
-            selected |= {n for n in names if n not in loaded}
-        elif pat == "@last":
-            selected |= {n for n in names if n.rpartition(".")[0] == (last_prefix or "")}
-        else:
-            selected |= {n for n in names if fnmatch.fnmatchcase(n, pat)}
+        selected |= match_parameters(module, pat, loaded)
     if not selected:
         raise UsageError(f"trainable patterns {list(patterns)} select no parameter",
                          hint="parameter names: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else ""))
@@ -241,10 +251,29 @@ def apply_trainable(module: nn.Module, patterns: tuple[str, ...], loaded: set[st
     return [n for n in names if n in selected]
 
 
+def parameter_groups(module: nn.Module, lr: float, lr_scale: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Trainable parameters split into optimizer groups by ``optim.lr_scale`` (first matching key
+    wins); the group at the base rate comes first, so ``param_groups[0]["lr"]`` is the base lr."""
+    trainable = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    scale_of: dict[str, float] = {}
+    for pattern, mult in lr_scale.items():
+        hits = match_parameters(module, pattern)
+        if not hits:
+            names = [n for n, _ in module.named_parameters()]
+            raise UsageError(f"optim.lr_scale key '{pattern}' matches no parameter",
+                             hint="parameter names: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else ""))
+        for n in hits:
+            scale_of.setdefault(n, float(mult))
+    groups: dict[float, list[nn.Parameter]] = {1.0: []}
+    for n, p in trainable:
+        groups.setdefault(scale_of.get(n, 1.0), []).append(p)
+    return [{"params": ps, "lr": lr * mult} for mult, ps in groups.items() if ps]
+
+
 # -- optimisation ----------------------------------------------------------------------------------
 
 
-def make_optimizer(params: list[nn.Parameter], name: str, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+def make_optimizer(params: list[nn.Parameter] | list[dict[str, Any]], name: str, lr: float, betas: tuple[float, float] = (0.9, 0.999),
                    eps: float = 1e-8, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
@@ -641,7 +670,10 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
 
     # optimisation
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = make_optimizer(params, cfg.optim.name, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps, cfg.optim.momentum,
+    groups = parameter_groups(module, cfg.optim.lr, cfg.optim.lr_scale)
+    if len(groups) > 1 or cfg.optim.lr_scale:
+        log("learning rates: " + ", ".join(f"{len(g['params'])} tensor(s) at {g['lr']:g}" for g in groups))
+    opt = make_optimizer(groups, cfg.optim.name, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps, cfg.optim.momentum,
                          cfg.optim.weight_decay)
     sched = make_scheduler(opt, cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)

@@ -36,7 +36,8 @@ def _fsrcnn(scale: int) -> TrainConfig:
     return TrainConfig(
         model="fsrcnn", scale=scale, recipe="fsrcnn", iters=200_000,
         data=DataConfig(train=("t91", "bsds200"), patch_size=16 * scale, batch_size=16),
-        optim=OptimConfig(name="adam", lr=1e-3),
+        # the paper: lr 1e-3 for the convolutions, 1e-4 for the deconvolution
+        optim=OptimConfig(name="adam", lr=1e-3, lr_scale={"@last": 0.1}),
         schedule=ScheduleConfig(name="multistep", milestones=(100_000, 150_000), gamma=0.1),
         loss=LossConfig(pixel="mse"),
         val=ValConfig(every=2000),

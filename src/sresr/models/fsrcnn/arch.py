@@ -23,6 +23,17 @@ class FSRCNN(nn.Module):
         mid += [nn.Conv2d(s, d, 1), nn.PReLU(d)]
         self.mid_part = nn.Sequential(*mid)
         self.last_part = nn.ConvTranspose2d(d, channels, 9, stride=scale, padding=4, output_padding=scale - 1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's initialisation: He (PReLU) normal for the convolutions, N(0, 0.001^2) for the
+        deconvolution, zero biases."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, (2.0 / (m.out_channels * m.weight[0][0].numel())) ** 0.5)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.last_part.weight, 0.0, 0.001)
+        nn.init.zeros_(self.last_part.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_part(self.mid_part(self.first_part(x)))
