@@ -26,6 +26,23 @@ KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr
         "sresr.train_seconds", "sresr.seed", "sresr.train_data")
 
 
+def lineage(run: Path) -> list[tuple[str, int, float]]:
+    """(run name, iterations, seconds) of this run and of the runs its init_weights came from."""
+    from sresr.train.config import load_toml
+
+    out = []
+    seen = set()
+    while run not in seen and (run / "weights.safetensors").is_file():
+        seen.add(run)
+        meta = read_metadata(run / "weights.safetensors")
+        out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan"))))
+        init = load_toml(run / "config.toml").init_weights if (run / "config.toml").is_file() else ""
+        if not init.endswith("weights.safetensors"):
+            break
+        run = (ROOT / init).parent if not Path(init).is_absolute() else Path(init).parent
+    return out[::-1]
+
+
 def main(runs: list[str]) -> None:
     for run in map(Path, runs):
         src = run / "weights.safetensors"
@@ -42,14 +59,17 @@ def main(runs: list[str]) -> None:
             report = evaluate(model, data, scale, weights=str(dest), progress=False)
             metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
             metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
-        minutes = float(meta.get("sresr.train_seconds", "nan")) / 60
+        stages = lineage(run)
+        iters = " + ".join(str(n) for _, n, _ in stages) if len(stages) > 1 else str(stages[0][1])
+        minutes = sum(sec for _, _, sec in stages) / 60
+        recipe = " then ".join(f"recipes/{name}.toml" for name, _, _ in stages)
         print(f"# {run.name}: {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} KiB)")
         print(
             f'WeightsSpec(tag="x{scale}", scale={scale}, file="{name}", default=True, license="Apache-2.0",\n'
             f"    metrics={metrics},\n"
-            f'    recipe="recipes/{run.name}.toml",\n'
+            f'    recipe="{recipe}",\n'
             f'    description="trained by sresr on {", ".join(json.loads(kept["sresr.train_data"]))}: '
-            f'{meta.get("sresr.iterations")} iterations, {minutes:.0f} min on one CPU thread"),\n',
+            f'{iters} iterations, {minutes:.0f} min on one CPU thread"),\n',
             flush=True,
         )
 

@@ -23,6 +23,7 @@ lane_a() {
 }
 lane_b() {
   train espcn-x3 espcn T91
+  train espcn-x3-polish espcn T91   # starts from runs/espcn-x3
   train espcn-x4 espcn T91
   train espcn-x2 espcn T91
   train srcnn-x3 srcnn T91
