@@ -9,6 +9,10 @@ shift PSNR by 0.1-0.6 dB, so sresr uses this implementation everywhere the proto
 
 Each axis is resized with a small table of ``(out, taps)`` weights and source indices computed in
 float64, applied as ``taps`` gather-multiply-adds (cheap in memory, exact tap order as MATLAB).
+Enlarging by an integer factor ``s`` uses the same table as ``s`` phases of fixed weights applied to
+shifted slices of the mirror-padded input (no per-pixel gather; several times faster), whenever
+that gives bit-identical results: every output row of a phase has the same weights in the
+tensor's dtype and the same source offsets.
 """
 
 from __future__ import annotations
@@ -52,10 +56,52 @@ def contributions(in_len: int, out_len: int, scale: float, antialias: bool = Tru
     weights = scale * _cubic(dist * scale) if shrink else _cubic(dist)
     weights = weights / weights.sum(dim=1, keepdim=True)
     # symmetric padding: aux = [1..n, n..1], index = aux(mod(ind - 1, 2n) + 1)
-    aux = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
-    idx = aux[torch.remainder(ind.long() - 1, 2 * in_len)]
+    idx = _mirror(ind.long() - 1, in_len)
     keep = (weights != 0).any(dim=0)
     return weights[:, keep].contiguous(), idx[:, keep].contiguous()
+
+
+def _mirror(pos: torch.Tensor, in_len: int) -> torch.Tensor:
+    """0-based positions (any integers) -> source indices under symmetric, edge-including padding."""
+    aux = torch.cat([torch.arange(in_len), torch.arange(in_len - 1, -1, -1)])
+    return aux[torch.remainder(pos, 2 * in_len)]
+
+
+@lru_cache(maxsize=64)
+def _polyphase(in_len: int, out_len: int, scale: float, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, int, tuple[tuple[int, ...], ...], torch.Tensor] | None:
+    """For an integer enlargement: ``(pad_index, pad, offsets, weights)`` such that output row
+    ``j * s + r`` is ``sum_k weights[r, k] * padded[pad + j + offsets[r][k]]`` for every ``j``,
+    exactly as the contributions table has it (same weights in ``dtype``, same taps, same order);
+    ``None`` when that does not hold, and the general gather path is used."""
+    s = int(round(scale))
+    if s < 2 or abs(scale - s) > 1e-12 or out_len != in_len * s:
+        return None
+    weights, idx = contributions(in_len, out_len, scale, True)
+    w = weights.to(dtype)
+    rows = torch.arange(out_len)
+    j = rows // s
+    # the source offset of each tap relative to j, before mirroring: recompute the unmirrored
+    # positions from an interior row of each phase and check every row against them
+    offsets = []
+    for r in range(s):
+        mine = rows[r::s]
+        if not bool((w[mine] == w[r]).all()):
+            return None
+        centre = mine[len(mine) // 2]
+        jc = int(j[centre])
+        raw = [int(v) - jc for v in idx[centre]]
+        offsets.append(tuple(raw))
+    lo = min(min(o) for o in offsets)
+    hi = max(max(o) for o in offsets)
+    pad_lo, pad_hi = max(0, -lo), max(0, hi)
+    for r in range(s):
+        mine = rows[r::s]
+        want = _mirror(j[mine].unsqueeze(1) + torch.tensor(offsets[r]).unsqueeze(0), in_len)
+        if not torch.equal(want, idx[mine]):
+            return None
+    pad_index = _mirror(torch.arange(-pad_lo, in_len + pad_hi), in_len)
+    return pad_index, pad_lo, tuple(offsets), w[:s].contiguous()
 
 
 def output_size(in_size: Sequence[int], scale: float) -> tuple[int, int]:
@@ -70,6 +116,9 @@ def output_size(in_size: Sequence[int], scale: float) -> tuple[int, int]:
 
 def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialias: bool) -> torch.Tensor:
     in_len = x.shape[dim]
+    plan = _polyphase(in_len, out_len, float(scale), x.dtype) if scale > 1 else None
+    if plan is not None:
+        return _resize_axis_polyphase(x, dim, plan)
     weights, idx = contributions(in_len, out_len, float(scale), antialias)
     weights = weights.to(device=x.device, dtype=x.dtype)
     idx = idx.to(device=x.device)
@@ -80,6 +129,25 @@ def _resize_axis(x: torch.Tensor, dim: int, out_len: int, scale: float, antialia
         out = term if out is None else out + term
     assert out is not None
     return out
+
+
+def _resize_axis_polyphase(x: torch.Tensor, dim: int,
+                           plan: tuple[torch.Tensor, int, tuple[tuple[int, ...], ...], torch.Tensor]) -> torch.Tensor:
+    pad_index, pad, offsets, weights = plan
+    in_len = x.shape[dim]
+    xp = x.index_select(dim, pad_index.to(x.device))
+    w = weights.to(x.device)
+    phases = []
+    for r, offs in enumerate(offsets):
+        out = None
+        for k, o in enumerate(offs):
+            term = xp.narrow(dim, pad + o, in_len) * w[r, k]
+            out = term if out is None else out + term
+        phases.append(out)
+    stacked = torch.stack(phases, dim=dim)  # (..., in_len, s) or (..., in_len, s, W)
+    shape = list(x.shape)
+    shape[dim] = in_len * len(offsets)
+    return stacked.reshape(shape)
 
 
 def imresize(
