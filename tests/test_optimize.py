@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 from sresr.optimize import (
+    ShuffledConv,
     SubPixelConv,
     convtranspose_to_pixelshuffle,
     fold_batchnorm,
     optimize_for_inference,
+    shuffle_then_conv_to_conv_then_shuffle,
 )
 
 
@@ -73,6 +75,52 @@ def test_fold_batchnorm_matches_and_counts():
         assert (net(x) - folded(x)).abs().max() < 1e-5
     remaining = [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
     assert len(remaining) == 1  # the one after the shared conv
+
+
+@pytest.mark.parametrize("scale,kernel,act", [(2, 9, nn.PReLU(5)), (2, 9, nn.PReLU()), (2, 5, nn.LeakyReLU(0.2)),
+                                              (4, 9, nn.ReLU()), (2, 5, None)])
+def test_conv_after_pixel_shuffle_moves_in_front_of_it(scale, kernel, act):
+    """PixelShuffle -> act -> Conv2d(5 -> 3, kxk) equals act -> Conv2d on the low-resolution side ->
+    PixelShuffle, compared with the original network on random weights and input."""
+    torch.manual_seed(kernel + scale)
+    layers = [nn.Conv2d(3, 5 * scale * scale, 3, padding=1), nn.PixelShuffle(scale)]
+    layers += [act] if act is not None else []
+    layers += [nn.Conv2d(5, 3, kernel, padding=kernel // 2)]
+    net = nn.Sequential(*layers).eval()
+    for m in net.modules():
+        if isinstance(m, nn.PReLU):
+            m.weight.data.uniform_(-0.5, 0.5)  # per-channel slopes must follow their channels
+    new, n = shuffle_then_conv_to_conv_then_shuffle(net)
+    assert n == 1 and any(isinstance(m, ShuffledConv) for m in new.modules())
+    x = torch.randn(2, 3, 11, 14)
+    with torch.no_grad():
+        a, b = net(x), new(x)
+    assert a.shape == b.shape == (2, 3, 11 * scale, 14 * scale)
+    assert (a - b).abs().max() < 1e-5 * max(1.0, float(a.abs().max()))
+
+
+def test_conv_after_pixel_shuffle_stays_when_moving_costs_more():
+    # a 3x3 conv at the output resolution would need 4x the multiply-adds (EDSR's last conv)
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(3, 3, 3, padding=1))
+    assert shuffle_then_conv_to_conv_then_shuffle(net)[1] == 0
+    # 7x7 at x2 becomes 5x5 on 4x the channels: 100 vs 49 taps
+    net = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(3, 3, 7, padding=3))
+    assert shuffle_then_conv_to_conv_then_shuffle(net)[1] == 0
+    # many output channels: the convolution already uses its vector lanes
+    net = nn.Sequential(nn.Conv2d(3, 64 * 4, 3, padding=1), nn.PixelShuffle(2), nn.Conv2d(64, 64, 9, padding=4))
+    assert shuffle_then_conv_to_conv_then_shuffle(net)[1] == 0
+
+
+def test_srresnet_last_conv_moves_and_output_is_unchanged():
+    from sresr import load_model
+
+    loaded = load_model("srresnet", scale=4, pretrained=False, blocks=2, features=16)
+    x = torch.rand(1, 3, 20, 24)
+    opt, report, _ = optimize_for_inference(loaded.module, x)
+    assert "shuffle_then_conv_to_conv_then_shuffle (1)" in report.applied
+    y = torch.rand(1, 3, 17, 9)
+    with torch.inference_mode():
+        assert (opt(y.contiguous(memory_format=torch.channels_last)) - loaded.module(y)).abs().max() < 1e-5
 
 
 def test_optimize_for_inference_reports_and_keeps_output():

@@ -5,6 +5,10 @@
   exactly ``s`` times its input (``kernel - 2 * padding - 1 + output_padding - (s - 1) == 0``,
   FSRCNN's deconvolution) becomes a ``Conv2d`` to ``s*s`` times the channels followed by
   ``PixelShuffle(s)``: the same arithmetic without the zero-stuffed input.
+- :func:`shuffle_then_conv_to_conv_then_shuffle`: ``PixelShuffle(r) -> [PReLU/ReLU/LeakyReLU] ->
+  Conv2d`` to a few output channels (SRResNet's 9x9 conv to RGB at the output resolution, which
+  leaves most SIMD lanes of the convolution idle) becomes the activation and an equivalent
+  convolution on the low-resolution side to ``r*r`` times the channels, then ``PixelShuffle(r)``.
 - channels_last memory format (faster convolutions on CPU oneDNN and on tensor cores).
 
 :func:`optimize_for_inference` applies them one by one and keeps each only when the output on a
@@ -28,6 +32,8 @@ __all__ = [
     "fold_batchnorm",
     "convtranspose_to_pixelshuffle",
     "SubPixelConv",
+    "ShuffledConv",
+    "shuffle_then_conv_to_conv_then_shuffle",
     "outputs_match",
 ]
 
@@ -198,6 +204,140 @@ def convtranspose_to_pixelshuffle(module: nn.Module) -> tuple[nn.Module, int]:
     return module, n
 
 
+# -- PixelShuffle -> act -> Conv2d  ==>  act -> Conv2d -> PixelShuffle ----------------------------
+
+
+class ShuffledConv(nn.Module):
+    """``PixelShuffle(r)(conv(pad(act(x))))``: a convolution at the output resolution moved in front
+    of the pixel shuffle that feeds it."""
+
+    def __init__(self, act: nn.Module, conv: nn.Conv2d, scale: int, pads: tuple[int, int, int, int]):
+        super().__init__()
+        self.act = act
+        self.conv = conv
+        self.shuffle = nn.PixelShuffle(scale)
+        self.pads = pads  # left, right, top, bottom
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act(x)
+        if any(self.pads):
+            x = F.pad(x, self.pads)
+        return self.shuffle(self.conv(x))
+
+
+# the convolution is moved only where it pays: few output channels (most SIMD lanes idle at the
+# output resolution) and at most this many times the multiply-adds after the move
+_MOVE_MAX_OUT = 4
+_MOVE_MAX_FLOP_RATIO = 2.0
+
+
+def _shuffled_taps(k: int, p: int, r: int) -> tuple[int, int]:
+    """(lo, K): the low-resolution offsets ``lo .. lo + K - 1`` a ``k``-tap, ``p``-padded output-
+    resolution kernel reaches, over the ``r`` phases."""
+    lo = min((a - p) // r for a in range(r))
+    hi = max((a - p + k - 1) // r for a in range(r))
+    return lo, hi - lo + 1
+
+
+def _moved_act(act: nn.Module | None, r: int) -> nn.Module | None:
+    if act is None:
+        return nn.Identity()
+    if type(act) in (nn.ReLU, nn.LeakyReLU):
+        return copy.deepcopy(act)
+    if type(act) is nn.PReLU:
+        w = act.weight.detach()
+        new = nn.PReLU(w.numel() * (r * r if w.numel() > 1 else 1))
+        new.weight = nn.Parameter(w.repeat_interleave(r * r) if w.numel() > 1 else w.clone(), requires_grad=False)
+        return new
+    return None
+
+
+def _moved_conv(conv: nn.Conv2d, r: int) -> tuple[nn.Conv2d, tuple[int, int, int, int]] | None:
+    if (conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or conv.padding_mode != "zeros"
+            or not isinstance(conv.padding, tuple) or conv.out_channels > _MOVE_MAX_OUT):
+        return None
+    (ky, kx), (py, px) = conv.kernel_size, conv.padding
+    if ky != 2 * py + 1 or kx != 2 * px + 1:  # output size must equal input size
+        return None
+    loy, Ky = _shuffled_taps(ky, py, r)
+    lox, Kx = _shuffled_taps(kx, px, r)
+    if r * r * Ky * Kx > _MOVE_MAX_FLOP_RATIO * ky * kx:
+        return None
+    w = conv.weight.detach()  # (out, in, ky, kx)
+    cout, cin = w.shape[0], w.shape[1]
+    new_w = torch.zeros(cout * r * r, cin * r * r, Ky, Kx, dtype=w.dtype)
+    for a in range(r):  # output phase (rows)
+        for b in range(r):  # output phase (columns)
+            for ty in range(ky):
+                my, c = divmod(a + ty - py, r)
+                for tx in range(kx):
+                    mx, d = divmod(b + tx - px, r)
+                    # output channel o*r*r + a*r + b reads input channel ch*r*r + c*r + d at (my, mx)
+                    new_w[a * r + b :: r * r, c * r + d :: r * r, my - loy, mx - lox] = w[:, :, ty, tx]
+    new = nn.Conv2d(cin * r * r, cout * r * r, (Ky, Kx), bias=conv.bias is not None)
+    new.weight = nn.Parameter(new_w, requires_grad=False)
+    if conv.bias is not None:
+        new.bias = nn.Parameter(conv.bias.detach().repeat_interleave(r * r), requires_grad=False)
+    return new, (-lox, Kx - 1 + lox, -loy, Ky - 1 + loy)
+
+
+def shuffle_then_conv_to_conv_then_shuffle(module: nn.Module) -> tuple[nn.Module, int]:
+    """Move each ``Conv2d`` that follows a pixel shuffle (and an optional PReLU/ReLU/LeakyReLU) in front
+    of the shuffle, when it pays (see ``_MOVE_MAX_*``); returns (copy, how many were moved).
+    Works on a ``torch.fx`` trace; a network that does not trace is returned unchanged."""
+    import torch.fx as fx
+
+    try:
+        gm = fx.symbolic_trace(copy.deepcopy(module).eval())
+    except Exception:
+        return module, 0
+    mods = dict(gm.named_modules())
+
+    def shuffle_factor(node: fx.Node) -> int | None:
+        if node.op == "call_function" and node.target in (F.pixel_shuffle, torch.pixel_shuffle):
+            r = node.args[1] if len(node.args) > 1 else node.kwargs.get("upscale_factor")
+            return int(r) if isinstance(r, int) else None
+        if node.op == "call_module" and type(mods.get(str(node.target))) is nn.PixelShuffle:
+            return int(mods[str(node.target)].upscale_factor)
+        return None
+
+    moved = 0
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or type(mods.get(str(node.target))) is not nn.Conv2d:
+            continue
+        prev = node.args[0] if node.args else None
+        if not isinstance(prev, fx.Node) or len(prev.users) != 1 or len(node.args) != 1 or node.kwargs:
+            continue
+        act_node, act = None, None
+        if prev.op == "call_module" and type(mods.get(str(prev.target))) in (nn.PReLU, nn.ReLU, nn.LeakyReLU):
+            act_node, act = prev, mods[str(prev.target)]
+            prev = prev.args[0] if prev.args else None
+            if not isinstance(prev, fx.Node) or len(prev.users) != 1:
+                continue
+        r = shuffle_factor(prev)
+        if r is None or r < 2:
+            continue
+        new_act = _moved_act(act, r)
+        conv_pads = _moved_conv(mods[str(node.target)], r)
+        if new_act is None or conv_pads is None:
+            continue
+        name = f"shuffled_conv_{moved}"
+        gm.add_submodule(name, ShuffledConv(new_act, conv_pads[0], r, conv_pads[1]))
+        with gm.graph.inserting_after(node):
+            new_node = gm.graph.call_module(name, (prev.args[0],))
+        node.replace_all_uses_with(new_node)
+        for dead in (node, act_node, prev):
+            if dead is not None and not dead.users:
+                gm.graph.erase_node(dead)
+        moved += 1
+    if moved == 0:
+        return module, 0
+    gm.graph.lint()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm, moved
+
+
 # -- checking and the whole pass ----------------------------------------------------------------
 
 
@@ -236,6 +376,7 @@ def optimize_for_inference(
         steps.append(("fold_batchnorm", fold_batchnorm))
     if subpixel:
         steps.append(("convtranspose_to_pixelshuffle", convtranspose_to_pixelshuffle))
+        steps.append(("shuffle_then_conv_to_conv_then_shuffle", shuffle_then_conv_to_conv_then_shuffle))
     for name, fn in steps:
         try:
             candidate, count = fn(current)
