@@ -298,6 +298,45 @@ def test_lr_scale_multiplies_the_step_of_the_matching_parameters(plugin, tmp_pat
         override(TrainConfig(model="m"), {"optim.lr_scale": {"a": -1}}).validate()
 
 
+@pytest.mark.slow
+def test_compiled_training_equals_eager(plugin, tmp_path: Path):
+    """compile = true runs the real torch.compile (inductor, C++ on CPU) and ends with the weights of
+    the eager run, to float tolerance."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from sresr.train.loop import train
+
+    if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("g++")):
+        pytest.skip("torch.compile on CPU needs a C++ compiler")
+    quiet = {"val.every": 0, "iters": 4}
+    eager = train(tiny_config("tinysr", 2, **quiet), tmp_path / "eager", progress=False, log=lambda m: None)
+    compiled = train(tiny_config("tinysr", 2, compile=True, **quiet), tmp_path / "compiled", progress=False,
+                     log=lambda m: None)
+    a, b = load_file(str(eager.weights)), load_file(str(compiled.weights))
+    init = load_file(str(train(tiny_config("tinysr", 2, **{**quiet, "iters": 1, "optim.lr": 1e-12}), tmp_path / "i",
+                               progress=False, log=lambda m: None).weights))
+    for k in a:
+        assert not torch.equal(a[k], init[k]) or k.endswith("bias"), k  # the runs did train
+        assert torch.allclose(a[k], b[k], atol=1e-6, rtol=1e-5), k
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_training_on_cuda_learns(plugin, tmp_path: Path, precision: str):
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from sresr.train.loop import train
+
+    cfg = tiny_config("tinysr", iters=60, device="cuda", precision=precision, **{"loss.pixel": "mse"})
+    result = train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    losses = [float(r["loss"]) for r in _rows(tmp_path / "run")]
+    assert all(math.isfinite(v) for v in losses)
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:5])
+    assert all(torch.isfinite(v).all() for v in result.module.state_dict().values())
+
+
 def test_existing_run_needs_resume(plugin, tmp_path: Path):
     from sresr.train.loop import train
 
