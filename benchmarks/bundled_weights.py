@@ -43,9 +43,14 @@ def main() -> None:
             r14 = evaluate(f"{name}.{w.tag}", SET14, s, progress=False).mean
             meta = read_metadata(variant_path(spec, w))
             paper = spec.paper_metrics.get(f"set5/x{s}/psnr")
+            # all training stages (a fine-tune or polish counts its starting run too)
+            stages = json.loads(meta.get("sresr.stages", "[]")) or [
+                {"iterations": int(meta.get("sresr.iterations", 0)), "seconds": float(meta.get("sresr.train_seconds", "nan"))}]
+            iters = " + ".join(str(st["iterations"]) for st in stages)
+            minutes = sum(float(st["seconds"]) for st in stages) / 60
             print(f"| {name}.{w.tag} | {r5.psnr:.2f} / {r5.ssim:.4f} | {r14.psnr:.2f} / {r14.ssim:.4f} | "
                   f"{r5.psnr - bicubic[s][0]:+.2f} | {paper if paper else '-'} | {TARGETS.get((name, s), '-')} | "
-                  f"{meta.get('sresr.iterations', '?')} | {float(meta.get('sresr.train_seconds', 'nan')) / 60:.0f} | "
+                  f"{iters} | {minutes:.0f} | "
                   f"`{w.recipe}` |", flush=True)
     print("\nBicubic (same protocol): " + ", ".join(
         f"x{s} Set5 {b5:.2f} / Set14 {b14:.2f}" for s, (b5, b14) in bicubic.items()))

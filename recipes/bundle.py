@@ -52,6 +52,8 @@ def main(runs: list[str]) -> None:
         kept = {k: meta[k] for k in KEEP if k in meta}
         kept["sresr.train_data"] = json.dumps([Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))])
         kept["sresr.recipe_file"] = f"recipes/{run.name}.toml"
+        stages = lineage(run)
+        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1)} for n, i, sec in stages])
         dest = OUT / name
         save_file(load_file(str(src)), str(dest), metadata=kept)
         metrics = {}
@@ -59,7 +61,6 @@ def main(runs: list[str]) -> None:
             report = evaluate(model, data, scale, weights=str(dest), progress=False)
             metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
             metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
-        stages = lineage(run)
         iters = " + ".join(str(n) for _, n, _ in stages) if len(stages) > 1 else str(stages[0][1])
         minutes = sum(sec for _, _, sec in stages) / 60
         recipe = " then ".join(f"recipes/{name}.toml" for name, _, _ in stages)
