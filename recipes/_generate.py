@@ -10,9 +10,9 @@ runs = {
  "fsrcnn-x3": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 30000, "data.batch_size": 32, "data.patch_size": 48,
      "init_weights": "runs/fsrcnn-x2/weights.safetensors", "trainable": [], "optim.lr": 5e-4,
      "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 2000}),
- "fsrcnn-x4": ("fsrcnn-finetune", 4, {"data.train": [T91, BSD], "iters": 30000, "data.batch_size": 32, "data.patch_size": 48,
-     "init_weights": "runs/fsrcnn-x2/weights.safetensors", "trainable": [], "optim.lr": 5e-4,
-     "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 2000}),
+ # x4 from scratch: fine-tuning the x2 network (30k iterations) reached 30.14 dB, this 30.18
+ "fsrcnn-x4": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
+     "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
  "srcnn-x3": ("srcnn", 3, {"data.train": [T91], "iters": 40000, "data.batch_size": 16, "data.patch_size": 33,
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),

@@ -18,8 +18,7 @@ train() {  # name model data...
 }
 lane_a() {
   train fsrcnn-x2 fsrcnn T91 BSDS200
-  train fsrcnn-x4 fsrcnn T91 BSDS200
-  train fsrcnn-x3 fsrcnn T91 BSDS200
+  train fsrcnn-x3 fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2
 }
 lane_b() {
   train espcn-x3 espcn T91
@@ -27,6 +26,7 @@ lane_b() {
   train espcn-x4 espcn T91
   train espcn-x2 espcn T91
   train srcnn-x3 srcnn T91
+  train fsrcnn-x4 fsrcnn T91 BSDS200   # from scratch
 }
 lane_a & a=$!
 lane_b & b=$!
