@@ -41,6 +41,25 @@ def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m):
     assert (owner == 1).all()  # every pixel owned by exactly one tile
 
 
+@pytest.mark.parametrize("pad", [0, 4, 20, 34, 40, 46, 47, 349])
+def test_default_tile_keeps_the_overlap_cheap_or_the_memory_bounded(pad):
+    from sresr.tiling import MAX_AUTO_TILE, default_tile
+
+    tile = default_tile(pad)
+    assert tile % 64 == 0 or tile == 2 * pad
+    assert tile >= 512
+    if (tile + 2 * pad) ** 2 <= 1.15 * tile**2:
+        assert tile <= MAX_AUTO_TILE  # cheap overlap and still bounded
+        # and it is the smallest such multiple of 64 (at least 512)
+        smaller = tile - 64
+        assert smaller < 512 or (smaller + 2 * pad) ** 2 > 1.15 * smaller**2
+        # a large image tiled with the default tile: windows cover at most ~15 % more than the image
+        plan = plan_tiles(8 * tile, 8 * tile, tile, pad, 1)
+        assert plan.overhead <= 1.16
+    else:  # too wide a receptive field for a 15 % overlap within MAX_AUTO_TILE
+        assert pad >= 47 and tile == max(512, 2 * pad)
+
+
 # -- models built in the tests ---------------------------------------------------------------
 
 

@@ -23,10 +23,25 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE"]
+__all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE", "default_tile"]
 
-#: Core size (input pixels) used when the caller does not choose one.
+#: Smallest core size (input pixels) used when the caller does not choose one.
 DEFAULT_TILE = 512
+#: The default tile grows up to this size so that the overlap costs at most MAX_OVERLAP_COST.
+MAX_AUTO_TILE = 1280
+MAX_OVERLAP_COST = 1.15
+
+
+def default_tile(pad: int) -> int:
+    """The core size used when none is given: the smallest multiple of 64 (at least DEFAULT_TILE)
+    whose padded window ``(tile + 2 * pad)^2`` costs at most MAX_OVERLAP_COST times the core,
+    when that is at most MAX_AUTO_TILE; otherwise (receptive fields too wide for that, such as
+    ESRGAN's) ``max(DEFAULT_TILE, 2 * pad)``, which keeps memory bounded."""
+    need = math.ceil(2 * pad / (math.sqrt(MAX_OVERLAP_COST) - 1))
+    need = -(-need // 64) * 64
+    if need <= MAX_AUTO_TILE:
+        return max(DEFAULT_TILE, need)
+    return max(DEFAULT_TILE, 2 * pad)
 
 
 @dataclass(frozen=True)
