@@ -120,6 +120,21 @@ def tiled_rows(name: str, scale: int, size: int, tiles: list[int], repeat: int) 
 
 _MEM_CHILD = r"""
 import resource, sys, time, json, numpy as np, torch
+
+
+def _status_kb(key):
+    # VmHWM/VmRSS belong to this process's own memory map (ru_maxrss is inherited from the parent
+    # across fork + exec on Linux, so a big benchmark parent would inflate it)
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 sys.path.insert(0, sys.argv[1])
 from sresr.engine import Upscaler
 from sresr.imaging.io import Image
@@ -128,11 +143,11 @@ torch.manual_seed(0)
 name, scale, h, w, tile = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 up = Upscaler(load_model(name, scale=scale, pretrained=False), device="cpu", tile=tile)
 img = Image(np.random.default_rng(0).random((h, w, 3), dtype=np.float32))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = _status_kb("VmRSS")
 t0 = time.perf_counter()
 out = up.upscale_image(img)
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = _status_kb("VmHWM")
 print(json.dumps({"seconds": dt, "peak_kb": peak, "base_kb": base, "canvas_bytes": out.pixels.nbytes}))
 """
 
@@ -184,6 +199,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, fewer models (minutes, not hours)")
+    ap.add_argument("--only-sizes", action="store_true", help="only the time/memory vs image size section")
     ap.add_argument("--models", default=None, help="comma-separated labels' model names to include")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--size-model", default="realesrgan-compact",
@@ -204,6 +220,14 @@ def main() -> None:
              f"{torch.get_num_threads()} threads, load average at start {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
              f"{' (shared machine: timings are noisy)' if load[0] > 1 else ''}; "
              f"{'quick run' if quick else 'full run'}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
+    if args.only_sizes:
+        sizes = [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
+        if args.sizes:
+            sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
+        lines += ["## Time and memory vs image size (CPU)", ""] + size_rows(args.size_model, 4, sizes, 512) + [""]
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        print(f"wrote {args.out}")
+        return
     roof = roofline(128 if quick else 256, repeat)
     lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): **{roof:.1f} GFLOP/s** (median of repeats)", ""]
     print(lines[-2], flush=True)
