@@ -141,7 +141,7 @@ from sresr.imaging.io import Image
 from sresr.weights import load_model
 torch.manual_seed(0)
 name, scale, h, w, tile = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-up = Upscaler(load_model(name, scale=scale, pretrained=False), device="cpu", tile=tile)
+up = Upscaler(load_model(name, scale=scale, pretrained=False), device="cpu", tile=None if tile < 0 else tile)
 img = Image(np.random.default_rng(0).random((h, w, 3), dtype=np.float32))
 base = _status_kb("VmRSS")
 t0 = time.perf_counter()
@@ -152,12 +152,19 @@ print(json.dumps({"seconds": dt, "peak_kb": peak, "base_kb": base, "canvas_bytes
 """
 
 
-def size_rows(name: str, scale: int, sizes: list[tuple[int, int]], tile: int) -> list[str]:
-    rows = [f"{name} x{scale}, tile {tile}, one process per size", "",
+def size_rows(name: str, scale: int, sizes: list[tuple[int, int]], tile: int | None = None) -> list[str]:
+    """tile None: the engine's default tile for the model on CPU."""
+    if tile is None:
+        torch.manual_seed(0)
+        shown = f"the default tile ({Upscaler(load_model(name, scale=scale, pretrained=False), device='cpu').tile})"
+    else:
+        shown = f"tile {tile}"
+    rows = [f"{name} x{scale}, {shown}, one process per size", "",
             "| input | MPix | seconds | s / MPix | output canvas (GB) | peak RSS (GB) | peak - canvas - before (GB) |",
             "|---|---|---|---|---|---|---|"]
     for h, w in sizes:
-        proc = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(ROOT / "src"), name, str(scale), str(h), str(w), str(tile)],
+        proc = subprocess.run([sys.executable, "-c", _MEM_CHILD, str(ROOT / "src"), name, str(scale), str(h), str(w),
+                               str(-1 if tile is None else tile)],
                               capture_output=True, text=True, env={**os.environ})
         if proc.returncode != 0:
             rows.append(f"| {w}x{h} | failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr else proc.returncode} |")
@@ -199,7 +206,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, fewer models (minutes, not hours)")
-    ap.add_argument("--only-sizes", action="store_true", help="only the time/memory vs image size section")
+    ap.add_argument("--only", default=None, choices=["tiled", "sizes"],
+                    help="run one section alone (written to --out)")
     ap.add_argument("--models", default=None, help="comma-separated labels' model names to include")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--size-model", default="realesrgan-compact",
@@ -220,26 +228,25 @@ def main() -> None:
              f"{torch.get_num_threads()} threads, load average at start {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
              f"{' (shared machine: timings are noisy)' if load[0] > 1 else ''}; "
              f"{'quick run' if quick else 'full run'}; {time.strftime('%Y-%m-%d %H:%M')}", ""]
-    if args.only_sizes:
-        sizes = [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
-        if args.sizes:
-            sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
-        lines += ["## Time and memory vs image size (CPU)", ""] + size_rows(args.size_model, 4, sizes, 512) + [""]
-        Path(args.out).write_text("\n".join(lines) + "\n")
+    sizes = [(500, 500), (1000, 1000)] if quick else [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
+    if args.sizes:
+        sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
+    tiled_section = ["## Tiled vs untiled (CPU)", ""] + tiled_rows(
+        "realesrgan-compact", 4, 256 if quick else 1536, [None, 256] if quick else [None, 512, 960],
+        repeat if quick else 1) + [""] if args.only in (None, "tiled") else []
+    if args.only:
+        sections = tiled_section if args.only == "tiled" else (
+            ["## Time and memory vs image size (CPU)", ""] + size_rows(args.size_model, 4, sizes) + [""])
+        Path(args.out).write_text("\n".join(lines + sections) + "\n")
         print(f"wrote {args.out}")
         return
     roof = roofline(128 if quick else 256, repeat)
     lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): **{roof:.1f} GFLOP/s** (median of repeats)", ""]
     print(lines[-2], flush=True)
     lines += ["## Per model (CPU)", ""] + model_rows(models, size, repeat, roof) + [""]
-    lines += ["## Tiled vs untiled (CPU)", ""]
-    lines += tiled_rows("realesrgan-compact", 4, 256 if quick else 1536, [128, None] if quick else [256, 512, None],
-                        repeat if quick else 1) + [""]
+    lines += tiled_section
     lines += ["## Time and memory vs image size (CPU)", ""]
-    sizes = [(500, 500), (1000, 1000)] if quick else [(1000, 1000), (2000, 2000), (3000, 4000), (4000, 4000)]
-    if args.sizes:
-        sizes = [tuple(int(v) for v in item.split("x")) for item in args.sizes.split(",")]
-    lines += size_rows(args.size_model, 4, sizes, 512) + [""]
+    lines += size_rows(args.size_model, 4, sizes) + [""]
     if torch.cuda.is_available():
         lines += ["## GPU", ""] + gpu_rows([0, 256, 512], repeat) + [""]
     else:

@@ -43,9 +43,10 @@ def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m):
 
 @pytest.mark.parametrize("pad", [0, 4, 20, 34, 40, 46, 47, 349])
 def test_default_tile_keeps_the_overlap_cheap_or_the_memory_bounded(pad):
-    from sresr.tiling import MAX_AUTO_TILE, default_tile
+    from sresr.tiling import CPU_TILE, MAX_AUTO_TILE, default_tile
 
-    tile = default_tile(pad)
+    assert default_tile(pad, "cpu") == max(CPU_TILE, 2 * pad)
+    tile = default_tile(pad, "cuda")
     assert tile % 64 == 0 or tile == 2 * pad
     assert tile >= 512
     if (tile + 2 * pad) ** 2 <= 1.15 * tile**2:

@@ -172,7 +172,7 @@ _CHROMA_PAD = 4
 class Upscaler:
     """Run ``loaded`` on images of any size. See the module docstring.
 
-    tile: core size in input pixels; None = :func:`sresr.tiling.default_tile` of the pad, 0 = whole image.
+    tile: core size in input pixels; None = :func:`sresr.tiling.default_tile` of the pad and device, 0 = whole image.
     tile_pad: overlap; None = the model's receptive field (exact stitching).
     batch: tiles per forward pass.
     optimize: fold BatchNorm, use sub-pixel convolutions and channels_last where verified equal.
@@ -207,7 +207,7 @@ class Upscaler:
         rf, multiple = model_geometry(loaded)
         self.receptive_field = rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
-        self.tile = default_tile(self.tile_pad) if tile is None else int(tile)
+        self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
         self.batch = int(batch)
         self.alpha = alpha
         self.size_multiple = multiple

@@ -25,18 +25,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE", "default_tile"]
 
-#: Smallest core size (input pixels) used when the caller does not choose one.
+#: Smallest core size (input pixels) used on accelerators when the caller does not choose one.
 DEFAULT_TILE = 512
-#: The default tile grows up to this size so that the overlap costs at most MAX_OVERLAP_COST.
+#: On accelerators the default tile grows up to this size so that the overlap costs at most
+#: MAX_OVERLAP_COST.
 MAX_AUTO_TILE = 1280
 MAX_OVERLAP_COST = 1.15
+#: Core size used on CPU: convolutions over windows of about 300 pixels stay in the CPU's caches
+#: and run ~1.5x faster per pixel than over whole images, which more than pays for the overlap
+#: (benchmarks/bench_inference.py, BENCHMARKS.md).
+CPU_TILE = 256
 
 
-def default_tile(pad: int) -> int:
-    """The core size used when none is given: the smallest multiple of 64 (at least DEFAULT_TILE)
-    whose padded window ``(tile + 2 * pad)^2`` costs at most MAX_OVERLAP_COST times the core,
-    when that is at most MAX_AUTO_TILE; otherwise (receptive fields too wide for that, such as
-    ESRGAN's) ``max(DEFAULT_TILE, 2 * pad)``, which keeps memory bounded."""
+def default_tile(pad: int, device_type: str = "cuda") -> int:
+    """The core size used when none is given.
+
+    CPU: ``max(CPU_TILE, 2 * pad)``. Elsewhere: the smallest multiple of 64 (at least
+    DEFAULT_TILE) whose padded window ``(tile + 2 * pad)^2`` costs at most MAX_OVERLAP_COST times
+    the core, when that is at most MAX_AUTO_TILE; otherwise (receptive fields too wide for that,
+    such as ESRGAN's) ``max(DEFAULT_TILE, 2 * pad)``, which keeps memory bounded."""
+    if device_type == "cpu":
+        return max(CPU_TILE, 2 * pad)
     need = math.ceil(2 * pad / (math.sqrt(MAX_OVERLAP_COST) - 1))
     need = -(-need // 64) * 64
     if need <= MAX_AUTO_TILE:
