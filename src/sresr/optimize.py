@@ -207,22 +207,16 @@ def convtranspose_to_pixelshuffle(module: nn.Module) -> tuple[nn.Module, int]:
 # -- PixelShuffle -> act -> Conv2d  ==>  act -> Conv2d -> PixelShuffle ----------------------------
 
 
-class ShuffledConv(nn.Module):
+class ShuffledConv(SubPixelConv):
     """``PixelShuffle(r)(conv(pad(act(x))))``: a convolution at the output resolution moved in front
     of the pixel shuffle that feeds it."""
 
     def __init__(self, act: nn.Module, conv: nn.Conv2d, scale: int, pads: tuple[int, int, int, int]):
-        super().__init__()
+        super().__init__(conv, scale, pads)
         self.act = act
-        self.conv = conv
-        self.shuffle = nn.PixelShuffle(scale)
-        self.pads = pads  # left, right, top, bottom
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act(x)
-        if any(self.pads):
-            x = F.pad(x, self.pads)
-        return self.shuffle(self.conv(x))
+        return super().forward(self.act(x))
 
 
 # the convolution is moved only where it pays: few output channels (most SIMD lanes idle at the
@@ -244,10 +238,11 @@ def _moved_act(act: nn.Module | None, r: int) -> nn.Module | None:
         return nn.Identity()
     if type(act) in (nn.ReLU, nn.LeakyReLU):
         return copy.deepcopy(act)
-    if type(act) is nn.PReLU:
+    if type(act) is nn.PReLU:  # per-channel slopes follow their channels through the shuffle
         w = act.weight.detach()
-        new = nn.PReLU(w.numel() * (r * r if w.numel() > 1 else 1))
-        new.weight = nn.Parameter(w.repeat_interleave(r * r) if w.numel() > 1 else w.clone(), requires_grad=False)
+        w = w.repeat_interleave(r * r) if w.numel() > 1 else w.clone()
+        new = nn.PReLU(w.numel())
+        new.weight = nn.Parameter(w, requires_grad=False)
         return new
     return None
 

@@ -37,7 +37,7 @@ MAX_OVERLAP_COST = 1.15
 CPU_TILE = 256
 
 
-def default_tile(pad: int, device_type: str = "cuda") -> int:
+def default_tile(pad: int, device_type: str) -> int:
     """The core size used when none is given.
 
     CPU: ``max(CPU_TILE, 2 * pad)``. Elsewhere: the smallest multiple of 64 (at least

@@ -81,25 +81,19 @@ def _polyphase(in_len: int, out_len: int, scale: float, dtype: torch.dtype
     w = weights.to(dtype)
     rows = torch.arange(out_len)
     j = rows // s
-    # the source offset of each tap relative to j, before mirroring: recompute the unmirrored
-    # positions from an interior row of each phase and check every row against them
+    # the source offset of each tap relative to j, read off the middle row of each phase; every
+    # row of the phase must have the same weights and, after mirroring, the same taps
     offsets = []
     for r in range(s):
         mine = rows[r::s]
-        if not bool((w[mine] == w[r]).all()):
+        centre = int(mine[len(mine) // 2])
+        offs = idx[centre] - int(j[centre])
+        want = _mirror(j[mine].unsqueeze(1) + offs.unsqueeze(0), in_len)
+        if not bool((w[mine] == w[r]).all()) or not torch.equal(want, idx[mine]):
             return None
-        centre = mine[len(mine) // 2]
-        jc = int(j[centre])
-        raw = [int(v) - jc for v in idx[centre]]
-        offsets.append(tuple(raw))
-    lo = min(min(o) for o in offsets)
-    hi = max(max(o) for o in offsets)
-    pad_lo, pad_hi = max(0, -lo), max(0, hi)
-    for r in range(s):
-        mine = rows[r::s]
-        want = _mirror(j[mine].unsqueeze(1) + torch.tensor(offsets[r]).unsqueeze(0), in_len)
-        if not torch.equal(want, idx[mine]):
-            return None
+        offsets.append(tuple(int(o) for o in offs))
+    pad_lo = max(0, -min(min(o) for o in offsets))
+    pad_hi = max(0, max(max(o) for o in offsets))
     pad_index = _mirror(torch.arange(-pad_lo, in_len + pad_hi), in_len)
     return pad_index, pad_lo, tuple(offsets), w[:s].contiguous()
 

@@ -223,6 +223,11 @@ def _last_prefix(module: nn.Module) -> str:
     return last
 
 
+def _names_hint(module: nn.Module) -> str:
+    names = [n for n, _ in module.named_parameters()]
+    return "parameter names: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else "")
+
+
 def match_parameters(module: nn.Module, pattern: str, loaded: set[str] | frozenset[str] = frozenset()) -> set[str]:
     """Parameter names selected by one pattern: an fnmatch pattern, ``@new`` (not loaded from
     init_weights) or ``@last`` (the parameters of the last module that has parameters)."""
@@ -244,8 +249,7 @@ def apply_trainable(module: nn.Module, patterns: tuple[str, ...], loaded: set[st
     for pat in patterns:
         selected |= match_parameters(module, pat, loaded)
     if not selected:
-        raise UsageError(f"trainable patterns {list(patterns)} select no parameter",
-                         hint="parameter names: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else ""))
+        raise UsageError(f"trainable patterns {list(patterns)} select no parameter", hint=_names_hint(module))
     for n, p in module.named_parameters():
         p.requires_grad_(n in selected)
     return [n for n in names if n in selected]
@@ -259,9 +263,7 @@ def parameter_groups(module: nn.Module, lr: float, lr_scale: Mapping[str, float]
     for pattern, mult in lr_scale.items():
         hits = match_parameters(module, pattern)
         if not hits:
-            names = [n for n, _ in module.named_parameters()]
-            raise UsageError(f"optim.lr_scale key '{pattern}' matches no parameter",
-                             hint="parameter names: " + ", ".join(names[:12]) + (" ..." if len(names) > 12 else ""))
+            raise UsageError(f"optim.lr_scale key '{pattern}' matches no parameter", hint=_names_hint(module))
         for n in hits:
             scale_of.setdefault(n, float(mult))
     groups: dict[float, list[nn.Parameter]] = {1.0: []}

@@ -30,7 +30,8 @@ class FSRCNN(nn.Module):
         deconvolution, zero biases."""
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, (2.0 / (m.out_channels * m.weight[0][0].numel())) ** 0.5)
+                fan_out = m.out_channels * m.kernel_size[0] * m.kernel_size[1]
+                nn.init.normal_(m.weight, 0.0, (2.0 / fan_out) ** 0.5)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.last_part.weight, 0.0, 0.001)
         nn.init.zeros_(self.last_part.bias)
