@@ -167,6 +167,35 @@ def test_patches_are_aligned_and_deterministic():
     assert any(not torch.equal(ds[k][1], other[k][1]) for k in range(4))
 
 
+def test_resize_factors_add_shrunk_copies_of_every_image(tmp_path: Path):
+    from PIL import Image
+
+    from sresr.train.data import load_pairs
+
+    rng = np.random.default_rng(3)
+    # smooth content, so that MATLAB bicubic and PIL's antialiased bicubic agree inside the image
+    yy, xx = np.mgrid[0:120, 0:100]
+    base = np.stack([127 + 100 * np.sin(xx / 9.0 + c) * np.cos(yy / 13.0) for c in range(3)], -1)
+    Image.fromarray(np.clip(base + rng.normal(0, 1, base.shape), 0, 255).astype(np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "small.png")
+    paths = sorted(tmp_path.glob("*.png"))
+    pairs = load_pairs(paths, (2,), "rgb", upsampled=False, min_hr=36, cache=False,
+                       resize_factors=(1.0, 0.8, 0.5))[2]
+    # small.png: 40 -> 32 and 20 are under the 36px patch; a.png: 120x100, 96x80, 60x50
+    assert [p.name for p in pairs] == ["a.png", "a.png@0.8", "a.png@0.5", "small.png"]
+    assert [p.hr.shape for p in pairs] == [(3, 120, 100), (3, 96, 80), (3, 60, 50), (3, 40, 50)]
+    assert [p.inp.shape for p in pairs] == [(3, 60, 50), (3, 48, 40), (3, 30, 25), (3, 20, 25)]
+    original = np.asarray(Image.open(tmp_path / "a.png")).astype(np.float64)
+    assert np.array_equal(pairs[0].hr.transpose(1, 2, 0), original)
+    for pair, f in ((pairs[1], 0.8), (pairs[2], 0.5)):
+        h, w = pair.hr.shape[1:]
+        ref = np.asarray(Image.open(tmp_path / "a.png").resize((w, h), Image.BICUBIC)).astype(np.float64)
+        diff = np.abs(pair.hr.transpose(1, 2, 0).astype(np.float64) - ref)[4:-4, 4:-4]
+        assert diff.max() <= 2, (f, diff.max())
+    with pytest.raises(SresrError, match="resize_factors"):
+        override(get_recipe("fsrcnn", 2), {"data.resize_factors": [1.0, 1.5]}).validate()
+
+
 def test_y_pairs_match_the_protocol_conversion():
     from sresr.imaging.color import rgb_to_y
     from sresr.train.data import make_lr, modcrop, prepare_pair, read_rgb

@@ -27,6 +27,9 @@ class DataConfig:
     pre-upsampled models any size works). ``batch_size`` is the *global* batch (split over DDP ranks).
     ``colorspace``: ``auto`` (the model's), ``y`` or ``rgb``. ``scales``: several scales for
     multi-scale training (one scale per iteration, VDSR); empty means the run's scale.
+    ``resize_factors``: scale augmentation (FSRCNN, VDSR): every HR image is also used resized by
+    each factor with MATLAB bicubic before its LR is made, e.g. ``[1.0, 0.9, 0.8, 0.7, 0.6]``;
+    empty means the originals only (``[1.0]``).
     """
 
     train: tuple[str, ...] = ()
@@ -35,6 +38,7 @@ class DataConfig:
     augment: bool = True  # random h/v flips and 90-degree rotations
     colorspace: str = "auto"
     scales: tuple[int, ...] = ()
+    resize_factors: tuple[float, ...] = ()
     workers: int = 0
     pin_memory: bool = True  # only used on CUDA
 
@@ -149,6 +153,8 @@ class TrainConfig:
             errs.append("data.batch_size must be >= 1")
         if self.data.patch_size < 1:
             errs.append("data.patch_size must be >= 1")
+        if any(not 0.0 < f <= 1.0 for f in self.data.resize_factors):
+            errs.append(f"data.resize_factors must lie in (0, 1] (HR images are only shrunk), not {list(self.data.resize_factors)}")
         if self.data.colorspace not in ("auto", "y", "rgb"):
             errs.append(f"data.colorspace must be auto, y or rgb, not {self.data.colorspace!r}")
         if self.optim.name not in ("adam", "sgd"):

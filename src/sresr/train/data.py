@@ -251,22 +251,36 @@ def _cache_dir() -> Path | None:
         return None
 
 
-def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache: Path | None) -> Pair:
-    """``prepare_pair`` of one image file, cached on disk by content hash (the MATLAB-bicubic LR is
-    the slow part): SRESR_HOME/train-cache/<sha256>-x<s>-<colorspace>[-up].npz."""
+def resize_hr(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """HxWx3 uint8 resized by ``factor`` with MATLAB bicubic (scale augmentation); 1.0 is a no-op."""
+    if factor == 1.0:
+        return rgb
+    from ..imaging.resize import imresize  # noqa: PLC0415
+
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    return imresize(x, scale=factor).permute(1, 2, 0).numpy()
+
+
+def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache: Path | None,
+                factor: float = 1.0) -> Pair:
+    """``prepare_pair`` of one image file (resized by ``factor`` first), cached on disk by content
+    hash (the MATLAB-bicubic LR is the slow part):
+    SRESR_HOME/train-cache/<sha256>-x<s>-<colorspace>[-up][-r<factor>].npz."""
     import hashlib
 
+    name = path.name if factor == 1.0 else f"{path.name}@{factor:g}"
     if cache is None:
-        return prepare_pair(path.name, read_rgb(path), scale, colorspace, upsampled)
+        return prepare_pair(name, resize_hr(read_rgb(path), factor), scale, colorspace, upsampled)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-    f = cache / f"{digest}-v{_CACHE_VERSION}-x{scale}-{colorspace}{'-up' if upsampled else ''}.npz"
+    resized = "" if factor == 1.0 else f"-r{factor:g}"
+    f = cache / f"{digest}-v{_CACHE_VERSION}-x{scale}-{colorspace}{'-up' if upsampled else ''}{resized}.npz"
     if f.is_file():
         try:
             with np.load(f) as z:
-                return Pair(path.name, z["hr"], z["inp"])
+                return Pair(name, z["hr"], z["inp"])
         except Exception:  # a damaged cache entry is rebuilt
             pass
-    pair = prepare_pair(path.name, read_rgb(path), scale, colorspace, upsampled)
+    pair = prepare_pair(name, resize_hr(read_rgb(path), factor), scale, colorspace, upsampled)
     try:
         from ..atomic import atomic_write  # noqa: PLC0415
 
@@ -281,29 +295,35 @@ def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache:
 
 
 def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, upsampled: bool,
-               min_hr: int, log=None, cache: bool = True) -> dict[int, list[Pair]]:
-    """Read every image once and prepare it for every scale; images smaller than the patch are skipped."""
+               min_hr: int, log=None, cache: bool = True,
+               resize_factors: Sequence[float] = ()) -> dict[int, list[Pair]]:
+    """Read every image once and prepare it for every scale, and for every resize factor (scale
+    augmentation; empty = the originals only); images (or resized versions) smaller than the patch
+    are skipped."""
     from PIL import Image
 
+    factors = tuple(resize_factors) or (1.0,)
     out: dict[int, list[Pair]] = {s: [] for s in scales}
     skipped = 0
     cache_dir = _cache_dir() if cache else None
     for i, path in enumerate(paths):
         try:
             with Image.open(path) as im:
-                small = min(im.size) < min_hr
+                side = min(im.size)
         except Exception as exc:
             raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
-        if small:
-            skipped += 1
-            continue
-        for s in scales:
-            out[s].append(cached_pair(path, s, colorspace, upsampled, cache_dir))
+        for factor in factors:
+            if int(side * factor) < min_hr:  # imresize's output side is ceil(side * factor) >= this
+                skipped += 1
+                continue
+            for s in scales:
+                out[s].append(cached_pair(path, s, colorspace, upsampled, cache_dir, factor))
         if log is not None and (i + 1) % 50 == 0:
             log(f"prepared {i + 1}/{len(paths)} training images")
     if not out[scales[0]]:
         raise DatasetError(f"no training image is at least {min_hr}x{min_hr} pixels",
                            hint="use a smaller --patch-size or larger images")
     if skipped and log is not None:
-        log(f"skipped {skipped} image(s) smaller than the {min_hr}px patch")
+        what = "image(s)" if factors == (1.0,) else "resized version(s)"
+        log(f"skipped {skipped} {what} smaller than the {min_hr}px patch")
     return out

@@ -662,8 +662,10 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
                          hint=f"use --patch-size {cfg.data.patch_size // cfg.scale * cfg.scale or cfg.scale}")
     t_load = time.perf_counter()
     paths = resolve_sources(cfg.data.train)
-    pairs = load_pairs(paths, scales, colorspace, upsampled, min_hr=cfg.data.patch_size, log=log)
-    log(f"training data: {len(pairs[scales[0]])} images x{'/x'.join(map(str, scales))} "
+    pairs = load_pairs(paths, scales, colorspace, upsampled, min_hr=cfg.data.patch_size, log=log,
+                       resize_factors=cfg.data.resize_factors)
+    resized = f" (resized by {', '.join(f'{f:g}' for f in cfg.data.resize_factors)})" if cfg.data.resize_factors else ""
+    log(f"training data: {len(pairs[scales[0]])} images{resized} x{'/x'.join(map(str, scales))} "
         f"({time.perf_counter() - t_load:.1f} s to prepare)")
     dataset = PatchDataset(pairs, cfg.data.patch_size, cfg.data.batch_size, cfg.seed, cfg.data.augment, upsampled)
     val_images: list[ValImage] = []
