@@ -384,11 +384,12 @@ class Upscaler:
         x = x.detach().to("cpu", torch.float32)
         if self.colorspace != "y":
             return self.run(x, on_tiles)
-        from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb
-        from .imaging.resize import imresize
+        from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
+        from .imaging.resize import enlarge
 
-        # Luma through the network straight into channel 0 of the output canvas; chroma by MATLAB
-        # bicubic and the conversion back to RGB in strips, so no other full-size buffer exists.
+        # Luma through the network straight into channel 0 of the output canvas. Chroma in strips:
+        # MATLAB-bicubic enlargement with the YCbCr -> RGB matrix folded in (one convolution gives
+        # the chroma's RGB contribution), plus the luma's, so no other full-size buffer exists.
         ycc = rgb_to_ycbcr(x)
         n, _, h, w = x.shape
         s = self.scale
@@ -397,13 +398,18 @@ class Upscaler:
             self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, out=out[i : i + 1, :1])
         cbcr = ycc[:, 1:].contiguous()
         del ycc
+        m, o = ycbcr_to_rgb_affine()
+        mix, bias, luma = m[:, 1:].float(), o.float(), m[:, 0].tolist()
         rows = max(1, _STRIP_PIXELS // max(1, w))
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
             p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
-            up = imresize(cbcr[:, :, p0:p1], scale=s)[:, :, (r0 - p0) * s : (r1 - p0) * s]
-            strip = torch.cat([out[:, :1, r0 * s : r1 * s], up], dim=1)
-            out[:, :, r0 * s : r1 * s] = ycbcr_to_rgb(strip).clamp_(0.0, 1.0)
+            chroma = enlarge(cbcr[:, :, p0:p1], s, mix, bias)[:, :, (r0 - p0) * s : (r1 - p0) * s]
+            strip = out[:, :, r0 * s : r1 * s]
+            y = strip[:, :1]
+            for c in (1, 2, 0):  # channel 0 holds the luma until last
+                torch.add(chroma[:, c : c + 1], y, alpha=luma[c], out=strip[:, c : c + 1])
+            strip.clamp_(0.0, 1.0)
         return out
 
     def upscale_image(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "rgb_to_y", "RGB_TO_YCBCR", "YCBCR_OFFSET"]
+__all__ = ["rgb_to_ycbcr", "ycbcr_to_rgb", "ycbcr_to_rgb_affine", "rgb_to_y", "RGB_TO_YCBCR", "YCBCR_OFFSET"]
 
 #: rows Y, Cb, Cr; applied to RGB in [0, 1] they give values on the 0-255 scale (plus the offset)
 RGB_TO_YCBCR = (
@@ -49,6 +49,13 @@ def ycbcr_to_rgb(x: torch.Tensor) -> torch.Tensor:
     inverse = torch.linalg.inv(_matrix(x))
     offset = torch.tensor(YCBCR_OFFSET, dtype=x.dtype, device=x.device).view(3, 1, 1)
     return _apply(inverse, x * 255.0 - offset)
+
+
+def ycbcr_to_rgb_affine() -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M, o)`` (float64, ``3 x 3`` and ``3``) with ``ycbcr_to_rgb(x) == M @ x + o`` per pixel, for
+    callers that fold the conversion into another linear step."""
+    inverse = torch.linalg.inv(torch.tensor(RGB_TO_YCBCR, dtype=torch.float64))
+    return inverse * 255.0, -(inverse @ torch.tensor(YCBCR_OFFSET, dtype=torch.float64))
 
 
 def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
