@@ -157,3 +157,47 @@ def test_optimize_rejects_a_change_that_alters_output():
     _randomise_bn(net)
     opt, report, _ = optimize_for_inference(net, torch.rand(2, 3, 8, 8))
     assert "fold_batchnorm" in report.rejected
+
+
+# -- activations in place ------------------------------------------------------------------------
+
+
+class _Reuse(nn.Module):
+    """relu(conv(x)) + conv(x): the activation's input is read again, so it must not be overwritten;
+    the shared ``act`` is also called on the network's own input, which is the caller's tensor."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1)
+        self.one = nn.PReLU()
+        self.many = nn.PReLU(8)
+        self.act = nn.ReLU()
+        self.solo = nn.LeakyReLU(0.1)
+
+    def forward(self, x):
+        y = self.conv(self.act(x))
+        z = self.act(y) + y
+        w = self.solo(self.conv2(z))
+        return self.many(self.one(self.conv2(w)))
+
+
+def test_activations_in_place_only_where_nothing_else_reads_the_input():
+    from sresr.optimize import activations_in_place
+
+    torch.manual_seed(0)
+    net = _Reuse().eval()
+    with torch.no_grad():
+        net.one.weight.fill_(0.3)
+    new, changed = activations_in_place(net)
+    assert type(new.one) is nn.LeakyReLU and new.one.negative_slope == pytest.approx(0.3)
+    assert type(new.many) is nn.PReLU  # per-channel slopes stay a PReLU
+    # solo and one read a convolution's output that nothing else reads; act reads x and y
+    assert new.solo.inplace and new.one.inplace and not new.act.inplace
+    assert changed == 3  # the PReLU swap, then solo and one in place
+    assert not net.solo.inplace and type(net.one) is nn.PReLU  # the original is not modified
+    x = torch.randn(2, 3, 12, 12)
+    x0 = x.clone()
+    with torch.no_grad():
+        assert torch.allclose(new(x), net(x), atol=0, rtol=0)
+    assert torch.equal(x, x0)

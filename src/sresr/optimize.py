@@ -9,6 +9,8 @@
   Conv2d`` to a few output channels (SRResNet's 9x9 conv to RGB at the output resolution, which
   leaves most SIMD lanes of the convolution idle) becomes the activation and an equivalent
   convolution on the low-resolution side to ``r*r`` times the channels, then ``PixelShuffle(r)``.
+- :func:`activations_in_place`: one-slope ``PReLU`` as ``LeakyReLU``, and ``ReLU``/``LeakyReLU`` in
+  place where their input is a fresh tensor nothing else reads.
 - channels_last memory format (faster convolutions on CPU oneDNN and on tensor cores).
 
 :func:`optimize_for_inference` applies them one by one and keeps each only when the output on a
@@ -34,6 +36,7 @@ __all__ = [
     "SubPixelConv",
     "ShuffledConv",
     "shuffle_then_conv_to_conv_then_shuffle",
+    "activations_in_place",
     "outputs_match",
 ]
 
@@ -299,6 +302,17 @@ def _moved_conv(conv: nn.Conv2d, r: int) -> tuple[nn.Conv2d, tuple[int, int, int
     return new, (-lox, Kx - 1 + lox, -loy, Ky - 1 + loy)
 
 
+def _trace(module: nn.Module) -> Any:
+    """``torch.fx`` trace that keeps this module's own layers (SubPixelConv, ShuffledConv) as leaves."""
+    import torch.fx as fx
+
+    class Tracer(fx.Tracer):
+        def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+            return isinstance(m, SubPixelConv) or super().is_leaf_module(m, qualname)
+
+    return fx.GraphModule(module, Tracer().trace(module))
+
+
 def shuffle_then_conv_to_conv_then_shuffle(module: nn.Module) -> tuple[nn.Module, int]:
     """Move each ``Conv2d`` that follows a pixel shuffle (and an optional PReLU/ReLU/LeakyReLU) in front
     of the shuffle, when it pays (see ``_MOVE_MAX_*``); returns (copy, how many were moved).
@@ -306,7 +320,7 @@ def shuffle_then_conv_to_conv_then_shuffle(module: nn.Module) -> tuple[nn.Module
     import torch.fx as fx
 
     try:
-        gm = fx.symbolic_trace(copy.deepcopy(module).eval())
+        gm = _trace(copy.deepcopy(module).eval())
     except Exception:
         return module, 0
     mods = dict(gm.named_modules())
@@ -359,6 +373,59 @@ def shuffle_then_conv_to_conv_then_shuffle(module: nn.Module) -> tuple[nn.Module
 # -- checking and the whole pass ----------------------------------------------------------------
 
 
+# -- activations: single-slope PReLU as LeakyReLU, in place where nothing else reads the input ----
+
+#: producers whose output is a fresh tensor (not a view of another), safe to overwrite when the
+#: activation is its only reader
+_FRESH_PRODUCERS = (nn.Conv2d, nn.ConvTranspose2d, nn.BatchNorm2d, nn.PixelShuffle, nn.Linear, SubPixelConv)
+
+
+def activations_in_place(module: nn.Module) -> tuple[nn.Module, int]:
+    """``PReLU`` with one slope becomes ``LeakyReLU`` (the same function; its kernel is ~4x faster
+    on CPU), and ``ReLU``/``LeakyReLU`` modules run in place wherever every call reads a fresh
+    tensor that nothing else reads (a convolution's or pixel shuffle's output): on large tiles a
+    new buffer costs more than the activation itself. Works on a ``torch.fx`` trace of a copy;
+    returns (copy, how many modules changed), the input unchanged when it does not trace."""
+    import torch.fx as fx
+
+    module = copy.deepcopy(module).eval()
+    try:
+        gm = _trace(module)
+    except Exception:
+        return module, 0
+    changed = 0
+    for name, mod in list(module.named_modules()):
+        if type(mod) is nn.PReLU and mod.weight.numel() == 1:
+            _set_submodule(module, name, nn.LeakyReLU(float(mod.weight.detach().reshape(()))))
+            changed += 1
+    mods = dict(module.named_modules())
+
+    def fresh_and_alone(node: fx.Node) -> bool:
+        if not node.args or not isinstance(node.args[0], fx.Node):
+            return False
+        src = node.args[0]
+        if len(src.users) != 1:
+            return False
+        if src.op == "call_module":
+            return isinstance(mods.get(str(src.target)), _FRESH_PRODUCERS)
+        return src.op == "call_function" and src.target in (F.pixel_shuffle, torch.pixel_shuffle, F.conv2d)
+
+    # an activation module may be called at several places: in place only if every call allows it
+    verdict: dict[nn.Module, bool] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module":
+            continue
+        mod = mods.get(str(node.target))
+        act = mod.act if isinstance(mod, ShuffledConv) else mod  # ShuffledConv applies act to its input
+        if type(act) in (nn.ReLU, nn.LeakyReLU):
+            verdict[act] = verdict.get(act, True) and fresh_and_alone(node)
+    for act, ok in verdict.items():
+        if ok and not act.inplace:
+            act.inplace = True
+            changed += 1
+    return module, changed
+
+
 def outputs_match(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:
     if a.shape != b.shape:
         return False
@@ -380,6 +447,7 @@ def optimize_for_inference(
     fold_bn: bool = True,
     subpixel: bool = True,
     channels_last: bool = True,
+    activations: bool = True,
 ) -> tuple[nn.Module, OptimizeReport, bool]:
     """Apply the optimisations that keep the output of ``module`` on ``example`` (CPU, float32).
 
@@ -395,6 +463,8 @@ def optimize_for_inference(
     if subpixel:
         steps.append(("convtranspose_to_pixelshuffle", convtranspose_to_pixelshuffle))
         steps.append(("shuffle_then_conv_to_conv_then_shuffle", shuffle_then_conv_to_conv_then_shuffle))
+    if activations:
+        steps.append(("activations_in_place", activations_in_place))
     for name, fn in steps:
         try:
             candidate, count = fn(current)
