@@ -54,7 +54,8 @@ class ResidualBlock(nn.Module):
         self.norm2 = _norm(norm, features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.norm2(self.conv2(self.act(self.norm1(self.conv1(x)))))
+        # in place: the residual branch ends in a fresh tensor that its backward does not need
+        return self.norm2(self.conv2(self.act(self.norm1(self.conv1(x))))).add_(x)
 
 
 class UpsampleStage(nn.Module):
@@ -93,7 +94,7 @@ class SRResNet(nn.Module):
         feat = self.head_act(self.head(x))
         out = self.norm_body(self.conv_body(self.body(feat)))
         if self.global_skip:
-            out = out + feat
+            out = out.add_(feat)
         return self.conv_last(self.upsample(out))
 
 
