@@ -221,7 +221,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inference.md"))
     ap.add_argument("--quick", action="store_true", help="small sizes, fewer models (minutes, not hours)")
-    ap.add_argument("--only", default=None, choices=["tiled", "sizes"],
+    ap.add_argument("--only", default=None, choices=["models", "tiled", "sizes"],
                     help="run one section alone (written to --out)")
     ap.add_argument("--models", default=None, help="comma-separated labels' model names to include")
     ap.add_argument("--threads", type=int, default=None)
@@ -249,6 +249,14 @@ def main() -> None:
     tiled_section = ["## Tiled vs untiled (CPU)", ""] + tiled_rows(
         "realesrgan-compact", 4, 256 if quick else 1536, [None, 256] if quick else [None, 512, 960],
         repeat if quick else 1) + [""] if args.only in (None, "tiled") else []
+    if args.only == "models":
+        roof = roofline(128 if quick else 256, repeat)
+        lines += [f"Roofline (64->64 3x3 conv, best of NCHW/channels_last, inference_mode, same run): "
+                  f"**{roof:.1f} GFLOP/s** (median of repeats)", "", "## Per model (CPU)", ""]
+        lines += model_rows(models, size, repeat, roof) + [""]
+        Path(args.out).write_text("\n".join(lines) + "\n")
+        print(f"wrote {args.out}")
+        return
     if args.only:
         sections = tiled_section if args.only == "tiled" else (
             ["## Time and memory vs image size (CPU)", ""] + size_rows(args.size_model, 4, sizes) + [""])
