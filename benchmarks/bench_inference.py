@@ -136,9 +136,10 @@ def _status_kb(key):
 
 
 sys.path.insert(0, sys.argv[1])
-from sresr.engine import Upscaler
+from sresr.engine import Upscaler, tune_cpu_allocator
 from sresr.imaging.io import Image
 from sresr.weights import load_model
+tune_cpu_allocator()  # as `sresr upscale` does
 torch.manual_seed(0)
 name, scale, h, w, tile, repeat = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
                                    int(sys.argv[7]))

@@ -397,3 +397,39 @@ def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, monkeypat
     want = ycbcr_to_rgb(torch.cat([y, imresize(ycc[:, 1:].contiguous(), scale=scale)], dim=1)).clamp(0, 1)
     assert got.shape == (1, 3, 69, 51)
     assert torch.allclose(got, want, atol=1e-6, rtol=0)
+
+
+_FAULTS = r"""
+import resource, sys, torch
+from sresr.engine import tune_cpu_allocator
+applied = tune_cpu_allocator() if sys.argv[1] == "1" else None
+def tile():  # three 16 MiB activations alive at once, then all freed, as a tile's forward does
+    bufs = [torch.ones(4 << 20) for _ in range(3)]
+    del bufs
+tile()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(4):
+    tile()
+print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_tuned_allocator_reuses_freed_tile_buffers():
+    import platform
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc only")
+    faults = {}
+    for mode in ("0", "1"):
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
+                             env=subprocess_env(), check=True).stdout.split()
+        faults[mode] = int(out[1])
+        if mode == "1":
+            assert out[0] == "True"
+    pages = 4 * 3 * (16 << 20) // 4096
+    assert faults["0"] > pages // 2  # untuned: the freed heap is trimmed and every tile faults afresh
+    assert faults["1"] < pages // 8  # tuned: the freed buffers are reused

@@ -244,10 +244,12 @@ def default_model(scale: int | None = None) -> tuple[str, int]:
 
 
 def make_upscaler(options: UpscaleOptions) -> "Upscaler":
-    """Load the model the options name (or the default one) into an :class:`Upscaler`."""
-    from .engine import Upscaler
+    """Load the model the options name (or the default one) into an :class:`Upscaler` (and tune
+    the process's allocator for tiled work, see :func:`sresr.engine.tune_cpu_allocator`)."""
+    from .engine import Upscaler, tune_cpu_allocator
     from .weights import load_model
 
+    tune_cpu_allocator()
     model, scale, weights = options.model, options.scale, options.weights
     if model is None and weights is None:
         model, scale = default_model(scale)
