@@ -153,7 +153,6 @@ class SubPixelConv(nn.Module):
         conv.padding = (py, px)
         self.conv = conv
         self.scale = int(scale)
-        self.pads = pads  # F.pad order
         self.crop = (py - top, py - bottom, px - left, px - right)  # rows top/bottom, columns left/right
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -384,20 +383,20 @@ def activations_in_place(module: nn.Module) -> tuple[nn.Module, int]:
     """``PReLU`` with one slope becomes ``LeakyReLU`` (the same function; its kernel is ~4x faster
     on CPU), and ``ReLU``/``LeakyReLU`` modules run in place wherever every call reads a fresh
     tensor that nothing else reads (a convolution's or pixel shuffle's output): on large tiles a
-    new buffer costs more than the activation itself. Works on a ``torch.fx`` trace of a copy;
-    returns (copy, how many modules changed), the input unchanged when it does not trace."""
+    new buffer costs more than the activation itself. Works on a copy (the in-place decisions on
+    its ``torch.fx`` trace: none when it does not trace); returns (copy, how many modules changed)."""
     import torch.fx as fx
 
     module = copy.deepcopy(module).eval()
-    try:
-        gm = _trace(module)
-    except Exception:
-        return module, 0
     changed = 0
-    for name, mod in list(module.named_modules()):
+    for name, mod in list(module.named_modules()):  # needs no trace
         if type(mod) is nn.PReLU and mod.weight.numel() == 1:
             _set_submodule(module, name, nn.LeakyReLU(float(mod.weight.detach().reshape(()))))
             changed += 1
+    try:
+        gm = _trace(module)
+    except Exception:
+        return module, changed
     mods = dict(module.named_modules())
 
     def fresh_and_alone(node: fx.Node) -> bool:

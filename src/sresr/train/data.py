@@ -104,10 +104,17 @@ def _to_y(x: torch.Tensor) -> torch.Tensor:
 
 def make_lr(hr_u8: np.ndarray, scale: int) -> np.ndarray:
     """HxWx3 uint8 -> LR uint8 with MATLAB bicubic, rounded (the benchmark LR files)."""
+    return resize_hr(hr_u8, 1.0 / scale)  # uint8 in, MATLAB uint8 semantics out
+
+
+def resize_hr(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """HxWx3 uint8 resized by ``factor`` with MATLAB bicubic (uint8 semantics); 1.0 is a no-op."""
+    if factor == 1.0:
+        return rgb
     from ..imaging.resize import imresize  # noqa: PLC0415
 
-    x = torch.from_numpy(np.ascontiguousarray(hr_u8)).permute(2, 0, 1)
-    return imresize(x, scale=1.0 / scale).permute(1, 2, 0).numpy()  # uint8 in, MATLAB uint8 semantics out
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+    return imresize(x, scale=factor).permute(1, 2, 0).numpy()
 
 
 def prepare_pair(name: str, rgb: np.ndarray, scale: int, colorspace: str, upsampled: bool) -> Pair:
@@ -249,16 +256,6 @@ def _cache_dir() -> Path | None:
         return home() / "train-cache"
     except Exception:
         return None
-
-
-def resize_hr(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """HxWx3 uint8 resized by ``factor`` with MATLAB bicubic (scale augmentation); 1.0 is a no-op."""
-    if factor == 1.0:
-        return rgb
-    from ..imaging.resize import imresize  # noqa: PLC0415
-
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
-    return imresize(x, scale=factor).permute(1, 2, 0).numpy()
 
 
 def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache: Path | None,
