@@ -17,6 +17,14 @@ runs = {
  # x4 from scratch: fine-tuning the x2 network (30k iterations) reached 30.14 dB, this 30.18
  "fsrcnn-x4": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
+ # session 4: x3 fine-tuned from the augmented x2 network, x4 continued, both with scale augmentation
+ "fsrcnn-x3-aug": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32,
+     "data.patch_size": 48, "init_weights": "runs/fsrcnn-x2-aug/weights.safetensors", "trainable": [],
+     "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6], "optim.lr": 5e-4, "schedule.name": "cosine",
+     "schedule.eta_min": 1e-6, "val.every": 5000}),
+ "fsrcnn-x4-aug": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32, "data.patch_size": 64,
+     "init_weights": "runs/fsrcnn-x4/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
+     "optim.lr": 3e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
  "srcnn-x3": ("srcnn", 3, {"data.train": [T91], "iters": 40000, "data.batch_size": 16, "data.patch_size": 33,
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),

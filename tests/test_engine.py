@@ -14,7 +14,7 @@ from sresr.errors import UsageError
 from sresr.imaging.io import Image
 from sresr.registry import get_spec, list_models
 from sresr.spec import ModelSpec
-from sresr.tiling import plan_tiles
+from sresr.tiling import plan_tiles, run_tiled
 from sresr.weights import LoadedModel, load_model
 
 # -- plan -------------------------------------------------------------------------------------
@@ -130,6 +130,28 @@ def test_tiled_equals_untiled_toys(toy, batch):
     assert len(tiled.plan_for(45, 61)) > 4
     assert out.shape == whole.shape
     assert (out - whole).abs().max() <= 1 / 255
+
+
+def test_run_writes_into_the_callers_canvas():
+    # out= must be filled in place (a Y model's luma goes straight into channel 0 of the RGB canvas),
+    # not computed into a second full-size buffer and copied
+    loaded = TOYS["pixelshuffle"]()
+    x = torch.rand(1, 3, 45, 61)
+    whole = Upscaler(loaded, tile=0).run(x)
+    big = torch.full((1, 5, 90, 122), -1.0)
+    target = big[:, 1:4]
+    up = Upscaler(loaded, tile=12, batch=2)
+    got = up.run(x, out=target)
+    assert got.data_ptr() == target.data_ptr()
+    assert (big[:, 1:4] - whole).abs().max() <= 1 / 255
+    assert bool((big[:, 0] == -1).all()) and bool((big[:, 4] == -1).all())
+    # the stitching itself fills the given canvas and returns it
+    plan = plan_tiles(45, 61, 12, 3)
+    canvas = torch.full((1, 3, 90, 122), -1.0)
+    with torch.no_grad():
+        stitched = run_tiled(loaded.module, x, plan, 2, batch=3, canvas=canvas)
+    assert stitched.data_ptr() == canvas.data_ptr()
+    assert (canvas.clamp(0, 1) - whole).abs().max() <= 1 / 255
 
 
 def test_seams_invisible_on_gradient_and_visible_without_pad():
@@ -433,3 +455,57 @@ def test_tuned_allocator_reuses_freed_tile_buffers():
     pages = 4 * 3 * (16 << 20) // 4096
     assert faults["0"] > pages // 2  # untuned: the freed heap is trimmed and every tile faults afresh
     assert faults["1"] < pages // 8  # tuned: the freed buffers are reused
+
+
+def _rounded(a: np.ndarray, depth: int) -> np.ndarray:
+    """The reference rounding, written out: clamp, scale in float32, round half to even."""
+    peak = np.float32(65535.0 if depth == 16 else 255.0)
+    return np.rint(np.clip(a, 0, 1).astype(np.float32) * peak).astype(np.uint16 if depth == 16 else np.uint8)
+
+
+@pytest.mark.parametrize("case", ["rgb-toy", "padded-toy", "y-model", "y-model-16bit", "rgba", "opaque", "gray",
+                                  "outscale"])
+def test_integer_output_equals_rounding_the_float_output(case, monkeypatch):
+    """upscale_image(depth=8/16) rounds tiles straight into an integer canvas: it must equal the
+    float result rounded afterwards, and encode to the same file."""
+    from sresr import engine
+    from sresr.imaging.io import decode_image, encode_image
+
+    rng = np.random.default_rng(3)
+    depth = 16 if case == "y-model-16bit" else 8
+    h, w = 45, 61
+    pixels = rng.random((h, w, 1 if case == "gray" else 3)).astype(np.float32)
+    alpha = None
+    if case == "rgba":
+        alpha = np.linspace(0, 1, h * w, dtype=np.float32).reshape(h, w)
+    elif case == "opaque":
+        alpha = np.ones((h, w), np.float32)
+    image = Image(pixels, alpha=alpha, bit_depth=depth)
+    if case.startswith("y-model"):
+        torch.manual_seed(0)
+        loaded = load_model("fsrcnn", 3, pretrained=False)
+        monkeypatch.setattr(engine, "_STRIP_PIXELS", w * 7)  # several chroma strips
+    else:
+        loaded = TOYS["unshuffle" if case == "padded-toy" else "pixelshuffle"]()
+    up = Upscaler(loaded, tile=16)
+    outscale = 2.5 if case == "outscale" else None
+    ref = up.upscale_image(image, outscale=outscale)
+    got = up.upscale_image(image, outscale=outscale, depth=depth)
+    assert got.pixels.dtype == (np.uint16 if depth == 16 else np.uint8) and got.bit_depth == depth
+    assert got.pixels.shape == ref.pixels.shape
+    assert np.array_equal(got.pixels, _rounded(ref.pixels, depth))
+    if alpha is not None:
+        assert got.alpha is not None and ref.alpha is not None
+        assert np.array_equal(got.alpha, _rounded(ref.alpha, depth))
+    else:
+        assert got.alpha is None
+    a = decode_image(encode_image(ref, "png"), "float.png")
+    b = decode_image(encode_image(got, "png"), "int.png")
+    assert np.array_equal(a.pixels, b.pixels) and a.bit_depth == b.bit_depth == depth
+    assert (a.alpha is None) == (b.alpha is None) and (a.alpha is None or np.array_equal(a.alpha, b.alpha))
+    # JPEG composites onto white: the same for either kind of image up to the rounding of the
+    # integer one (which the JPEG transform may spread by a few levels)
+    if alpha is not None:
+        ja = decode_image(encode_image(ref, "jpg", quality=100), "a.jpg").pixels
+        jb = decode_image(encode_image(got, "jpg", quality=100), "b.jpg").pixels
+        assert np.abs(ja - jb).max() <= 8 / 255 and np.abs(ja - jb).mean() <= 1 / 255

@@ -7,7 +7,9 @@ any size, tiled, on the chosen device and precision.
 - ``upscale_rgb(x)``: ``N x 3 x H x W`` RGB; Y-channel models upscale luma with the network and
   chroma with bicubic.
 - ``upscale_image(image)``: an :class:`sresr.imaging.io.Image` (grey, RGB, alpha, 8/16-bit) ->
-  the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF.
+  the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF. With
+  ``depth=8`` or ``16`` its pixels come back already rounded to uint8/uint16 (what the encoders
+  write), stored tile by tile, so no full-size float image is ever made: the CLI's path.
 
 Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
 field, so the result equals an untiled run. Memory is bounded by the tile: the image and the
@@ -21,7 +23,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Literal
 
 import numpy as np
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 from .errors import SresrError, UsageError
 from .imaging.io import Image
 from .optimize import OptimizeReport, optimize_for_inference
-from .tiling import default_tile, plan_tiles, run_tiled
+from .tiling import default_tile, plan_tiles, run_tiled, store
 from .weights import LoadedModel
 
 __all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
@@ -376,8 +378,9 @@ class Upscaler:
     ) -> torch.Tensor:
         """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU.
 
-        ``out`` (``1 x C x H*s x W*s`` float32, for one image) receives the result in place, so a
-        caller can have the network write straight into part of a larger output canvas."""
+        ``out`` (``1 x C x H*s x W*s``, for one image, any strides) receives the result in place, so
+        a caller can have the network write straight into part of a larger output canvas; a uint8 or
+        uint16 ``out`` receives it rounded (:func:`sresr.tiling.store`) tile by tile."""
         if x.dim() != 4:
             raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
@@ -395,9 +398,10 @@ class Upscaler:
             raise ValueError("out= takes one image at a time")
         outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
         result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
-        result = result.clamp_(0.0, 1.0)
+        if result.is_floating_point():
+            result = result.clamp_(0.0, 1.0)
         if out is not None and result.data_ptr() != out.data_ptr():
-            out.copy_(result)
+            store(out, result)  # the input was padded to the size multiple: the caller's canvas was too small
             result = out
         self.stats.images += x.shape[0]
         self.stats.input_pixels += lr_pixels
@@ -406,72 +410,116 @@ class Upscaler:
 
     __call__ = run
 
-    def upscale_rgb(self, x: torch.Tensor, on_tiles: TileCallback | None = None) -> torch.Tensor:
-        """``N x 3 x H x W`` RGB in [0, 1] -> upscaled RGB (float32, CPU, [0, 1])."""
+    def upscale_rgb(
+        self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``N x 3 x H x W`` RGB in [0, 1] -> upscaled RGB (float32, CPU, [0, 1]).
+
+        ``out`` (``N x 3 x H*s x W*s``, any strides: an ``H x W x 3`` array's permuted view, say)
+        receives the result; uint8/uint16 gets it rounded as the encoders would. Returns ``out``."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"expected an Nx3xHxW RGB tensor, got shape {tuple(x.shape)}")
         x = x.detach().to("cpu", torch.float32)
+        n, _, h, w = x.shape
+        s = self.scale
+        if out is None:
+            out = torch.empty((n, 3, h * s, w * s), dtype=torch.float32)
+        elif tuple(out.shape) != (n, 3, h * s, w * s):
+            raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n, 3, h * s, w * s)}")
         if self.colorspace != "y":
-            return self.run(x, on_tiles)
+            for i in range(n):
+                self.run(x[i : i + 1], on_tiles, out=out[i : i + 1])
+            return out
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
         from .imaging.resize import enlarge
 
-        # Luma through the network straight into channel 0 of the output canvas. Chroma in strips:
-        # MATLAB-bicubic enlargement with the YCbCr -> RGB matrix folded in (one convolution gives
-        # the chroma's RGB contribution), plus the luma's, so no other full-size buffer exists.
+        # Luma through the network straight into channel 0 of a float canvas (a separate float
+        # luma plane when the canvas is integer). Chroma in strips: MATLAB-bicubic enlargement with
+        # the YCbCr -> RGB matrix folded in (one convolution gives the chroma's RGB contribution),
+        # plus the luma's, so no other full-size buffer exists.
         ycc = rgb_to_ycbcr(x)
-        n, _, h, w = x.shape
-        s = self.scale
-        out = torch.empty((n, 3, h * s, w * s), dtype=torch.float32)
+        in_place = out.dtype == torch.float32
+        luma = out[:, :1] if in_place else torch.empty((n, 1, h * s, w * s), dtype=torch.float32)
         for i in range(n):
-            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, out=out[i : i + 1, :1])
+            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, out=luma[i : i + 1])
         cbcr = ycc[:, 1:].contiguous()
         del ycc
         m, o = ycbcr_to_rgb_affine()
-        mix, bias, luma = m[:, 1:].float(), o.float(), m[:, 0].tolist()
+        mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
         rows = max(1, _STRIP_PIXELS // max(1, w))
         for r0 in range(0, h, rows):
             r1 = min(h, r0 + rows)
             p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
             chroma = enlarge(cbcr[:, :, p0:p1], s, mix, bias)[:, :, (r0 - p0) * s : (r1 - p0) * s]
-            strip = out[:, :, r0 * s : r1 * s]
-            y = strip[:, :1]
-            for c in (1, 2, 0):  # channel 0 holds the luma until last
-                torch.add(chroma[:, c : c + 1], y, alpha=luma[c], out=strip[:, c : c + 1])
+            y = luma[:, :, r0 * s : r1 * s]
+            strip = out[:, :, r0 * s : r1 * s] if in_place else torch.empty((n, 3, (r1 - r0) * s, w * s))
+            for c in (1, 2, 0):  # in place, channel 0 holds the luma until last
+                torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
             strip.clamp_(0.0, 1.0)
+            if not in_place:
+                store(out[:, :, r0 * s : r1 * s], strip)
         return out
 
     def upscale_image(
-        self, image: Image, outscale: float | None = None, on_tiles: TileCallback | None = None
+        self,
+        image: Image,
+        outscale: float | None = None,
+        on_tiles: TileCallback | None = None,
+        depth: int | None = None,
     ) -> Image:
-        """Upscale an :class:`Image` by the model's scale (then resample to ``outscale`` if given)."""
+        """Upscale an :class:`Image` by the model's scale (then resample to ``outscale`` if given).
+
+        depth: None returns float32 pixels in [0, 1]; 8 or 16 returns uint8 / uint16 pixels (and
+        alpha), rounded exactly as :func:`sresr.imaging.io.encode_image` rounds a float image, with
+        ``bit_depth`` set to match. For an RGB image at the model's scale the network's tiles are
+        rounded straight into the integer canvas: a quarter (8-bit) or half (16-bit) of the float
+        image's memory, and no float copy of the output exists (Y models keep one float luma plane)."""
+        if depth not in (None, 8, 16):
+            raise ValueError(f"depth must be None, 8 or 16, got {depth!r}")
+        from .imaging.io import quantize
+
         h, w = image.height, image.width
+        s = self.scale
         px = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1).unsqueeze(0)
         gray = px.shape[1] == 1
-        if gray:
-            px = px.expand(1, 3, h, w).contiguous()
-        out = self.upscale_rgb(px, on_tiles)
+        resampling = outscale is not None and not math.isclose(float(outscale), float(s))
+        if depth is not None and not gray and not resampling:
+            canvas = np.empty((h * s, w * s, 3), dtype=np.uint8 if depth == 8 else np.uint16)
+            self.upscale_rgb(px, on_tiles, out=torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0))
+            out = None
+        else:
+            out = self.upscale_rgb(px.expand(1, 3, h, w).contiguous() if gray else px, on_tiles)
+            if gray:
+                out = out.mean(dim=1, keepdim=True)
         del px
-        if gray:
-            out = out.mean(dim=1, keepdim=True)
         alpha = None
+        alpha_full = None  # an opaque alpha, already at the output depth
         if image.alpha is not None:
             a = torch.from_numpy(np.ascontiguousarray(image.alpha))[None, None]
-            if bool((a >= 1.0).all()):
-                alpha = torch.ones((1, 1, h * self.scale, w * self.scale))
+            if bool((a >= 1.0).all()) and depth is not None and not resampling:
+                alpha_full: np.ndarray | None = np.full((h * s, w * s), 255 if depth == 8 else 65535,
+                                                        dtype=np.uint8 if depth == 8 else np.uint16)
+            elif bool((a >= 1.0).all()):
+                alpha = torch.ones((1, 1, h * s, w * s))
             elif self.alpha == "model":
                 alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
             else:
                 from .imaging.resize import imresize
 
-                alpha = imresize(a.float(), scale=self.scale).clamp_(0.0, 1.0)
-        if outscale is not None and not math.isclose(float(outscale), float(self.scale)):
+                alpha = imresize(a.float(), scale=s).clamp_(0.0, 1.0)
+        if resampling:
+            assert out is not None and outscale is not None
             out_h, out_w = max(1, round(h * outscale)), max(1, round(w * outscale))
             out = resample(out, out_h, out_w)
             alpha = resample(alpha, out_h, out_w) if alpha is not None else None
-        pixels = out[0].permute(1, 2, 0).numpy()
+        pixels = canvas if out is None else out[0].permute(1, 2, 0).numpy()
         alpha_np = alpha[0, 0].numpy() if alpha is not None else None
-        return image.with_pixels(pixels, alpha_np)
+        if depth is None:
+            return image.with_pixels(pixels, alpha_np)
+        if out is not None:
+            pixels = quantize(pixels, depth)
+        alpha_np = quantize(alpha_np, depth) if alpha_np is not None else alpha_full
+        return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
 
 
 def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

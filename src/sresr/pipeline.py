@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from .errors import SresrError, UsageError
-from .imaging.io import DEFAULT_MAX_PIXELS, FORMATS, format_for_path, read_image, remove_stale_temps, write_image
+from .imaging.io import (
+    DEFAULT_MAX_PIXELS,
+    FORMATS,
+    format_for_path,
+    output_depth,
+    read_image,
+    remove_stale_temps,
+    write_image,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Upscaler
@@ -280,8 +288,8 @@ def upscale_file(
         raise UsageError(f"refusing to overwrite the input {source}", hint="write to another path")
     upscaler = upscaler or make_upscaler(options)
     image = read_image(source, max_pixels=options.max_pixels)
-    result = upscaler.upscale_image(image, outscale=options.outscale)
     fmt = format_for_path(output) or "png"
+    result = upscaler.upscale_image(image, outscale=options.outscale, depth=output_depth(image, fmt))
     return write_image(output, result, format=fmt, quality=options.quality)
 
 
@@ -356,7 +364,10 @@ def upscale_paths(
             try:
                 image = decoded.pop(k).result()
                 assert upscaler is not None
-                out = upscaler.upscale_image(image, outscale=options.outscale, on_tiles=reporter.tiles)
+                out_fmt = fmt if fmt != "same" else (format_for_path(job.output) or "png")
+                # rounded to the written bit depth tile by tile: no full-size float image in memory
+                out = upscaler.upscale_image(image, outscale=options.outscale, on_tiles=reporter.tiles,
+                                             depth=output_depth(image, out_fmt))
                 pixels = image.width * image.height
                 del image
             except Exception as exc:
@@ -365,7 +376,6 @@ def upscale_paths(
                 reporter.image_done(res)
                 harvest(block=False)
                 continue
-            out_fmt = fmt if fmt != "same" else (format_for_path(job.output) or "png")
             remove_stale_temps(job.output)
             writing.append((i, job, t0, pixels, writers.submit(write_image, job.output, out, out_fmt, options.quality)))
             del out

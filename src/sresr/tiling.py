@@ -148,7 +148,8 @@ def run_tiled(
     ``forward`` maps a ``B x C x h x w`` batch of windows to ``B x C' x h*scale x w*scale``;
     the canvas (``1 x C' x H*scale x W*scale``, float32) stays in host memory and is allocated
     from the first output, unless the caller passes one to fill (a view into a larger output,
-    say). ``on_tile(n)`` is called after every batch with the tiles done.
+    say; any strides). A uint8/uint16 canvas receives each tile rounded as :func:`store` does.
+    ``on_tile(n)`` is called after every batch with the tiles done.
     """
     import torch
 
@@ -157,7 +158,6 @@ def run_tiled(
     if (x.shape[2], x.shape[3]) != (plan.height, plan.width):
         raise ValueError(f"tensor {tuple(x.shape[2:])} does not match the plan {plan.height}x{plan.width}")
     s = int(scale)
-    canvas: torch.Tensor | None = None
     batch = max(1, int(batch))
     tiles = plan.tiles
     for i in range(0, len(tiles), batch):
@@ -178,10 +178,26 @@ def run_tiled(
         elif tuple(canvas.shape) != want:
             raise ValueError(f"canvas {tuple(canvas.shape)} does not match the output {want}")
         for j, t in enumerate(group):
-            canvas[0, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s] = out[
-                j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
-            ]
+            store(
+                canvas[0, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s],
+                out[j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s],
+            )
         if on_tile is not None:
             on_tile(len(group))
     assert canvas is not None
     return canvas
+
+
+def store(dst: "torch.Tensor", src: "torch.Tensor") -> None:
+    """Copy float ``src`` into ``dst``. An integer ``dst`` (uint8 or uint16) gets ``src`` clamped to
+    [0, 1], scaled to 255 / 65535 and rounded half to even: exactly what the image encoders do with
+    a float image (:func:`sresr.imaging.io.quantize`), so a quantized canvas equals the encoded one."""
+    import torch
+
+    if dst.is_floating_point():
+        dst.copy_(src)
+        return
+    peak = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(dst.dtype)
+    if peak is None:
+        raise TypeError(f"cannot store into a {dst.dtype} canvas")
+    dst.copy_(src.clamp(0.0, 1.0).mul_(peak).round_())

@@ -65,8 +65,9 @@ Mode = Literal["gray", "rgb"]
 class Image:
     """A decoded image.
 
-    pixels: float32 ``H x W x C`` in [0, 1], ``C`` = 1 (grey) or 3 (RGB), without alpha.
-    alpha: float32 ``H x W`` in [0, 1], or None.
+    pixels: float32 ``H x W x C`` in [0, 1], ``C`` = 1 (grey) or 3 (RGB), without alpha; or
+        uint8 / uint16 already rounded to ``bit_depth`` (``Upscaler.upscale_image(depth=...)``).
+    alpha: ``H x W``, of the same kind as ``pixels``, or None.
     bit_depth: 8 or 16 (bits per channel of the source; what :func:`write_image` keeps).
     icc_profile, exif: raw bytes to embed on write (EXIF orientation already reset to 1).
     source_format: Pillow's format name of the source (``PNG``, ``JPEG``...), or "".
@@ -361,15 +362,40 @@ def format_for_path(path: str | os.PathLike[str]) -> str | None:
     return _EXT_TO_FORMAT.get(Path(path).suffix.lower())
 
 
-def _to_int(a: np.ndarray, depth: int) -> np.ndarray:
-    """Round [0, 1] floats to 8/16-bit integers, a band of rows at a time (bounded extra memory)."""
+def quantize(a: np.ndarray, depth: int) -> np.ndarray:
+    """Round [0, 1] floats to 8/16-bit integers (clamped, scaled by 255 / 65535 in float32, rounded
+    half to even), a band of rows at a time (bounded extra memory). Integers already at that depth
+    pass through; those at the other depth are rescaled."""
+    want = np.uint16 if depth == 16 else np.uint8
+    if a.dtype == want:
+        return np.ascontiguousarray(a)
     peak = np.float32(65535.0 if depth == 16 else 255.0)
-    out = np.empty(a.shape, dtype=np.uint16 if depth == 16 else np.uint8)
+    source_peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(a.dtype)
+    out = np.empty(a.shape, dtype=want)
     rows = max(1, (1 << 22) // max(1, a[0].size))
     for r in range(0, a.shape[0], rows):
-        band = np.clip(a[r : r + rows], 0.0, 1.0).astype(np.float32, copy=False) * peak
+        band = a[r : r + rows]
+        if source_peak is not None:
+            band = band.astype(np.float32) / np.float32(source_peak)
+        band = np.clip(band, 0.0, 1.0).astype(np.float32, copy=False) * peak
         out[r : r + rows] = np.rint(band, out=band)
     return out
+
+
+def as_float(a: np.ndarray) -> np.ndarray:
+    """[0, 1] float32 view of pixels that may be uint8 / uint16 (as ``upscale_image(depth=...)`` gives)."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / np.float32(255.0)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) / np.float32(65535.0)
+    return a
+
+
+def output_depth(image: Image, format: str) -> int:
+    """Bits per channel :func:`encode_image` writes ``image`` with in ``format``: 16 for a 16-bit
+    image to PNG or TIFF, else 8."""
+    fmt = _EXT_TO_FORMAT.get("." + format.lower().lstrip("."), format.lower())
+    return 16 if fmt in ("png", "tiff") and image.bit_depth == 16 else 8
 
 
 def encode_image(image: Image, format: str, quality: int = 95) -> bytes:
@@ -380,10 +406,10 @@ def encode_image(image: Image, format: str, quality: int = 95) -> bytes:
     pixels, alpha = image.pixels, image.alpha
     if fmt == "jpg" and alpha is not None:
         # JPEG has no alpha: composite onto white rather than dropping to black.
-        a = alpha[:, :, None]
-        pixels = pixels * a + (1.0 - a)
+        a = as_float(alpha)[:, :, None]
+        pixels = as_float(pixels) * a + (1.0 - a)
         alpha = None
-    depth = image.bit_depth if fmt in ("png", "tiff") and image.bit_depth == 16 else 8
+    depth = output_depth(image, fmt)
     if depth == 16:
         return _encode_16(pixels, alpha, fmt, image.icc_profile, image.exif)
     from PIL import Image as PILImage
@@ -392,7 +418,8 @@ def encode_image(image: Image, format: str, quality: int = 95) -> bytes:
     planes = [pixels[:, :, :1] if gray else pixels]
     if alpha is not None:
         planes.append(alpha[:, :, None])
-    arr = _to_int(np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0], 8)
+    planes = [quantize(q, 8) for q in planes]  # each plane on its own: pixels and alpha may differ in type
+    arr = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
     mode = ("LA" if gray else "RGBA") if alpha is not None else ("L" if gray else "RGB")
     if fmt == "webp" and gray:  # WebP stores colour only
         arr = np.concatenate([arr[:, :, :1]] * 3 + ([arr[:, :, 1:]] if alpha is not None else []), axis=2)
@@ -438,7 +465,8 @@ def _encode_16(
         if gray:  # OpenCV writes 2-channel as BGRA poorly: use colour + alpha
             planes = [np.repeat(pixels[:, :, 0:1], 3, axis=2)]
         planes.append(alpha[:, :, None])
-    arr = _to_int(np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0], 16)
+    planes = [quantize(q, 16) for q in planes]  # each plane on its own: pixels and alpha may differ in type
+    arr = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
     if arr.shape[2] == 1:
         arr = arr[:, :, 0]
     ok, buf = cv2.imencode(".png" if fmt == "png" else ".tif", arr)
