@@ -98,9 +98,11 @@ class EvalReport:
 # -- running a model ------------------------------------------------------------------------------
 def make_upscaler(loaded: Any, device: str = "cpu", precision: str = "fp32", tile: int | None = None) -> Any:
     """The engine that runs ``loaded`` for evaluation: fp32 by default (the protocol's numbers are
-    fp32 numbers), tiled with exact stitching so large images fit in memory."""
-    from .engine import Upscaler
+    fp32 numbers), tiled with exact stitching so large images fit in memory. Tunes the process's
+    allocator for tiled work as ``sresr upscale`` does, so ``sresr bench`` times the same engine."""
+    from .engine import Upscaler, tune_cpu_allocator
 
+    tune_cpu_allocator()
     return Upscaler(loaded, device=device, precision=precision, tile=tile)
 
 
