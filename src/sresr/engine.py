@@ -457,7 +457,7 @@ class Upscaler:
                 torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
             strip.clamp_(0.0, 1.0)
             if not in_place:
-                store(out[:, :, r0 * s : r1 * s], strip)
+                store(out[:, :, r0 * s : r1 * s], strip, scratch=True)
         return out
 
     def upscale_image(

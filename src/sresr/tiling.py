@@ -188,10 +188,11 @@ def run_tiled(
     return canvas
 
 
-def store(dst: "torch.Tensor", src: "torch.Tensor") -> None:
+def store(dst: "torch.Tensor", src: "torch.Tensor", scratch: bool = False) -> None:
     """Copy float ``src`` into ``dst``. An integer ``dst`` (uint8 or uint16) gets ``src`` clamped to
     [0, 1], scaled to 255 / 65535 and rounded half to even: exactly what the image encoders do with
-    a float image (:func:`sresr.imaging.io.quantize`), so a quantized canvas equals the encoded one."""
+    a float image (:func:`sresr.imaging.io.quantize`), so a quantized canvas equals the encoded one.
+    ``scratch``: ``src`` is a temporary the caller no longer needs and may be overwritten."""
     import torch
 
     if dst.is_floating_point():
@@ -200,4 +201,29 @@ def store(dst: "torch.Tensor", src: "torch.Tensor") -> None:
     peak = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(dst.dtype)
     if peak is None:
         raise TypeError(f"cannot store into a {dst.dtype} canvas")
-    dst.copy_(src.clamp(0.0, 1.0).mul_(peak).round_())
+    q = (src.clamp_(0.0, 1.0) if scratch else src.clamp(0.0, 1.0)).mul_(peak).round_()
+    if not _interleave(dst, q):
+        dst.copy_(q)
+
+
+def _interleave(dst: "torch.Tensor", q: "torch.Tensor") -> bool:
+    """Write the planes of ``q`` (``[1 x] C x h x w``, whole numbers) into a channels-last integer
+    ``dst`` (a block of an ``H x W x C`` image) with OpenCV's merge, several times faster than
+    torch's strided copy. False where that does not apply."""
+    if tuple(q.shape) != tuple(dst.shape) or dst.dim() not in (3, 4) or (dst.dim() == 4 and dst.shape[0] != 1):
+        return False
+    if dst.dim() == 4:
+        dst, q = dst[0], q[0]
+    c = dst.shape[0]
+    if c not in (3, 4) or dst.stride(0) != 1 or dst.stride(2) != c:
+        return False
+    try:
+        import cv2
+    except Exception:
+        return False
+    target = dst.permute(1, 2, 0).numpy()  # an h x w x c view of the canvas
+    planes = [p.numpy() for p in q.to(dst.dtype)]
+    merged = cv2.merge(planes, target)
+    if merged.ctypes.data != target.ctypes.data:  # OpenCV made a new array: copy it in
+        target[...] = merged
+    return True
