@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -499,6 +500,11 @@ def test_integer_output_equals_rounding_the_float_output(case, monkeypatch):
         assert np.array_equal(got.alpha, _rounded(ref.alpha, depth))
     else:
         assert got.alpha is None
+    # an integer image goes in as well as a float one (upscaling the rounded result again)
+    again = up.upscale_image(got, depth=depth)
+    assert np.array_equal(again.pixels, up.upscale_image(replace(got, pixels=got.pixels / np.float32(
+        65535 if depth == 16 else 255), alpha=None if got.alpha is None else got.alpha / np.float32(
+        65535 if depth == 16 else 255)), depth=depth).pixels)
     a = decode_image(encode_image(ref, "png"), "float.png")
     b = decode_image(encode_image(got, "png"), "int.png")
     assert np.array_equal(a.pixels, b.pixels) and a.bit_depth == b.bit_depth == depth

@@ -476,11 +476,11 @@ class Upscaler:
         image's memory, and no float copy of the output exists (Y models keep one float luma plane)."""
         if depth not in (None, 8, 16):
             raise ValueError(f"depth must be None, 8 or 16, got {depth!r}")
-        from .imaging.io import quantize
+        from .imaging.io import as_float, quantize
 
         h, w = image.height, image.width
         s = self.scale
-        px = torch.from_numpy(np.ascontiguousarray(image.pixels)).permute(2, 0, 1).unsqueeze(0)
+        px = torch.from_numpy(np.ascontiguousarray(as_float(image.pixels))).permute(2, 0, 1).unsqueeze(0)
         gray = px.shape[1] == 1
         resampling = outscale is not None and not math.isclose(float(outscale), float(s))
         if depth is not None and not gray and not resampling:
@@ -495,7 +495,7 @@ class Upscaler:
         alpha = None
         alpha_full = None  # an opaque alpha, already at the output depth
         if image.alpha is not None:
-            a = torch.from_numpy(np.ascontiguousarray(image.alpha))[None, None]
+            a = torch.from_numpy(np.ascontiguousarray(as_float(image.alpha)))[None, None]
             if bool((a >= 1.0).all()) and depth is not None and not resampling:
                 alpha_full: np.ndarray | None = np.full((h * s, w * s), 255 if depth == 8 else 65535,
                                                         dtype=np.uint8 if depth == 8 else np.uint16)
