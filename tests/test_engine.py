@@ -454,7 +454,9 @@ def test_tuned_allocator_reuses_freed_tile_buffers():
         if mode == "1":
             assert out[0] == "True"
     pages = 4 * 3 * (16 << 20) // 4096
-    assert faults["0"] > pages // 2  # untuned: the freed heap is trimmed and every tile faults afresh
+    # untuned: freed buffers go back to the OS and are faulted in afresh (all of them, or about a
+    # third once glibc's dynamic mmap threshold has risen: it varies from run to run)
+    assert faults["0"] > 3 * faults["1"]
     assert faults["1"] < pages // 8  # tuned: the freed buffers are reused
 
 
