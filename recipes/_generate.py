@@ -5,17 +5,17 @@ from pathlib import Path
 T91 = "t91"; BSD = "bsds200"
 common = {"threads": 1, "data.workers": 0, "val.data": "set5", "checkpoint_every": 1000, "log_every": 50}
 runs = {
- "fsrcnn-x2": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32, "data.patch_size": 40,
+ "fsrcnn-x2": ("fsrcnn", 2, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32, "data.patch_size": 40,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
  # then 40k more iterations with the paper's scale augmentation (every image also at 0.9..0.6 size)
  "fsrcnn-x2-aug": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 40000, "data.batch_size": 32, "data.patch_size": 40,
      "init_weights": "runs/fsrcnn-x2/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
      "optim.lr": 3e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 4000}),
- "fsrcnn-x3": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 30000, "data.batch_size": 32, "data.patch_size": 48,
+ "fsrcnn-x3": ("fsrcnn-finetune", 3, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 30000, "data.batch_size": 32, "data.patch_size": 48,
      "init_weights": "runs/fsrcnn-x2/weights.safetensors", "trainable": [], "optim.lr": 5e-4,
      "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 2000}),
  # x4 from scratch: fine-tuning the x2 network (30k iterations) reached 30.14 dB, this 30.18
- "fsrcnn-x4": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
+ "fsrcnn-x4": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
  # session 4: x3 fine-tuned from the augmented x2 network, x4 continued, both with scale augmentation
  "fsrcnn-x3-aug": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32,

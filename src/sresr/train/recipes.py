@@ -32,10 +32,12 @@ def _srcnn(scale: int) -> TrainConfig:
 
 def _fsrcnn(scale: int) -> TrainConfig:
     # Dong et al. 2016: T91 + General100 (not downloadable here: BSDS200 instead), MSE, PReLU,
-    # LR sub-images about 10/7/6 px for x2/x3/x4 (we take 16 LR px for fewer border effects).
+    # LR sub-images about 10/7/6 px for x2/x3/x4 (we take 16 LR px for fewer border effects);
+    # scale augmentation: every image also shrunk by 0.9, 0.8, 0.7 and 0.6.
     return TrainConfig(
         model="fsrcnn", scale=scale, recipe="fsrcnn", iters=200_000,
-        data=DataConfig(train=("t91", "bsds200"), patch_size=16 * scale, batch_size=16),
+        data=DataConfig(train=("t91", "bsds200"), patch_size=16 * scale, batch_size=16,
+                        resize_factors=(1.0, 0.9, 0.8, 0.7, 0.6)),
         # the paper: lr 1e-3 for the convolutions, 1e-4 for the deconvolution
         optim=OptimConfig(name="adam", lr=1e-3, lr_scale={"@last": 0.1}),
         schedule=ScheduleConfig(name="multistep", milestones=(100_000, 150_000), gamma=0.1),
