@@ -286,6 +286,45 @@ def test_oom_halves_batch_then_tile_and_matches_reference():
     assert guard.failures == before
 
 
+@pytest.mark.parametrize("toy,batch", [("pixelshuffle", 1), ("pixelshuffle", 3), ("unshuffle", 2)])
+def test_rows_mode_hands_over_each_row_of_tiles_once_and_in_order(toy, batch):
+    # run(rows=...) gives the output a row of tiles at a time (what Y models colour as they go):
+    # the rows must tile the output exactly, in order, and equal the whole output; batches may
+    # span rows; a padded input (size multiple) is cropped
+    loaded = TOYS[toy]()
+    x = torch.rand(1, 3, 45, 61)
+    up = Upscaler(loaded, tile=12, batch=batch)
+    whole = up.run(x)
+    got, spans = [], []
+
+    def rows(y0, y1, band):
+        spans.append((y0, y1))
+        got.append(band.clone())
+
+    assert up.run(x, rows=rows) is None
+    assert spans[0][0] == 0 and spans[-1][1] == 45 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert len(spans) > 2
+    stitched = torch.cat(got, dim=2)
+    assert stitched.shape == whole.shape
+    assert torch.equal(stitched, whole)
+
+
+def test_rows_mode_survives_an_out_of_memory_retry():
+    ref_loaded = TOYS["pixelshuffle"]()
+    x = torch.rand(1, 3, 70, 90)
+    reference = Upscaler(ref_loaded, tile=0).run(x)
+    guard = OOMAbove(ref_loaded.module, max_pixels=24 * 24)
+    up = Upscaler(LoadedModel(guard, ref_loaded.spec, 2, "rgb", "test"), tile=64, optimize=False)
+    canvas = torch.full_like(reference, -1.0)
+
+    def rows(y0, y1, band):  # a row may come again after a retry: the last one counts
+        canvas[:, :, y0 * 2 : y1 * 2] = band
+
+    up.run(x, rows=rows)
+    assert guard.failures >= 1
+    assert (canvas - reference).abs().max() <= 1 / 255
+
+
 def test_oom_everywhere_is_a_clear_error():
     ref_loaded = TOYS["pixelshuffle"]()
     guard = OOMAbove(ref_loaded.module, max_pixels=1)
@@ -398,8 +437,8 @@ def test_y_model_upscales_luma_with_network_and_chroma_with_bicubic():
     assert math.isclose(up.stats.input_pixels, 140)
 
 
-@pytest.mark.parametrize("model", ["fsrcnn", "srcnn"])
-def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, monkeypatch):
+@pytest.mark.parametrize("model,tile", [("fsrcnn", 0), ("srcnn", 0), ("fsrcnn", 8), ("srcnn", 10)])
+def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, tile, monkeypatch):
     """upscale_rgb of a Y model converts colour in strips; the result must equal converting the
     whole image at once (network on Y, MATLAB bicubic on CbCr, back to RGB)."""
     import torch
@@ -411,7 +450,8 @@ def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, monkeypat
 
     torch.manual_seed(0)
     scale = 3
-    up = engine.Upscaler(load_model(model, scale, pretrained=False), device="cpu", tile=0)
+    # tile 10 on SRCNN (fed the upsampled image): rows of tiles end between input rows
+    up = engine.Upscaler(load_model(model, scale, pretrained=False), device="cpu", tile=tile)
     x = torch.rand(1, 3, 23, 17)
     monkeypatch.setattr(engine, "_STRIP_PIXELS", 17 * 5)  # 5 input rows per strip: 5 strips
     got = up.upscale_rgb(x)

@@ -5,7 +5,7 @@ any size, tiled, on the chosen device and precision.
   the upscaled tensor (float32, host memory, clamped to [0, 1]). Pre-upsampling models
   (``spec.input == "upsampled"``) get the MATLAB-bicubic-upsampled image here.
 - ``upscale_rgb(x)``: ``N x 3 x H x W`` RGB; Y-channel models upscale luma with the network and
-  chroma with bicubic.
+  chroma with bicubic, colouring each row of tiles as it finishes (``run(x, rows=...)``).
 - ``upscale_image(image)``: an :class:`sresr.imaging.io.Image` (grey, RGB, alpha, 8/16-bit) ->
   the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF. With
   ``depth=8`` or ``16`` its pixels come back already rounded to uint8/uint16 (what the encoders
@@ -44,6 +44,7 @@ UNKNOWN_RF_PAD = 32
 MIN_TILE = 16
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
+RowsCallback = Callable[[int, int, torch.Tensor], None]  # (first row, end row, that row of tiles' output)
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -323,14 +324,25 @@ class Upscaler:
 
     # -- one image, tiled, with the out-of-memory fallback ------------------------------------
     def _run_one(
-        self, x: torch.Tensor, on_tiles: TileCallback | None, canvas: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor,
+        on_tiles: TileCallback | None,
+        canvas: torch.Tensor | None = None,
+        on_rows: RowsCallback | None = None,
+    ) -> torch.Tensor | None:
         _, _, h, w = x.shape
         m = self.size_multiple
+        s = self.module_scale
         hp, wp = -(-h // m) * m, -(-w // m) * m
         if (hp, wp) != (h, w):
             x = _pad_bottom_right(x, hp - h, wp - w)
             canvas = None  # the padded output is larger than the caller's canvas
+            if on_rows is not None:
+                inner = on_rows
+
+                def on_rows(y0: int, y1: int, rows: torch.Tensor) -> None:  # crop the padding
+                    if y0 < h:
+                        inner(y0, min(y1, h), rows[:, :, : (min(y1, h) - y0) * s, : w * s])
         while True:
             plan = plan_tiles(hp, wp, self.tile, self.tile_pad, m)
             done = [0]
@@ -345,7 +357,7 @@ class Upscaler:
                     on_tiles(done[0], total)
 
             try:
-                out = run_tiled(self._forward, x, plan, self.module_scale, self.batch, tick, canvas)
+                out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_rows)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -353,8 +365,7 @@ class Upscaler:
                 del exc
                 self._free()
                 self._shrink(plan)
-        s = self.module_scale
-        return out[:, :, : h * s, : w * s]
+        return None if out is None else out[:, :, : h * s, : w * s]
 
     def _shrink(self, plan: Any) -> None:
         self.stats.oom_retries += 1
@@ -374,13 +385,23 @@ class Upscaler:
 
     # -- public API ----------------------------------------------------------------------------
     def run(
-        self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        x: torch.Tensor,
+        on_tiles: TileCallback | None = None,
+        out: torch.Tensor | None = None,
+        *,
+        rows: RowsCallback | None = None,
+    ) -> torch.Tensor | None:
         """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU.
 
         ``out`` (``1 x C x H*s x W*s``, for one image, any strides) receives the result in place, so
         a caller can have the network write straight into part of a larger output canvas; a uint8 or
-        uint16 ``out`` receives it rounded (:func:`sresr.tiling.store`) tile by tile."""
+        uint16 ``out`` receives it rounded (:func:`sresr.tiling.store`) tile by tile.
+
+        ``rows(y0, y1, band)``: instead of an output, each finished row of tiles (clamped, in a
+        buffer reused for the next one; ``y0, y1`` in the model's input rows) goes to this
+        callback and None is returned: the output never exists whole (one image at a time; a row
+        may come again after an out-of-memory retry)."""
         if x.dim() != 4:
             raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
@@ -394,10 +415,24 @@ class Upscaler:
             from .imaging.resize import imresize
 
             x = imresize(x, scale=self.scale)
-        if out is not None and x.shape[0] != 1:
-            raise ValueError("out= takes one image at a time")
+        if (out is not None or rows is not None) and x.shape[0] != 1:
+            raise ValueError("out= and rows= take one image at a time")
+        if rows is not None:
+            if out is not None:
+                raise ValueError("give out= or rows=, not both")
+            sink = rows
+
+            def clamped(y0: int, y1: int, band: torch.Tensor) -> None:
+                sink(y0, y1, band.clamp_(0.0, 1.0))
+
+            self._run_one(x, on_tiles, None, clamped)
+            self.stats.images += 1
+            self.stats.input_pixels += lr_pixels
+            self.stats.seconds += time.perf_counter() - t0
+            return None
         outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
-        result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+        result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # type: ignore[arg-type]
+        assert result is not None
         if result.is_floating_point():
             result = result.clamp_(0.0, 1.0)
         if out is not None and result.data_ptr() != out.data_ptr():
@@ -433,31 +468,38 @@ class Upscaler:
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
         from .imaging.resize import enlarge
 
-        # Luma through the network straight into channel 0 of a float canvas (a separate float
-        # luma plane when the canvas is integer). Chroma in strips: MATLAB-bicubic enlargement with
-        # the YCbCr -> RGB matrix folded in (one convolution gives the chroma's RGB contribution),
-        # plus the luma's, so no other full-size buffer exists.
+        # Luma through the network one row of tiles at a time; each finished row gets its colour
+        # at once (chroma: MATLAB-bicubic enlargement with the YCbCr -> RGB matrix folded in, one
+        # convolution, plus the luma's share) and is stored. No full-size float buffer exists
+        # beyond ``out`` itself.
         ycc = rgb_to_ycbcr(x)
-        in_place = out.dtype == torch.float32
-        luma = out[:, :1] if in_place else torch.empty((n, 1, h * s, w * s), dtype=torch.float32)
-        for i in range(n):
-            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, out=luma[i : i + 1])
         cbcr = ycc[:, 1:].contiguous()
-        del ycc
         m, o = ycbcr_to_rgb_affine()
         mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
-        rows = max(1, _STRIP_PIXELS // max(1, w))
-        for r0 in range(0, h, rows):
-            r1 = min(h, r0 + rows)
-            p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
-            chroma = enlarge(cbcr[:, :, p0:p1], s, mix, bias)[:, :, (r0 - p0) * s : (r1 - p0) * s]
-            y = luma[:, :, r0 * s : r1 * s]
-            strip = out[:, :, r0 * s : r1 * s] if in_place else torch.empty((n, 3, (r1 - r0) * s, w * s))
-            for c in (1, 2, 0):  # in place, channel 0 holds the luma until last
-                torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
-            strip.clamp_(0.0, 1.0)
-            if not in_place:
-                store(out[:, :, r0 * s : r1 * s], strip, scratch=True)
+        ms = self.module_scale  # module rows -> output rows (1 for models fed the upsampled image)
+        step = max(1, _STRIP_PIXELS // max(1, w)) * s  # output rows per chroma strip
+
+        for i in range(n):
+            chroma_in, dest = cbcr[i : i + 1], out[i : i + 1]
+
+            def colour(y0: int, y1: int, luma: torch.Tensor, chroma_in: torch.Tensor = chroma_in,
+                       dest: torch.Tensor = dest) -> None:
+                a, b = y0 * ms, y1 * ms  # output rows of this band
+                for a0 in range(a, b, step):
+                    a1 = min(b, a0 + step)
+                    r0, r1 = a0 // s, -(-a1 // s)  # input rows that cover them
+                    p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
+                    chroma = enlarge(chroma_in[:, :, p0:p1], s, mix, bias)[:, :, a0 - p0 * s : a1 - p0 * s]
+                    y = luma[:, :, a0 - a : a1 - a]
+                    direct = dest.dtype == torch.float32
+                    strip = dest[:, :, a0:a1] if direct else torch.empty((1, 3, a1 - a0, w * s))
+                    for c in range(3):
+                        torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
+                    strip.clamp_(0.0, 1.0)
+                    if not direct:
+                        store(dest[:, :, a0:a1], strip, scratch=True)
+
+            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, rows=colour)
         return out
 
     def upscale_image(
@@ -473,7 +515,7 @@ class Upscaler:
         alpha), rounded exactly as :func:`sresr.imaging.io.encode_image` rounds a float image, with
         ``bit_depth`` set to match. For an RGB image at the model's scale the network's tiles are
         rounded straight into the integer canvas: a quarter (8-bit) or half (16-bit) of the float
-        image's memory, and no float copy of the output exists (Y models keep one float luma plane)."""
+        image's memory, and no float copy of the output exists."""
         if depth not in (None, 8, 16):
             raise ValueError(f"depth must be None, 8 or 16, got {depth!r}")
         from .imaging.io import as_float, quantize
