@@ -495,8 +495,9 @@ class Upscaler:
                     strip = dest[:, :, a0:a1] if direct else torch.empty((1, 3, a1 - a0, w * s))
                     for c in range(3):
                         torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
-                    strip.clamp_(0.0, 1.0)
-                    if not direct:
+                    if direct:
+                        strip.clamp_(0.0, 1.0)
+                    else:  # clamped, scaled and rounded into the integer canvas
                         store(dest[:, :, a0:a1], strip, scratch=True)
 
             self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, rows=colour)
