@@ -19,7 +19,7 @@ train() {  # name model data...
 lane_a() {
   train fsrcnn-x2 fsrcnn T91 BSDS200
   train fsrcnn-x2-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x2 with scale augmentation (bundled x2)
-  train fsrcnn-x3 fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2
+  train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug (bundled x3)
 }
 lane_b() {
   train espcn-x3 espcn T91
@@ -28,6 +28,7 @@ lane_b() {
   train espcn-x2 espcn T91
   train srcnn-x3 srcnn T91
   train fsrcnn-x4 fsrcnn T91 BSDS200   # from scratch
+  train fsrcnn-x4-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x4 with scale augmentation (bundled x4)
 }
 lane_a & a=$!
 lane_b & b=$!
