@@ -287,29 +287,29 @@ def test_oom_halves_batch_then_tile_and_matches_reference():
 
 
 @pytest.mark.parametrize("toy,batch", [("pixelshuffle", 1), ("pixelshuffle", 3), ("unshuffle", 2)])
-def test_rows_mode_hands_over_each_row_of_tiles_once_and_in_order(toy, batch):
-    # run(rows=...) gives the output a row of tiles at a time (what Y models colour as they go):
-    # the rows must tile the output exactly, in order, and equal the whole output; batches may
-    # span rows; a padded input (size multiple) is cropped
+def test_blocks_mode_hands_over_each_tile_core_once(toy, batch):
+    # run(blocks=...) gives the output a tile core at a time (what Y models colour as they go):
+    # the blocks must cover the output exactly once and equal the whole output; a padded input
+    # (size multiple) is cropped
     loaded = TOYS[toy]()
+    s = loaded.scale
     x = torch.rand(1, 3, 45, 61)
     up = Upscaler(loaded, tile=12, batch=batch)
     whole = up.run(x)
-    got, spans = [], []
+    canvas = torch.zeros_like(whole)
+    hits = torch.zeros(whole.shape[2:], dtype=torch.int32)
 
-    def rows(y0, y1, band):
-        spans.append((y0, y1))
-        got.append(band.clone())
+    def blocks(y0, y1, x0, x1, block):
+        assert block.shape[2:] == ((y1 - y0) * s, (x1 - x0) * s)
+        canvas[:, :, y0 * s : y1 * s, x0 * s : x1 * s] = block
+        hits[y0 * s : y1 * s, x0 * s : x1 * s] += 1
 
-    assert up.run(x, rows=rows) is None
-    assert spans[0][0] == 0 and spans[-1][1] == 45 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-    assert len(spans) > 2
-    stitched = torch.cat(got, dim=2)
-    assert stitched.shape == whole.shape
-    assert torch.equal(stitched, whole)
+    assert up.run(x, blocks=blocks) is None
+    assert bool((hits == 1).all())
+    assert torch.equal(canvas, whole)
 
 
-def test_rows_mode_survives_an_out_of_memory_retry():
+def test_blocks_mode_survives_an_out_of_memory_retry():
     ref_loaded = TOYS["pixelshuffle"]()
     x = torch.rand(1, 3, 70, 90)
     reference = Upscaler(ref_loaded, tile=0).run(x)
@@ -317,10 +317,10 @@ def test_rows_mode_survives_an_out_of_memory_retry():
     up = Upscaler(LoadedModel(guard, ref_loaded.spec, 2, "rgb", "test"), tile=64, optimize=False)
     canvas = torch.full_like(reference, -1.0)
 
-    def rows(y0, y1, band):  # a row may come again after a retry: the last one counts
-        canvas[:, :, y0 * 2 : y1 * 2] = band
+    def blocks(y0, y1, x0, x1, block):  # a block may come again after a retry: the last one counts
+        canvas[:, :, y0 * 2 : y1 * 2, x0 * 2 : x1 * 2] = block
 
-    up.run(x, rows=rows)
+    up.run(x, blocks=blocks)
     assert guard.failures >= 1
     assert (canvas - reference).abs().max() <= 1 / 255
 
@@ -450,7 +450,7 @@ def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, tile, mon
 
     torch.manual_seed(0)
     scale = 3
-    # tile 10 on SRCNN (fed the upsampled image): rows of tiles end between input rows
+    # tile 10 on SRCNN (fed the upsampled image): tiles end between input pixels
     up = engine.Upscaler(load_model(model, scale, pretrained=False), device="cpu", tile=tile)
     x = torch.rand(1, 3, 23, 17)
     monkeypatch.setattr(engine, "_STRIP_PIXELS", 17 * 5)  # 5 input rows per strip: 5 strips

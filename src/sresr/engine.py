@@ -5,7 +5,7 @@ any size, tiled, on the chosen device and precision.
   the upscaled tensor (float32, host memory, clamped to [0, 1]). Pre-upsampling models
   (``spec.input == "upsampled"``) get the MATLAB-bicubic-upsampled image here.
 - ``upscale_rgb(x)``: ``N x 3 x H x W`` RGB; Y-channel models upscale luma with the network and
-  chroma with bicubic, colouring each row of tiles as it finishes (``run(x, rows=...)``).
+  chroma with bicubic, colouring each tile as it finishes (``run(x, blocks=...)``).
 - ``upscale_image(image)``: an :class:`sresr.imaging.io.Image` (grey, RGB, alpha, 8/16-bit) ->
   the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF. With
   ``depth=8`` or ``16`` its pixels come back already rounded to uint8/uint16 (what the encoders
@@ -44,7 +44,7 @@ UNKNOWN_RF_PAD = 32
 MIN_TILE = 16
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
-RowsCallback = Callable[[int, int, torch.Tensor], None]  # (first row, end row, that row of tiles' output)
+BlockCallback = Callable[[int, int, int, int, torch.Tensor], None]  # (y0, y1, x0, x1, a tile core's output)
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -328,7 +328,7 @@ class Upscaler:
         x: torch.Tensor,
         on_tiles: TileCallback | None,
         canvas: torch.Tensor | None = None,
-        on_rows: RowsCallback | None = None,
+        on_block: BlockCallback | None = None,
     ) -> torch.Tensor | None:
         _, _, h, w = x.shape
         m = self.size_multiple
@@ -337,12 +337,13 @@ class Upscaler:
         if (hp, wp) != (h, w):
             x = _pad_bottom_right(x, hp - h, wp - w)
             canvas = None  # the padded output is larger than the caller's canvas
-            if on_rows is not None:
-                inner = on_rows
+            if on_block is not None:
+                inner = on_block
 
-                def on_rows(y0: int, y1: int, rows: torch.Tensor) -> None:  # crop the padding
-                    if y0 < h:
-                        inner(y0, min(y1, h), rows[:, :, : (min(y1, h) - y0) * s, : w * s])
+                def on_block(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:  # crop the padding
+                    if y0 < h and x0 < w:
+                        y1, x1 = min(y1, h), min(x1, w)
+                        inner(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])
         while True:
             plan = plan_tiles(hp, wp, self.tile, self.tile_pad, m)
             done = [0]
@@ -357,7 +358,7 @@ class Upscaler:
                     on_tiles(done[0], total)
 
             try:
-                out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_rows)
+                out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_block)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -390,7 +391,7 @@ class Upscaler:
         on_tiles: TileCallback | None = None,
         out: torch.Tensor | None = None,
         *,
-        rows: RowsCallback | None = None,
+        blocks: BlockCallback | None = None,
     ) -> torch.Tensor | None:
         """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU.
 
@@ -398,10 +399,10 @@ class Upscaler:
         a caller can have the network write straight into part of a larger output canvas; a uint8 or
         uint16 ``out`` receives it rounded (:func:`sresr.tiling.store`) tile by tile.
 
-        ``rows(y0, y1, band)``: instead of an output, each finished row of tiles (clamped, in a
-        buffer reused for the next one; ``y0, y1`` in the model's input rows) goes to this
-        callback and None is returned: the output never exists whole (one image at a time; a row
-        may come again after an out-of-memory retry)."""
+        ``blocks(y0, y1, x0, x1, block)``: instead of an output, each tile's core output (clamped; a
+        view: copy what you keep; coordinates in the model's input) goes to this callback as soon
+        as it is computed, and None is returned: the output never exists whole (one image at a
+        time; a block may come again after an out-of-memory retry)."""
         if x.dim() != 4:
             raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
@@ -415,15 +416,15 @@ class Upscaler:
             from .imaging.resize import imresize
 
             x = imresize(x, scale=self.scale)
-        if (out is not None or rows is not None) and x.shape[0] != 1:
-            raise ValueError("out= and rows= take one image at a time")
-        if rows is not None:
+        if (out is not None or blocks is not None) and x.shape[0] != 1:
+            raise ValueError("out= and blocks= take one image at a time")
+        if blocks is not None:
             if out is not None:
-                raise ValueError("give out= or rows=, not both")
-            sink = rows
+                raise ValueError("give out= or blocks=, not both")
+            sink = blocks
 
-            def clamped(y0: int, y1: int, band: torch.Tensor) -> None:
-                sink(y0, y1, band.clamp_(0.0, 1.0))
+            def clamped(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+                sink(y0, y1, x0, x1, block.clamp(0.0, 1.0))
 
             self._run_one(x, on_tiles, None, clamped)
             self.stats.images += 1
@@ -468,39 +469,42 @@ class Upscaler:
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
         from .imaging.resize import enlarge
 
-        # Luma through the network one row of tiles at a time; each finished row gets its colour
-        # at once (chroma: MATLAB-bicubic enlargement with the YCbCr -> RGB matrix folded in, one
-        # convolution, plus the luma's share) and is stored. No full-size float buffer exists
-        # beyond ``out`` itself.
+        # Luma through the network a tile at a time; each tile's core gets its colour at once, while
+        # it is still in cache (chroma: MATLAB-bicubic enlargement with the YCbCr -> RGB matrix
+        # folded in, one convolution, plus the luma's share) and is stored. No full-size float
+        # buffer exists beyond ``out`` itself.
         ycc = rgb_to_ycbcr(x)
         cbcr = ycc[:, 1:].contiguous()
         m, o = ycbcr_to_rgb_affine()
         mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
-        ms = self.module_scale  # module rows -> output rows (1 for models fed the upsampled image)
-        step = max(1, _STRIP_PIXELS // max(1, w)) * s  # output rows per chroma strip
+        ms = self.module_scale  # module pixels -> output pixels (1 for models fed the upsampled image)
 
         for i in range(n):
             chroma_in, dest = cbcr[i : i + 1], out[i : i + 1]
 
-            def colour(y0: int, y1: int, luma: torch.Tensor, chroma_in: torch.Tensor = chroma_in,
-                       dest: torch.Tensor = dest) -> None:
-                a, b = y0 * ms, y1 * ms  # output rows of this band
+            def colour(y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
+                       chroma_in: torch.Tensor = chroma_in, dest: torch.Tensor = dest) -> None:
+                a, b, c0, c1 = y0 * ms, y1 * ms, x0 * ms, x1 * ms  # the output block
+                q0, q1 = c0 // s, -(-c1 // s)  # input columns that cover it, and their context
+                k0, k1 = max(0, q0 - _CHROMA_PAD), min(w, q1 + _CHROMA_PAD)
+                step = max(1, _STRIP_PIXELS // max(1, k1 - k0)) * s  # output rows per strip
                 for a0 in range(a, b, step):
                     a1 = min(b, a0 + step)
-                    r0, r1 = a0 // s, -(-a1 // s)  # input rows that cover them
+                    r0, r1 = a0 // s, -(-a1 // s)
                     p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
-                    chroma = enlarge(chroma_in[:, :, p0:p1], s, mix, bias)[:, :, a0 - p0 * s : a1 - p0 * s]
+                    chroma = enlarge(chroma_in[:, :, p0:p1, k0:k1], s, mix, bias)[
+                        :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
                     y = luma[:, :, a0 - a : a1 - a]
                     direct = dest.dtype == torch.float32
-                    strip = dest[:, :, a0:a1] if direct else torch.empty((1, 3, a1 - a0, w * s))
-                    for c in range(3):
-                        torch.add(chroma[:, c : c + 1], y, alpha=coef[c], out=strip[:, c : c + 1])
+                    strip = dest[:, :, a0:a1, c0:c1] if direct else torch.empty((1, 3, a1 - a0, c1 - c0))
+                    for ch in range(3):
+                        torch.add(chroma[:, ch : ch + 1], y, alpha=coef[ch], out=strip[:, ch : ch + 1])
                     if direct:
                         strip.clamp_(0.0, 1.0)
                     else:  # clamped, scaled and rounded into the integer canvas
-                        store(dest[:, :, a0:a1], strip, scratch=True)
+                        store(dest[:, :, a0:a1, c0:c1], strip, scratch=True)
 
-            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, rows=colour)
+            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, blocks=colour)
         return out
 
     def upscale_image(
@@ -527,8 +531,12 @@ class Upscaler:
         gray = px.shape[1] == 1
         resampling = outscale is not None and not math.isclose(float(outscale), float(s))
         if depth is not None and not gray and not resampling:
-            canvas = np.empty((h * s, w * s, 3), dtype=np.uint8 if depth == 8 else np.uint16)
-            self.upscale_rgb(px, on_tiles, out=torch.from_numpy(canvas).permute(2, 0, 1).unsqueeze(0))
+            # torch's allocator, not numpy's: numpy asks for transparent huge pages on large arrays,
+            # and faulting those in tile by tile across a wide canvas costs up to twice the time
+            # per pixel on big images (kernel compaction) that plain pages do
+            canvas_t = torch.empty((h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
+            canvas = canvas_t.numpy()
+            self.upscale_rgb(px, on_tiles, out=canvas_t.permute(2, 0, 1).unsqueeze(0))
             out = None
         else:
             out = self.upscale_rgb(px.expand(1, 3, h, w).contiguous() if gray else px, on_tiles)

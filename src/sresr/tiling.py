@@ -142,7 +142,7 @@ def run_tiled(
     batch: int = 1,
     on_tile: Callable[[int], None] | None = None,
     canvas: "torch.Tensor | None" = None,
-    on_rows: "Callable[[int, int, torch.Tensor], None] | None" = None,
+    on_block: "Callable[[int, int, int, int, torch.Tensor], None] | None" = None,
 ) -> "torch.Tensor | None":
     """Run ``forward`` over the tiles of ``x`` (``1 x C x H x W``, host memory) and stitch.
 
@@ -152,10 +152,10 @@ def run_tiled(
     say; any strides). A uint8/uint16 canvas receives each tile rounded as :func:`store` does.
     ``on_tile(n)`` is called after every batch with the tiles done.
 
-    ``on_rows(y0, y1, rows)`` instead of a canvas: each finished row of tiles is handed over as
-    ``rows`` (``1 x C' x (y1-y0)*scale x W*scale`` float32 for input rows ``[y0, y1)``; a buffer
-    reused for the next row, so copy what you keep), and nothing is returned. The output then never
-    exists whole: memory is one row of tiles.
+    ``on_block(y0, y1, x0, x1, block)`` instead of a canvas: each tile's core is handed over as
+    it is computed, ``block`` being ``1 x C' x (y1-y0)*scale x (x1-x0)*scale`` float32 for input
+    rows ``[y0, y1)`` and columns ``[x0, x1)`` (a view of the network's output: copy what you
+    keep), and nothing is returned. The output then never exists whole.
     """
     import torch
 
@@ -166,10 +166,8 @@ def run_tiled(
     s = int(scale)
     batch = max(1, int(batch))
     tiles = plan.tiles
-    if on_rows is not None and canvas is not None:
-        raise ValueError("give a canvas or on_rows, not both")
-    band: torch.Tensor | None = None  # the current row of tiles, for on_rows
-    band_rows: tuple[int, int] | None = None
+    if on_block is not None and canvas is not None:
+        raise ValueError("give a canvas or on_block, not both")
     for i in range(0, len(tiles), batch):
         group = tiles[i : i + batch]
         if len(group) == 1 and group[0].wy1 - group[0].wy0 == plan.height and group[0].wx1 - group[0].wx0 == plan.width:
@@ -183,20 +181,11 @@ def run_tiled(
                 f"the network returned {tuple(out.shape)} for input {tuple(windows.shape)}; expected scale {s}"
             )
         want = (1, out.shape[1], plan.height * s, plan.width * s)
-        if on_rows is not None:
+        if on_block is not None:
             for j, t in enumerate(group):
-                if band_rows is not None and band_rows[0] != t.y0:
-                    assert band is not None
-                    on_rows(band_rows[0], band_rows[1], band[:, :, : (band_rows[1] - band_rows[0]) * s])
-                    band_rows = None
-                if band_rows is None:
-                    band_rows = (t.y0, t.y1)
-                    need = (1, out.shape[1], (t.y1 - t.y0) * s, plan.width * s)
-                    if band is None or band.shape[1] != need[1] or band.shape[2] < need[2]:
-                        band = torch.empty(need, dtype=torch.float32)
-                band[0, :, : (t.y1 - t.y0) * s, t.x0 * s : t.x1 * s] = out[
-                    j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
-                ]
+                on_block(t.y0, t.y1, t.x0, t.x1, out[
+                    j : j + 1, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
+                ])
             if on_tile is not None:
                 on_tile(len(group))
             continue
@@ -211,10 +200,7 @@ def run_tiled(
             )
         if on_tile is not None:
             on_tile(len(group))
-    if on_rows is not None:
-        if band_rows is not None:
-            assert band is not None
-            on_rows(band_rows[0], band_rows[1], band[:, :, : (band_rows[1] - band_rows[0]) * s])
+    if on_block is not None:
         return None
     assert canvas is not None
     return canvas
