@@ -157,3 +157,28 @@ def test_write_is_atomic_and_leaves_no_temp(tmp_path):
         write_image(tmp_path / "b.xyz", im)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
     assert not list(tmp_path.glob("*" + TEMP_SUFFIX))
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_png_compression_level_trades_size_only(tmp_path, depth):
+    # a smooth gradient compresses well: level 0 stores it raw, 9 squeezes it; pixels are the same
+    # (decoded by Pillow / OpenCV, not by sresr)
+    from sresr.imaging.io import encode_image
+
+    yy, xx = np.mgrid[0:64, 0:96].astype(np.float32)
+    pixels = np.dstack([yy / 63, xx / 95, (yy + xx) / 158]).astype(np.float32)
+    image = Image(pixels, bit_depth=depth)
+    sizes = {}
+    decoded = []
+    for level in (0, 3, 9):
+        data = encode_image(image, "png", png_compression=level)
+        sizes[level] = len(data)
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert arr.dtype == (np.uint16 if depth == 16 else np.uint8)
+        decoded.append(arr)
+    assert sizes[0] > 64 * 96 * 3 * depth // 8 and sizes[0] > 2 * sizes[3] and sizes[9] <= sizes[3]
+    assert all(np.array_equal(decoded[0], d) for d in decoded[1:])
+    peak = 65535 if depth == 16 else 255
+    assert np.array_equal(decoded[0][:, :, ::-1], np.rint(pixels * peak).astype(decoded[0].dtype))
+    with pytest.raises(ValueError):
+        encode_image(image, "png", png_compression=10)

@@ -140,6 +140,21 @@ def test_overwrite_format_suffix_outscale(tmp_path, weights):
     assert out.stat().st_mtime_ns != t
 
 
+def test_png_compression_option_changes_size_not_pixels(tmp_path, weights):
+    yy, xx = np.mgrid[0:40, 0:60]
+    PILImage.fromarray(np.dstack([yy * 6, xx * 4, (yy + xx) * 2]).astype(np.uint8)).save(tmp_path / "a.png")
+    sizes, pixels = {}, []
+    for level in ("0", "9"):
+        out = tmp_path / f"o{level}"
+        proc = sresr("upscale", str(tmp_path / "a.png"), "-o", str(out), "-m", "enginetoy", "-s", "2",
+                     "--weights", str(weights), "--quiet", "--png-compression", level)
+        assert proc.returncode == 0, proc.stderr
+        sizes[level] = (out / "a.png").stat().st_size
+        pixels.append(np.asarray(PILImage.open(out / "a.png")))
+    assert sizes["0"] > 80 * 120 * 3 > sizes["9"]
+    assert np.array_equal(pixels[0], pixels[1])
+
+
 def test_never_overwrites_inputs(tmp_path, weights):
     PILImage.fromarray(_rgb(10, 12)).save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
@@ -157,6 +172,7 @@ def test_usage_errors_exit_2(tmp_path, weights):
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "3"], "scale 3"),
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--device", "cuda:7"], "cuda:7"),
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--tile", "-1"], ""),
+        (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--png-compression", "10"], ""),
         (["upscale", str(tmp_path / "a.png"), "-m", "enginetoy"], ""),  # no -o
     ]
     for args, word in cases:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 from .errors import SresrError, UsageError
 from .imaging.io import (
     DEFAULT_MAX_PIXELS,
+    DEFAULT_PNG_COMPRESSION,
     FORMATS,
     format_for_path,
     output_depth,
@@ -70,6 +71,7 @@ class UpscaleOptions:
     tile: core size in input pixels (None = default, 0 = whole image); tile_pad: None = the
     model's receptive field; batch: tiles per forward pass.
     format: ``same`` (the input's format where writable, else PNG), png, jpg, webp or tiff.
+    quality: JPEG/WebP quality; png_compression: PNG zlib level 0-9 (:func:`sresr.imaging.io.encode_image`).
     suffix: appended to the file stem of each output.
     outscale: final scale, reached by bicubic resampling of the model's output.
     """
@@ -84,6 +86,7 @@ class UpscaleOptions:
     batch: int = 1
     format: str = "same"
     quality: int = 95
+    png_compression: int = DEFAULT_PNG_COMPRESSION
     suffix: str = ""
     overwrite: bool = False
     outscale: float | None = None
@@ -162,6 +165,8 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
     if fmt != "same" and fmt not in FORMATS:
         raise UsageError(f"unknown format '{options.format}'", hint=f"use same, {', '.join(FORMATS)}")
+    if not 0 <= options.png_compression <= 9:
+        raise UsageError(f"PNG compression must be 0-9, got {options.png_compression}")
     out_root = Path(outdir)
     out_abs = out_root.resolve()
     pairs: list[tuple[Path, Path]] = []  # (source, relative output path)
@@ -290,7 +295,7 @@ def upscale_file(
     image = read_image(source, max_pixels=options.max_pixels)
     fmt = format_for_path(output) or "png"
     result = upscaler.upscale_image(image, outscale=options.outscale, depth=output_depth(image, fmt))
-    return write_image(output, result, format=fmt, quality=options.quality)
+    return write_image(output, result, format=fmt, quality=options.quality, png_compression=options.png_compression)
 
 
 def _one_line(exc: BaseException, source: Path) -> str:
@@ -377,7 +382,8 @@ def upscale_paths(
                 harvest(block=False)
                 continue
             remove_stale_temps(job.output)
-            writing.append((i, job, t0, pixels, writers.submit(write_image, job.output, out, out_fmt, options.quality)))
+            writing.append((i, job, t0, pixels, writers.submit(write_image, job.output, out, out_fmt, options.quality,
+                                                               options.png_compression)))
             del out
             while len(writing) > 2:  # bound the memory held by pending encodes
                 writing[0][4].exception()  # wait for the oldest

@@ -36,6 +36,9 @@ def upscale(
     precision: PrecisionOpt = "auto",
     fmt: Annotated[str, typer.Option("--format", help="same, png, jpg, webp or tiff.")] = "same",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
+    png_compression: Annotated[
+        int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest ... 9 smallest.")
+    ] = 3,
     suffix: Annotated[str, typer.Option("--suffix", help="Appended to each output's file name stem.")] = "",
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default).")
@@ -71,6 +74,7 @@ def upscale(
         batch=batch,
         format=fmt,
         quality=quality,
+        png_compression=png_compression,
         suffix=suffix,
         overwrite=not skip_existing,
         outscale=outscale,
