@@ -56,8 +56,6 @@ _EXT_TO_FORMAT = {
     ".tiff": "tiff",
 }
 
-#: Suffix of the temporary files :func:`write_image` renames into place (hidden, dot-prefixed).
-
 #: PNG zlib level written by default: about 2x faster than level 6 (Pillow's and libpng's
 #: default) for files about a quarter larger; encoding is most of the time of a fast model on a
 #: large image (benchmarks/bench_cli.py).
@@ -463,7 +461,7 @@ def _icc_is_gray(icc: bytes) -> bool:
 
 def _encode_16(
     pixels: np.ndarray, alpha: np.ndarray | None, fmt: str, icc: bytes | None, exif: bytes | None,
-    png_compression: int = 3,
+    png_compression: int = DEFAULT_PNG_COMPRESSION,
 ) -> bytes:
     import cv2
 
