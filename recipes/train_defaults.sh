@@ -18,7 +18,8 @@ train() {  # name model data...
 }
 lane_a() {
   train fsrcnn-x2 fsrcnn T91 BSDS200
-  train fsrcnn-x2-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x2 with scale augmentation (bundled x2)
+  train fsrcnn-x2-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x2 with scale augmentation
+  train fsrcnn-x2-aug2 fsrcnn T91 BSDS200   # a second, lower-rate cycle (bundled x2)
   train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug (bundled x3)
 }
 lane_b() {
