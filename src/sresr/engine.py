@@ -20,6 +20,7 @@ retries. Half precision output that is not finite is recomputed in float32.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import os
 import time
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 
 from .errors import SresrError, UsageError
 from .imaging.io import Image
+from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
 from .tiling import default_tile, plan_tiles, run_tiled, store
 from .weights import LoadedModel
@@ -467,45 +469,48 @@ class Upscaler:
                 self.run(x[i : i + 1], on_tiles, out=out[i : i + 1])
             return out
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
-        from .imaging.resize import enlarge
 
         # Luma through the network a tile at a time; each tile's core gets its colour at once, while
         # it is still in cache (chroma: MATLAB-bicubic enlargement with the YCbCr -> RGB matrix
         # folded in, one convolution, plus the luma's share) and is stored. No full-size float
         # buffer exists beyond ``out`` itself.
         ycc = rgb_to_ycbcr(x)
-        cbcr = ycc[:, 1:].contiguous()
+        luma_in, cbcr = ycc[:, :1].contiguous(), ycc[:, 1:].contiguous()
+        del ycc
         m, o = ycbcr_to_rgb_affine()
         mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
-        ms = self.module_scale  # module pixels -> output pixels (1 for models fed the upsampled image)
-
         for i in range(n):
-            chroma_in, dest = cbcr[i : i + 1], out[i : i + 1]
-
-            def colour(y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
-                       chroma_in: torch.Tensor = chroma_in, dest: torch.Tensor = dest) -> None:
-                a, b, c0, c1 = y0 * ms, y1 * ms, x0 * ms, x1 * ms  # the output block
-                q0, q1 = c0 // s, -(-c1 // s)  # input columns that cover it, and their context
-                k0, k1 = max(0, q0 - _CHROMA_PAD), min(w, q1 + _CHROMA_PAD)
-                step = max(1, _STRIP_PIXELS // max(1, k1 - k0)) * s  # output rows per strip
-                for a0 in range(a, b, step):
-                    a1 = min(b, a0 + step)
-                    r0, r1 = a0 // s, -(-a1 // s)
-                    p0, p1 = max(0, r0 - _CHROMA_PAD), min(h, r1 + _CHROMA_PAD)
-                    chroma = enlarge(chroma_in[:, :, p0:p1, k0:k1], s, mix, bias)[
-                        :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
-                    y = luma[:, :, a0 - a : a1 - a]
-                    direct = dest.dtype == torch.float32
-                    strip = dest[:, :, a0:a1, c0:c1] if direct else torch.empty((1, 3, a1 - a0, c1 - c0))
-                    for ch in range(3):
-                        torch.add(chroma[:, ch : ch + 1], y, alpha=coef[ch], out=strip[:, ch : ch + 1])
-                    if direct:
-                        strip.clamp_(0.0, 1.0)
-                    else:  # clamped, scaled and rounded into the integer canvas
-                        store(dest[:, :, a0:a1, c0:c1], strip, scratch=True)
-
-            self.run(ycc[i : i + 1, :1].contiguous(), on_tiles, blocks=colour)
+            colour = functools.partial(self._colour_block, cbcr[i : i + 1], out[i : i + 1], mix, bias, coef)
+            self.run(luma_in[i : i + 1], on_tiles, blocks=colour)
         return out
+
+    def _colour_block(
+        self, cbcr: torch.Tensor, dest: torch.Tensor, mix: torch.Tensor, bias: torch.Tensor, coef: list[float],
+        y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
+    ) -> None:
+        """RGB for one tile core of a Y model: ``luma`` is the network's output for the model's input
+        rows ``[y0, y1)`` and columns ``[x0, x1)``; the chroma of the same block is enlarged from
+        ``cbcr`` (the whole image's, ``1 x 2 x H x W``) with a few pixels of context, and the sum is
+        stored into ``dest`` (``1 x 3 x H*s x W*s``), in strips of bounded size."""
+        s, ms = self.scale, self.module_scale  # ms: module pixels -> output pixels (1 if fed upsampled)
+        h, w = cbcr.shape[2], cbcr.shape[3]
+        a, b, c0, c1 = y0 * ms, y1 * ms, x0 * ms, x1 * ms  # the output block
+        k0, k1 = max(0, c0 // s - _CHROMA_PAD), min(w, -(-c1 // s) + _CHROMA_PAD)  # input columns + context
+        step = max(1, _STRIP_PIXELS // max(1, k1 - k0)) * s  # output rows per strip
+        direct = dest.dtype == torch.float32
+        for a0 in range(a, b, step):
+            a1 = min(b, a0 + step)
+            p0, p1 = max(0, a0 // s - _CHROMA_PAD), min(h, -(-a1 // s) + _CHROMA_PAD)  # input rows + context
+            chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
+                :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
+            y = luma[:, :, a0 - a : a1 - a]
+            strip = dest[:, :, a0:a1, c0:c1] if direct else torch.empty((1, 3, a1 - a0, c1 - c0))
+            for ch in range(3):
+                torch.add(chroma[:, ch : ch + 1], y, alpha=coef[ch], out=strip[:, ch : ch + 1])
+            if direct:
+                strip.clamp_(0.0, 1.0)
+            else:  # clamped, scaled and rounded into the integer canvas
+                store(dest[:, :, a0:a1, c0:c1], strip, scratch=True)
 
     def upscale_image(
         self,
