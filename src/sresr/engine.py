@@ -429,18 +429,16 @@ class Upscaler:
                 sink(y0, y1, x0, x1, block.clamp(0.0, 1.0))
 
             self._run_one(x, on_tiles, None, clamped)
-            self.stats.images += 1
-            self.stats.input_pixels += lr_pixels
-            self.stats.seconds += time.perf_counter() - t0
-            return None
-        outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
-        result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # type: ignore[arg-type]
-        assert result is not None
-        if result.is_floating_point():
-            result = result.clamp_(0.0, 1.0)
-        if out is not None and result.data_ptr() != out.data_ptr():
-            store(out, result)  # the input was padded to the size multiple: the caller's canvas was too small
-            result = out
+            result = None
+        else:
+            outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
+            result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # type: ignore[arg-type]
+            assert result is not None
+            if result.is_floating_point():
+                result = result.clamp_(0.0, 1.0)
+            if out is not None and result.data_ptr() != out.data_ptr():
+                store(out, result)  # the input was padded to the size multiple: the caller's canvas was too small
+                result = out
         self.stats.images += x.shape[0]
         self.stats.input_pixels += lr_pixels
         self.stats.seconds += time.perf_counter() - t0
@@ -535,46 +533,39 @@ class Upscaler:
         px = torch.from_numpy(np.ascontiguousarray(as_float(image.pixels))).permute(2, 0, 1).unsqueeze(0)
         gray = px.shape[1] == 1
         resampling = outscale is not None and not math.isclose(float(outscale), float(s))
+        out_h, out_w = (max(1, round(h * outscale)), max(1, round(w * outscale))) if resampling else (h * s, w * s)
         if depth is not None and not gray and not resampling:
-            # torch's allocator, not numpy's: numpy asks for transparent huge pages on large arrays,
-            # and faulting those in tile by tile across a wide canvas costs up to twice the time
-            # per pixel on big images (kernel compaction) that plain pages do
-            canvas_t = torch.empty((h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
-            canvas = canvas_t.numpy()
-            self.upscale_rgb(px, on_tiles, out=canvas_t.permute(2, 0, 1).unsqueeze(0))
-            out = None
+            # rounded tile by tile into the integer image. torch's allocator, not numpy's: numpy asks
+            # for transparent huge pages on large arrays, and faulting those in tile by tile across
+            # a wide canvas costs up to twice the time per pixel on big images (kernel compaction)
+            canvas = torch.empty((h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
+            self.upscale_rgb(px, on_tiles, out=canvas.permute(2, 0, 1).unsqueeze(0))
+            pixels = canvas.numpy()
         else:
             out = self.upscale_rgb(px.expand(1, 3, h, w).contiguous() if gray else px, on_tiles)
             if gray:
                 out = out.mean(dim=1, keepdim=True)
+            pixels = resample(out, out_h, out_w)[0].permute(1, 2, 0).numpy()
+            if depth is not None:
+                pixels = quantize(pixels, depth)
         del px
-        alpha = None
-        alpha_full = None  # an opaque alpha, already at the output depth
+        alpha_np = None
         if image.alpha is not None:
             a = torch.from_numpy(np.ascontiguousarray(as_float(image.alpha)))[None, None]
-            if bool((a >= 1.0).all()) and depth is not None and not resampling:
-                alpha_full: np.ndarray | None = np.full((h * s, w * s), 255 if depth == 8 else 65535,
-                                                        dtype=np.uint8 if depth == 8 else np.uint16)
-            elif bool((a >= 1.0).all()):
-                alpha = torch.ones((1, 1, h * s, w * s))
-            elif self.alpha == "model":
-                alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
+            if bool((a >= 1.0).all()):  # opaque stays exactly opaque, at any size
+                alpha_np = np.ones((out_h, out_w), np.float32)
             else:
-                from .imaging.resize import imresize
+                if self.alpha == "model":
+                    alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
+                else:
+                    from .imaging.resize import imresize
 
-                alpha = imresize(a.float(), scale=s).clamp_(0.0, 1.0)
-        if resampling:
-            assert out is not None and outscale is not None
-            out_h, out_w = max(1, round(h * outscale)), max(1, round(w * outscale))
-            out = resample(out, out_h, out_w)
-            alpha = resample(alpha, out_h, out_w) if alpha is not None else None
-        pixels = canvas if out is None else out[0].permute(1, 2, 0).numpy()
-        alpha_np = alpha[0, 0].numpy() if alpha is not None else None
+                    alpha = imresize(a.float(), scale=s).clamp_(0.0, 1.0)
+                alpha_np = resample(alpha, out_h, out_w)[0, 0].numpy()
+            if depth is not None:
+                alpha_np = quantize(alpha_np, depth)
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
-        if out is not None:
-            pixels = quantize(pixels, depth)
-        alpha_np = quantize(alpha_np, depth) if alpha_np is not None else alpha_full
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
 
 

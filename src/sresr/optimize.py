@@ -369,9 +369,6 @@ def shuffle_then_conv_to_conv_then_shuffle(module: nn.Module) -> tuple[nn.Module
     return gm, moved
 
 
-# -- checking and the whole pass ----------------------------------------------------------------
-
-
 # -- activations: single-slope PReLU as LeakyReLU, in place where nothing else reads the input ----
 
 #: producers whose output is a fresh tensor (not a view of another), safe to overwrite when the
@@ -423,6 +420,9 @@ def activations_in_place(module: nn.Module) -> tuple[nn.Module, int]:
             act.inplace = True
             changed += 1
     return module, changed
+
+
+# -- checking and the whole pass ----------------------------------------------------------------
 
 
 def outputs_match(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> bool:

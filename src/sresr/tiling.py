@@ -180,7 +180,6 @@ def run_tiled(
             raise RuntimeError(
                 f"the network returned {tuple(out.shape)} for input {tuple(windows.shape)}; expected scale {s}"
             )
-        want = (1, out.shape[1], plan.height * s, plan.width * s)
         if on_block is not None:
             for j, t in enumerate(group):
                 on_block(t.y0, t.y1, t.x0, t.x1, out[
@@ -189,6 +188,7 @@ def run_tiled(
             if on_tile is not None:
                 on_tile(len(group))
             continue
+        want = (1, out.shape[1], plan.height * s, plan.width * s)
         if canvas is None:
             canvas = torch.empty(want, dtype=torch.float32)
         elif tuple(canvas.shape) != want:
