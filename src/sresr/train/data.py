@@ -10,6 +10,8 @@ workers did, and DDP ranks read disjoint slices of the same global batch.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,26 +260,44 @@ def _cache_dir() -> Path | None:
         return None
 
 
-def cached_pair(path: Path, scale: int, colorspace: str, upsampled: bool, cache: Path | None,
+class _Source:
+    """One training image file, hashed and decoded at most once however many scales and resize
+    factors are prepared from it (and each resized version made once)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._resized: dict[float, np.ndarray] = {}
+
+    @functools.cached_property
+    def digest(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:32]
+
+    def rgb(self, factor: float = 1.0) -> np.ndarray:
+        if 1.0 not in self._resized:
+            self._resized[1.0] = read_rgb(self.path)
+        if factor not in self._resized:
+            self._resized[factor] = resize_hr(self._resized[1.0], factor)
+        return self._resized[factor]
+
+
+def cached_pair(src: _Source, scale: int, colorspace: str, upsampled: bool, cache: Path | None,
                 factor: float = 1.0) -> Pair:
     """``prepare_pair`` of one image file (resized by ``factor`` first), cached on disk by content
     hash (the MATLAB-bicubic LR is the slow part):
     SRESR_HOME/train-cache/<sha256>-x<s>-<colorspace>[-up][-r<factor>].npz."""
-    import hashlib
-
+    path = src.path
     name = path.name if factor == 1.0 else f"{path.name}@{factor:g}"
     if cache is None:
-        return prepare_pair(name, resize_hr(read_rgb(path), factor), scale, colorspace, upsampled)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+        return prepare_pair(name, src.rgb(factor), scale, colorspace, upsampled)
     resized = "" if factor == 1.0 else f"-r{factor:g}"
-    f = cache / f"{digest}-v{_CACHE_VERSION}-x{scale}-{colorspace}{'-up' if upsampled else ''}{resized}.npz"
+    f = cache / f"{src.digest}-v{_CACHE_VERSION}-x{scale}-{colorspace}{'-up' if upsampled else ''}{resized}.npz"
     if f.is_file():
         try:
             with np.load(f) as z:
                 return Pair(name, z["hr"], z["inp"])
         except Exception:  # a damaged cache entry is rebuilt
             pass
-    pair = prepare_pair(name, resize_hr(read_rgb(path), factor), scale, colorspace, upsampled)
+    pair = prepare_pair(name, src.rgb(factor), scale, colorspace, upsampled)
     try:
         from ..atomic import atomic_write  # noqa: PLC0415
 
@@ -309,12 +329,13 @@ def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, up
                 side = min(im.size)
         except Exception as exc:
             raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
+        src = _Source(path)
         for factor in factors:
             if int(side * factor) < min_hr:  # imresize's output side is ceil(side * factor) >= this
                 skipped += 1
                 continue
             for s in scales:
-                out[s].append(cached_pair(path, s, colorspace, upsampled, cache_dir, factor))
+                out[s].append(cached_pair(src, s, colorspace, upsampled, cache_dir, factor))
         if log is not None and (i + 1) % 50 == 0:
             log(f"prepared {i + 1}/{len(paths)} training images")
     if not out[scales[0]]:
