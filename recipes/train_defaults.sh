@@ -19,8 +19,12 @@ train() {  # name model data...
 lane_a() {
   train fsrcnn-x2 fsrcnn T91 BSDS200
   train fsrcnn-x2-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x2 with scale augmentation
-  train fsrcnn-x2-aug2 fsrcnn T91 BSDS200   # a second, lower-rate cycle (bundled x2)
-  train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug (bundled x3)
+  train fsrcnn-x2-aug2 fsrcnn T91 BSDS200   # a second, lower-rate cycle
+  train fsrcnn-x2-aug3 fsrcnn T91 BSDS200   # larger patches, smaller batches
+  train fsrcnn-x2-aug4 fsrcnn T91 BSDS200   # the same at half the rate (bundled x2)
+  train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug
+  train fsrcnn-x3-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
+  train fsrcnn-x3-aug3 fsrcnn T91 BSDS200   # the same at half the rate (bundled x3)
 }
 lane_b() {
   train espcn-x3 espcn T91
@@ -29,7 +33,9 @@ lane_b() {
   train espcn-x2 espcn T91
   train srcnn-x3 srcnn T91
   train fsrcnn-x4 fsrcnn T91 BSDS200   # from scratch
-  train fsrcnn-x4-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x4 with scale augmentation (bundled x4)
+  train fsrcnn-x4-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x4 with scale augmentation
+  train fsrcnn-x4-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
+  train fsrcnn-x4-aug3 fsrcnn T91 BSDS200   # the same at half the rate (bundled x4)
 }
 lane_a & a=$!
 lane_b & b=$!
