@@ -24,9 +24,9 @@ SPEC = ModelSpec(
             recipe="recipes/fsrcnn-x2.toml then recipes/fsrcnn-x2-aug.toml then recipes/fsrcnn-x3-aug.toml",
             description="trained by sresr on T91, BSDS200: 100000 + 40000 + 100000 iterations, 147 min on one CPU thread"),
         WeightsSpec(tag="x4", scale=4, file="fsrcnn_x4.safetensors", default=True, license="Apache-2.0",
-            metrics={'set5/psnr': 30.38, 'set5/ssim': 0.8595, 'set14/psnr': 27.36, 'set14/ssim': 0.7489},
-            recipe="recipes/fsrcnn-x4.toml then recipes/fsrcnn-x4-aug.toml",
-            description="trained by sresr on T91, BSDS200: 60000 + 100000 iterations, 87 min on one CPU thread"),
+            metrics={'set5/psnr': 30.44, 'set5/ssim': 0.8616, 'set14/psnr': 27.41, 'set14/ssim': 0.7503},
+            recipe="recipes/fsrcnn-x4.toml then recipes/fsrcnn-x4-aug.toml then recipes/fsrcnn-x4-aug2.toml then recipes/fsrcnn-x4-aug3.toml",
+            description="trained by sresr on T91, BSDS200: 60000 + 100000 + 40000 + 60000 iterations, 130 min on one CPU thread"),
     ),
     num_params={2: 12809, 3: 12809, 4: 12809},
     paper="Dong, Loy, Tang: Accelerating the Super-Resolution Convolutional Neural Network, ECCV 2016 "
