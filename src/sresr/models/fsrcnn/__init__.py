@@ -16,9 +16,9 @@ SPEC = ModelSpec(
     loader="sresr.models.fsrcnn.arch:load_state_dict",
     weights=(
         WeightsSpec(tag="x2", scale=2, file="fsrcnn_x2.safetensors", default=True, license="Apache-2.0",
-            metrics={'set5/psnr': 36.62, 'set5/ssim': 0.9538, 'set14/psnr': 32.33, 'set14/ssim': 0.9059},
-            recipe="recipes/fsrcnn-x2.toml then recipes/fsrcnn-x2-aug.toml then recipes/fsrcnn-x2-aug2.toml",
-            description="trained by sresr on T91, BSDS200: 100000 + 40000 + 50000 iterations, 122 min on one CPU thread"),
+            metrics={'set5/psnr': 36.7, 'set5/ssim': 0.9542, 'set14/psnr': 32.38, 'set14/ssim': 0.9064},
+            recipe="recipes/fsrcnn-x2.toml then recipes/fsrcnn-x2-aug.toml then recipes/fsrcnn-x2-aug2.toml then recipes/fsrcnn-x2-aug3.toml then recipes/fsrcnn-x2-aug4.toml",
+            description="trained by sresr on T91, BSDS200: 100000 + 40000 + 50000 + 40000 + 60000 iterations, 181 min on one CPU thread"),
         WeightsSpec(tag="x3", scale=3, file="fsrcnn_x3.safetensors", default=True, license="Apache-2.0",
             metrics={'set5/psnr': 32.71, 'set5/ssim': 0.909, 'set14/psnr': 29.21, 'set14/ssim': 0.82},
             recipe="recipes/fsrcnn-x2.toml then recipes/fsrcnn-x2-aug.toml then recipes/fsrcnn-x3-aug.toml",
