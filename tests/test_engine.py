@@ -407,6 +407,26 @@ def test_upscale_image_keeps_mode_alpha_and_depth():
     assert (up.upscale_image(opaque).alpha == 1).all()
 
 
+def test_opaque_alpha_is_made_at_the_output_depth():
+    # an opaque alpha needs no float plane: numpy's allocations (traced; torch's are not) stay
+    # near one byte per output pixel for the 8-bit alpha, where a float32 plane alone is four
+    import tracemalloc
+
+    up = Upscaler(load_model("fsrcnn", 4, pretrained=False), tile=64)
+    h, w = 120, 160
+    rng = np.random.default_rng(0)
+    image = Image(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), alpha=np.full((h, w), 255, np.uint8))
+    up.upscale_image(image, depth=8)  # first-call work (imports, caches) is not what is measured
+    tracemalloc.start()
+    try:
+        out = up.upscale_image(image, depth=8)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.alpha is not None and out.alpha.dtype == np.uint8 and bool((out.alpha == 255).all())
+    assert peak < 2.5 * (4 * h) * (4 * w)
+
+
 def test_outscale_resamples_the_model_output():
     pytest.importorskip("sresr.imaging.resize")
     loaded = TOYS["pixelshuffle"]()

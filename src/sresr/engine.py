@@ -552,8 +552,10 @@ class Upscaler:
         alpha_np = None
         if image.alpha is not None:
             a = torch.from_numpy(np.ascontiguousarray(as_float(image.alpha)))[None, None]
-            if bool((a >= 1.0).all()):  # opaque stays exactly opaque, at any size
-                alpha_np = np.ones((out_h, out_w), np.float32)
+            if bool((a >= 1.0).all()):  # opaque stays exactly opaque, at any size, made at the output
+                # depth (a float plane first would be 4 bytes per output pixel, for a constant)
+                alpha_np = np.full((out_h, out_w), *{None: (1.0, np.float32), 8: (255, np.uint8),
+                                                     16: (65535, np.uint16)}[depth])
             else:
                 if self.alpha == "model":
                     alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
@@ -562,8 +564,8 @@ class Upscaler:
 
                     alpha = imresize(a.float(), scale=s).clamp_(0.0, 1.0)
                 alpha_np = resample(alpha, out_h, out_w)[0, 0].numpy()
-            if depth is not None:
-                alpha_np = quantize(alpha_np, depth)
+                if depth is not None:
+                    alpha_np = quantize(alpha_np, depth)
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
