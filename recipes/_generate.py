@@ -4,52 +4,40 @@ from sresr.train.config import override, save_toml
 from pathlib import Path
 T91 = "t91"; BSD = "bsds200"
 common = {"threads": 1, "data.workers": 0, "val.data": "set5", "checkpoint_every": 1000, "log_every": 50}
+AUG = [1.0, 0.9, 0.8, 0.7, 0.6]  # the paper's scale augmentation: every image also at 0.9..0.6 size
+
+
+def cycle(recipe, scale, init, iters, lr, patch, batch=32, val_every=5000):
+    """One augmented cosine cycle of FSRCNN continuing runs/INIT."""
+    extra = {"trainable": []} if recipe == "fsrcnn-finetune" else {}
+    return (recipe, scale, {"data.train": [T91, BSD], "iters": iters, "data.batch_size": batch, "data.patch_size": patch,
+        "init_weights": f"runs/{init}/weights.safetensors", **extra, "data.resize_factors": AUG, "optim.lr": lr,
+        "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": val_every})
+
+
 runs = {
  "fsrcnn-x2": ("fsrcnn", 2, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32, "data.patch_size": 40,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- # then 40k more iterations with the paper's scale augmentation (every image also at 0.9..0.6 size)
- "fsrcnn-x2-aug": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 40000, "data.batch_size": 32, "data.patch_size": 40,
-     "init_weights": "runs/fsrcnn-x2/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 3e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 4000}),
+ # then 40k more iterations with scale augmentation
+ "fsrcnn-x2-aug": cycle("fsrcnn", 2, "fsrcnn-x2", 40000, 3e-4, 40, val_every=4000),
  # x4 from scratch: fine-tuning the x2 network (30k iterations) reached 30.14 dB, this 30.18
  "fsrcnn-x4": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
  # then another 50k iterations with augmentation at a lower rate (a second cosine cycle)
- "fsrcnn-x2-aug2": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 50000, "data.batch_size": 32, "data.patch_size": 40,
-     "init_weights": "runs/fsrcnn-x2-aug/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 2e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
+ "fsrcnn-x2-aug2": cycle("fsrcnn", 2, "fsrcnn-x2-aug", 50000, 2e-4, 40),
  # x3 fine-tuned from the augmented x2 network (a 30k fine-tune of the first x2 network reached
  # 32.46 dB), x4 continued from its from-scratch run, both with scale augmentation
- "fsrcnn-x3-aug": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32,
-     "data.patch_size": 48, "init_weights": "runs/fsrcnn-x2-aug/weights.safetensors", "trainable": [],
-     "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6], "optim.lr": 5e-4, "schedule.name": "cosine",
-     "schedule.eta_min": 1e-6, "val.every": 5000}),
- "fsrcnn-x4-aug": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 100000, "data.batch_size": 32, "data.patch_size": 64,
-     "init_weights": "runs/fsrcnn-x4/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 3e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- # then a cycle on 4x larger patches at a quarter of the batch (same pixels per step): with 20x20
- # LR patches most outputs see the zero padding of the 13-pixel receptive field; at 40x40 half do
- "fsrcnn-x2-aug3": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 40000, "data.batch_size": 8, "data.patch_size": 80,
-     "init_weights": "runs/fsrcnn-x2-aug2/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 2e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- "fsrcnn-x4-aug2": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 40000, "data.batch_size": 8, "data.patch_size": 128,
-     "init_weights": "runs/fsrcnn-x4-aug/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 2e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- "fsrcnn-x3-aug2": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 40000, "data.batch_size": 8,
-     "data.patch_size": 96, "init_weights": "runs/fsrcnn-x3-aug/weights.safetensors", "trainable": [],
-     "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6], "optim.lr": 2e-4, "schedule.name": "cosine",
-     "schedule.eta_min": 1e-6, "val.every": 5000}),
+ "fsrcnn-x3-aug": cycle("fsrcnn-finetune", 3, "fsrcnn-x2-aug", 100000, 5e-4, 48),
+ "fsrcnn-x4-aug": cycle("fsrcnn", 4, "fsrcnn-x4", 100000, 3e-4, 64),
+ # then a cycle on 4x larger patches at a quarter of the batch (same pixels per step, fewer outputs
+ # beside the zero padding; it gained as much as a cycle on the smaller patches: BENCHMARKS.md)
+ "fsrcnn-x2-aug3": cycle("fsrcnn", 2, "fsrcnn-x2-aug2", 40000, 2e-4, 80, batch=8),
+ "fsrcnn-x4-aug2": cycle("fsrcnn", 4, "fsrcnn-x4-aug", 40000, 2e-4, 128, batch=8),
+ "fsrcnn-x3-aug2": cycle("fsrcnn-finetune", 3, "fsrcnn-x3-aug", 40000, 2e-4, 96, batch=8),
  # and one more cycle of each at half that rate
- "fsrcnn-x2-aug4": ("fsrcnn", 2, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 8, "data.patch_size": 80,
-     "init_weights": "runs/fsrcnn-x2-aug3/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 1e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- "fsrcnn-x4-aug3": ("fsrcnn", 4, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 8, "data.patch_size": 128,
-     "init_weights": "runs/fsrcnn-x4-aug2/weights.safetensors", "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6],
-     "optim.lr": 1e-4, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000}),
- "fsrcnn-x3-aug3": ("fsrcnn-finetune", 3, {"data.train": [T91, BSD], "iters": 60000, "data.batch_size": 8,
-     "data.patch_size": 96, "init_weights": "runs/fsrcnn-x3-aug2/weights.safetensors", "trainable": [],
-     "data.resize_factors": [1.0, 0.9, 0.8, 0.7, 0.6], "optim.lr": 1e-4, "schedule.name": "cosine",
-     "schedule.eta_min": 1e-6, "val.every": 5000}),
+ "fsrcnn-x2-aug4": cycle("fsrcnn", 2, "fsrcnn-x2-aug3", 60000, 1e-4, 80, batch=8),
+ "fsrcnn-x4-aug3": cycle("fsrcnn", 4, "fsrcnn-x4-aug2", 60000, 1e-4, 128, batch=8),
+ "fsrcnn-x3-aug3": cycle("fsrcnn-finetune", 3, "fsrcnn-x3-aug2", 60000, 1e-4, 96, batch=8),
  "srcnn-x3": ("srcnn", 3, {"data.train": [T91], "iters": 40000, "data.batch_size": 16, "data.patch_size": 33,
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),
