@@ -2,17 +2,27 @@
 from sresr.train.recipes import get_recipe
 from sresr.train.config import override, save_toml
 from pathlib import Path
+
+from sresr.models.fsrcnn.arch import centered_padding
 T91 = "t91"; BSD = "bsds200"
 common = {"threads": 1, "data.workers": 0, "val.data": "set5", "checkpoint_every": 1000, "log_every": 50}
 AUG = [1.0, 0.9, 0.8, 0.7, 0.6]  # the paper's scale augmentation: every image also at 0.9..0.6 size
 
 
-def cycle(recipe, scale, init, iters, lr, patch, batch=32, val_every=5000):
-    """One augmented cosine cycle of FSRCNN continuing runs/INIT."""
-    extra = {"trainable": []} if recipe == "fsrcnn-finetune" else {}
+def cycle(recipe, scale, init, iters, lr, patch, batch=32, val_every=5000, init_file="weights.safetensors", **extra):
+    """One augmented cosine cycle of FSRCNN continuing runs/INIT (``extra``: more overrides)."""
+    if recipe == "fsrcnn-finetune":
+        extra = {"trainable": [], **extra}
     return (recipe, scale, {"data.train": [T91, BSD], "iters": iters, "data.batch_size": batch, "data.patch_size": patch,
-        "init_weights": f"runs/{init}/weights.safetensors", **extra, "data.resize_factors": AUG, "optim.lr": lr,
+        "init_weights": f"runs/{init}/{init_file}", **extra, "data.resize_factors": AUG, "optim.lr": lr,
         "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": val_every})
+
+
+def centered(recipe, scale, init, iters, lr, patch, batch=8, init_file="weights.safetensors"):
+    """A cycle with the transposed convolution centred on the HR grid (padding 3 at x3 and x4 instead
+    of 4), at the full learning rate for it."""
+    return cycle(recipe, scale, init, iters, lr, patch, batch, init_file=init_file,
+                 **{"model_kwargs": {"deconv_padding": centered_padding(scale)}, "optim.lr_scale": {}})
 
 
 runs = {
@@ -38,6 +48,10 @@ runs = {
  "fsrcnn-x2-aug4": cycle("fsrcnn", 2, "fsrcnn-x2-aug3", 60000, 1e-4, 80, batch=8),
  "fsrcnn-x4-aug3": cycle("fsrcnn", 4, "fsrcnn-x4-aug2", 60000, 1e-4, 128, batch=8),
  "fsrcnn-x3-aug3": cycle("fsrcnn-finetune", 3, "fsrcnn-x3-aug2", 60000, 1e-4, 96, batch=8),
+ # then the transposed convolution moved to the padding that centres it on the HR grid (x3 and x4;
+ # `python recipes/center_fsrcnn.py runs/fsrcnn-x3-aug3 runs/fsrcnn-x4-aug3` first), fine-tuned
+ "fsrcnn-x3-center": centered("fsrcnn-finetune", 3, "fsrcnn-x3-aug3", 40000, 2e-4, 96, init_file="weights-centered.safetensors"),
+ "fsrcnn-x4-center": centered("fsrcnn", 4, "fsrcnn-x4-aug3", 40000, 2e-4, 128, init_file="weights-centered.safetensors"),
  "srcnn-x3": ("srcnn", 3, {"data.train": [T91], "iters": 40000, "data.batch_size": 16, "data.patch_size": 33,
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),
@@ -52,6 +66,9 @@ runs["espcn-x3-polish"] = ("espcn", 3, {"data.train": [T91], "iters": 20000, "da
     "init_weights": "runs/espcn-x3/weights.safetensors", "optim.lr": 2e-5, "schedule.name": "cosine",
     "schedule.eta_min": 1e-7, "val.every": 2000})
 for name, (recipe, scale, ov) in runs.items():
+    if recipe.startswith("fsrcnn") and "model_kwargs" not in ov:
+        # trained before the centred padding became the recipe's default
+        ov = {**ov, "model_kwargs": {"deconv_padding": 4}}
     cfg = override(get_recipe(recipe, scale), {**common, **ov})
     cfg.validate()
     data_flags = "".join(" \\\n         --data ../shared/datasets/" + ("T91" if d == "t91" else "BSDS200") for d in cfg.data.train)

@@ -177,6 +177,63 @@ def test_fsrcnn_uses_the_papers_transposed_conv() -> None:
     assert (tail.kernel_size, tail.stride, tail.padding, tail.output_padding) == ((9, 9), (3, 3), (4, 4), (2, 2))
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_fsrcnn_centered_padding_centres_the_upsampler_on_matlab_bicubic(scale: int) -> None:
+    """The HR pixel an LR pixel comes from, found by MATLAB-style imresize (checked against MATLAB's
+    own files in test_resize.py), is where a symmetric transposed-conv kernel puts that LR pixel's
+    mass with the centred padding: exactly at odd scales, within half a pixel at even ones. The
+    usual padding 4 is off by (scale - 1) / 2 HR pixels."""
+    from sresr.imaging.resize import imresize
+    from sresr.models.fsrcnn import centered_padding
+    from sresr.models.fsrcnn.arch import fsrcnn
+
+    n = 8
+    # where LR pixel 3 comes from: the centroid of its weights over HR pixels (impulse responses)
+    weights = torch.zeros(n * scale, dtype=torch.float64)
+    for j in range(n * scale):
+        hr = torch.zeros(1, 1, n * scale, dtype=torch.float64)
+        hr[..., j] = 1.0
+        weights[j] = imresize(hr.expand(1, n * scale, n * scale).clone(), scale=1 / scale)[0, 0, 3]
+    source = float((weights * torch.arange(n * scale, dtype=torch.float64)).sum() / weights.sum())
+    for pad, off in ((centered_padding(scale), 0.5 * (scale % 2 == 0)), (4, (scale - 1) / 2)):
+        m = fsrcnn(scale, deconv_padding=pad).double()
+        tail = m.last_part
+        k = torch.arange(9, dtype=torch.float64)
+        with torch.no_grad():  # a symmetric (Gaussian) kernel, one input channel on
+            tail.weight.zero_()
+            tail.weight[0, 0] = torch.exp(-((k[:, None] - 4) ** 2 + (k[None, :] - 4) ** 2) / 8)
+            tail.bias.zero_()
+            lr = torch.zeros(1, m.first_part[0].out_channels, n, n, dtype=torch.float64)
+            lr[0, 0, 3, 3] = 1.0
+            out = tail(lr)[0, 0].sum(0)
+        assert out.shape[-1] == n * scale
+        centre = float((out * torch.arange(n * scale)).sum() / out.sum())
+        assert abs(centre - source) == pytest.approx(off, abs=1e-6), (pad, centre, source)
+
+
+def test_fsrcnn_repad_state_dict_keeps_every_output_pixel_in_place() -> None:
+    from sresr.models.fsrcnn.arch import fsrcnn, repad_state_dict
+
+    torch.manual_seed(0)
+    old = fsrcnn(4).double().eval()
+    with torch.no_grad():  # taps that move off the edge are lost: make them zero for an exact match
+        old.last_part.weight[..., 0, :] = 0
+        old.last_part.weight[..., :, 0] = 0
+    new = fsrcnn(4, deconv_padding=3).double().eval()
+    new.load_state_dict(repad_state_dict(old.state_dict(), 4, 3))
+    x = torch.rand(1, 1, 10, 10, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), old(x))
+        back = fsrcnn(4).double().eval()
+        back.load_state_dict(repad_state_dict(new.state_dict(), 3, 4))
+        torch.testing.assert_close(back(x), old(x))
+    with pytest.raises(ValueError):
+        repad_state_dict(old.state_dict(), 4, -5)
+    for bad in ((2, 3), (3, 2), (4, 5)):  # output_padding would be negative / padding past the kernel
+        with pytest.raises(ValueError, match="deconv_padding"):
+            fsrcnn(bad[0], deconv_padding=bad[1])
+
+
 def test_edsr_paper_size_once() -> None:
     m = get_spec("edsr").build(4, features=256, blocks=32, res_scale=0.1)
     assert _nparams(m) == 43089923
@@ -253,6 +310,8 @@ RF_CASES = [
     ("fsrcnn", 2, {}, 22),
     ("fsrcnn", 3, {}, 22),
     ("fsrcnn", 4, {"d": 16, "s": 8, "m": 2}, 22),
+    ("fsrcnn", 4, {"d": 16, "s": 8, "m": 2, "deconv_padding": 3}, 22),
+    ("fsrcnn", 3, {"d": 16, "s": 8, "m": 2, "deconv_padding": 3}, 22),
     ("espcn", 3, {}, 14),
     ("vdsr", 2, {"features": 16}, 48),
     ("srresnet", 4, {"blocks": 2, "features": 16}, 28),

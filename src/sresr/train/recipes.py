@@ -12,6 +12,7 @@ from dataclasses import replace
 from typing import Callable
 
 from ..errors import UsageError
+from ..models.fsrcnn import centered_padding
 from .config import DataConfig, GanConfig, LossConfig, OptimConfig, ScheduleConfig, TrainConfig, ValConfig
 
 Recipe = Callable[[int], TrainConfig]
@@ -33,9 +34,11 @@ def _srcnn(scale: int) -> TrainConfig:
 def _fsrcnn(scale: int) -> TrainConfig:
     # Dong et al. 2016: T91 + General100 (not downloadable here: BSDS200 instead), MSE, PReLU,
     # LR sub-images about 10/7/6 px for x2/x3/x4 (we take 16 LR px for fewer border effects);
-    # scale augmentation: every image also shrunk by 0.9, 0.8, 0.7 and 0.6.
+    # scale augmentation: every image also shrunk by 0.9, 0.8, 0.7 and 0.6. The transposed
+    # convolution centred on the HR grid (padding 3 at x3/x4, not the usual 4): 0.1-0.2 dB better.
     return TrainConfig(
         model="fsrcnn", scale=scale, recipe="fsrcnn", iters=200_000,
+        model_kwargs={"deconv_padding": centered_padding(scale)},
         data=DataConfig(train=("t91", "bsds200"), patch_size=16 * scale, batch_size=16,
                         resize_factors=(1.0, 0.9, 0.8, 0.7, 0.6)),
         # the paper: lr 1e-3 for the convolutions, 1e-4 for the deconvolution

@@ -2,6 +2,16 @@
 
 from sresr.spec import ModelSpec, WeightsSpec
 
+
+def centered_padding(scale: int) -> int:
+    """The transposed convolution's padding that centres its 9 taps on where each HR pixel lies
+    under MATLAB bicubic downscaling (LR pixel ``i`` sits at HR ``i*s + (s-1)/2``): exact for odd
+    scales, half a pixel off for even ones (as close as an odd kernel gets). 4, the layout of
+    yjn870/FSRCNN-pytorch and of most published checkpoints, is that at x2, but one HR pixel off at
+    x3 and one and a half at x4, which cost 0.1-0.2 dB in training runs (BENCHMARKS.md)."""
+    return max(0, (10 - scale) // 2)
+
+
 SPEC = ModelSpec(
     name="fsrcnn",
     factory="sresr.models.fsrcnn.arch:fsrcnn",

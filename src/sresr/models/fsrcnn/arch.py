@@ -9,11 +9,13 @@ import torch
 from torch import nn
 
 from .. import _rf
+from . import centered_padding  # noqa: F401  (re-exported: torch-free, defined with the spec)
 from .._layouts import Layout, count, load_with_layouts, shape
 
 
 class FSRCNN(nn.Module):
-    def __init__(self, scale: int, channels: int = 1, d: int = 56, s: int = 12, m: int = 4):
+    def __init__(self, scale: int, channels: int = 1, d: int = 56, s: int = 12, m: int = 4,
+                 deconv_padding: int = 4):
         super().__init__()
         self.scale = scale
         self.first_part = nn.Sequential(nn.Conv2d(channels, d, 5, padding=2), nn.PReLU(d))
@@ -22,7 +24,8 @@ class FSRCNN(nn.Module):
             mid += [nn.Conv2d(s, s, 3, padding=1), nn.PReLU(s)]
         mid += [nn.Conv2d(s, d, 1), nn.PReLU(d)]
         self.mid_part = nn.Sequential(*mid)
-        self.last_part = nn.ConvTranspose2d(d, channels, 9, stride=scale, padding=4, output_padding=scale - 1)
+        self.last_part = nn.ConvTranspose2d(d, channels, 9, stride=scale, padding=deconv_padding,
+                                            output_padding=scale + 2 * deconv_padding - 9)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -40,15 +43,39 @@ class FSRCNN(nn.Module):
         return self.last_part(self.mid_part(self.first_part(x)))
 
 
-def fsrcnn(scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int = 4) -> FSRCNN:
+def fsrcnn(scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int = 4,
+           deconv_padding: int = 4) -> FSRCNN:
     """FSRCNN(d, s, m); the paper's FSRCNN-s is ``d=32, s=5, m=1``."""
     if scale < 1:
         raise ValueError("scale must be >= 1")
-    return FSRCNN(scale, channels, d, s, m)
+    low = max(0, -(-(9 - scale) // 2))  # output_padding = scale + 2 * padding - 9 must be in [0, scale)
+    if not low <= deconv_padding <= 4:
+        raise ValueError(f"deconv_padding must be {low}..4 at x{scale} (centred: {centered_padding(scale)})")
+    return FSRCNN(scale, channels, d, s, m, deconv_padding)
 
 
-def receptive_field(scale: int = 2, m: int = 4, **_: Any) -> int:
-    ops = [("conv", 5), ("conv", 1)] + [("conv", 3)] * m + [("conv", 1), ("deconv", 9, scale, 4)]
+def repad_state_dict(sd: Mapping[str, Any], old: int, new: int) -> dict[str, Any]:
+    """The same network for a transposed convolution padded ``new`` instead of ``old``: the kernel
+    moves by ``old - new`` taps so every output pixel keeps its place. Taps shifted past the
+    kernel's edge are lost (so it is exact only when they are zero): fine-tune afterwards."""
+    import torch  # noqa: PLC0415
+
+    out = dict(sd)
+    w = sd["last_part.weight"]
+    k, d = w.shape[-1], old - new
+    if abs(d) >= k:
+        raise ValueError(f"cannot move a {k}-tap kernel by {d}")
+    moved = torch.zeros_like(w)
+    if d >= 0:
+        moved[..., : k - d, : k - d] = w[..., d:, d:]
+    else:
+        moved[..., -d:, -d:] = w[..., : k + d, : k + d]
+    out["last_part.weight"] = moved
+    return out
+
+
+def receptive_field(scale: int = 2, m: int = 4, deconv_padding: int = 4, **_: Any) -> int:
+    ops = [("conv", 5), ("conv", 1)] + [("conv", 3)] * m + [("conv", 1), ("deconv", 9, scale, deconv_padding)]
     return _rf.radius(ops, scale)
 
 
