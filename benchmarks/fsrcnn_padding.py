@@ -65,7 +65,7 @@ def main() -> None:
                    for c in cases}
         curves = {c: f.result() for c, f in futures.items()}
 
-    print(f"# FSRCNN transposed-conv padding, trained from scratch\n")
+    print("# FSRCNN transposed-conv padding, trained from scratch\n")
     print(f"Command: `python benchmarks/fsrcnn_padding.py --scales {' '.join(map(str, args.scales))} "
           f"--iters {args.iters}` on {platform.machine()}; recipe `fsrcnn` with 16 LR px patches in "
           f"batches of 16, Adam 1e-3 cosine, no scale augmentation, seed 0; Set5 PSNR (dB, standard protocol).\n")
