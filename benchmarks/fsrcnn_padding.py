@@ -3,7 +3,11 @@ that centres the upsampler on the HR grid (`sresr.models.fsrcnn.centered_padding
 each trained from scratch with the same seed, data order and schedule; Set5 PSNR as training goes.
 
     python benchmarks/fsrcnn_padding.py [--data ../shared/datasets/T91 ../shared/datasets/BSDS200]
-        [--scales 3 4] [--iters 20000] [--jobs 2] [--out runs/padding] > benchmarks/results/fsrcnn-padding.md
+        [--scales 3 4] [--iters 20000] [--batch 16] [--patch LR_PX] [--jobs 2] [--out runs/padding]
+        > benchmarks/results/fsrcnn-padding.md
+
+`--scales 4 --iters 60000 --batch 32 --patch 16` is `recipes/fsrcnn-x4.toml` against
+`recipes/fsrcnn-x4c.toml` (the first stage of the bundled x4 chain), which end level.
 
 Each run is `sresr train fsrcnn` in its own process with one torch thread (``--jobs`` at a time);
 a run folder that already finished is read, not trained again. About 5 minutes per run here.
@@ -25,10 +29,10 @@ from sresr.train.config import override, save_toml
 from sresr.train.recipes import get_recipe
 
 
-def config(scale: int, padding: int, iters: int, every: int):
+def config(scale: int, padding: int, iters: int, every: int, batch: int, patch: int):
     return override(get_recipe("fsrcnn", scale), {
         "model_kwargs": {"deconv_padding": padding}, "iters": iters, "seed": 0, "threads": 1,
-        "data.train": ["t91", "bsds200"], "data.patch_size": 16 * scale, "data.batch_size": 16,
+        "data.train": ["t91", "bsds200"], "data.patch_size": patch * scale, "data.batch_size": batch,
         "data.resize_factors": [], "data.workers": 0, "optim.lr": 1e-3,
         "schedule.name": "cosine", "schedule.eta_min": 1e-6,
         "val.data": "set5", "val.every": every, "checkpoint_every": every, "log_every": 50,
@@ -55,20 +59,24 @@ def main() -> None:
     ap.add_argument("--scales", type=int, nargs="+", default=[3, 4])
     ap.add_argument("--iters", type=int, default=20000)
     ap.add_argument("--every", type=int, default=5000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=16, help="LR patch side (the HR patch is scale times that)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("runs/padding"))
     args = ap.parse_args()
 
     cases = [(s, p) for s in args.scales for p in sorted({4, centered_padding(s)}, reverse=True)]
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {c: pool.submit(run, args.out / f"x{c[0]}-pad{c[1]}", config(*c, args.iters, args.every), args.data)
+        futures = {c: pool.submit(run, args.out / f"x{c[0]}-pad{c[1]}-{args.iters}it-b{args.batch}-p{args.patch}",
+                                  config(*c, args.iters, args.every, args.batch, args.patch), args.data)
                    for c in cases}
         curves = {c: f.result() for c, f in futures.items()}
 
     print("# FSRCNN transposed-conv padding, trained from scratch\n")
     print(f"Command: `python benchmarks/fsrcnn_padding.py --scales {' '.join(map(str, args.scales))} "
-          f"--iters {args.iters}` on {platform.machine()}; recipe `fsrcnn` with 16 LR px patches in "
-          f"batches of 16, Adam 1e-3 cosine, no scale augmentation, seed 0; Set5 PSNR (dB, standard protocol).\n")
+          f"--iters {args.iters} --batch {args.batch} --patch {args.patch}` on {platform.machine()}; recipe "
+          f"`fsrcnn` with {args.patch} LR px patches in batches of {args.batch}, Adam 1e-3 cosine, no scale "
+          "augmentation, seed 0; Set5 PSNR (dB, standard protocol).\n")
     its = sorted({i for c in cases for i, _ in curves[c]})
     print("| scale | padding | offset (HR px) | " + " | ".join(f"{i // 1000}k" for i in its) + " |")
     print("|---" * (3 + len(its)) + "|")

@@ -52,15 +52,14 @@ runs = {
  # `python recipes/center_fsrcnn.py runs/fsrcnn-x3-aug3 runs/fsrcnn-x4-aug3` first), fine-tuned
  "fsrcnn-x3-center": centered("fsrcnn-finetune", 3, "fsrcnn-x3-aug3", 40000, 2e-4, 96, init_file="weights-centered.safetensors"),
  "fsrcnn-x4-center": centered("fsrcnn", 4, "fsrcnn-x4-aug3", 40000, 2e-4, 128, init_file="weights-centered.safetensors"),
- # the same chains with the centred padding from the start: x4 from scratch, x3 from the x2 network
+ # and one more cycle of each at half that rate
+ "fsrcnn-x3-center2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center", 60000, 1e-4, 96),
+ "fsrcnn-x4-center2": centered("fsrcnn", 4, "fsrcnn-x4-center", 60000, 1e-4, 128),
+ # the first stages of the x4 and x3 chains with the centred padding from the start, to compare with
+ # fsrcnn-x4 / fsrcnn-x3-aug (they end within noise of them: BENCHMARKS.md)
  "fsrcnn-x4c": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
      "optim.lr": 1e-3, "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": 5000, "model_kwargs": {"deconv_padding": 3}}),
- "fsrcnn-x4c-aug": cycle("fsrcnn", 4, "fsrcnn-x4c", 100000, 3e-4, 64, model_kwargs={"deconv_padding": 3}),
- "fsrcnn-x4c-aug2": cycle("fsrcnn", 4, "fsrcnn-x4c-aug", 40000, 2e-4, 128, batch=8, model_kwargs={"deconv_padding": 3}),
- "fsrcnn-x4c-aug3": cycle("fsrcnn", 4, "fsrcnn-x4c-aug2", 60000, 1e-4, 128, batch=8, model_kwargs={"deconv_padding": 3}),
  "fsrcnn-x3c-aug": cycle("fsrcnn-finetune", 3, "fsrcnn-x2-aug", 100000, 5e-4, 48, model_kwargs={"deconv_padding": 3}),
- "fsrcnn-x3c-aug2": cycle("fsrcnn-finetune", 3, "fsrcnn-x3c-aug", 40000, 2e-4, 96, batch=8, model_kwargs={"deconv_padding": 3}),
- "fsrcnn-x3c-aug3": cycle("fsrcnn-finetune", 3, "fsrcnn-x3c-aug2", 60000, 1e-4, 96, batch=8, model_kwargs={"deconv_padding": 3}),
  "srcnn-x3": ("srcnn", 3, {"data.train": [T91], "iters": 40000, "data.batch_size": 16, "data.patch_size": 33,
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),

@@ -8,7 +8,8 @@ def centered_padding(scale: int) -> int:
     under MATLAB bicubic downscaling (LR pixel ``i`` sits at HR ``i*s + (s-1)/2``): exact for odd
     scales, half a pixel off for even ones (as close as an odd kernel gets). 4, the layout of
     yjn870/FSRCNN-pytorch and of most published checkpoints, is that at x2, but one HR pixel off at
-    x3 and one and a half at x4, which cost 0.1-0.2 dB in training runs (BENCHMARKS.md)."""
+    x3 and one and a half at x4: networks trained with it from scratch lag 0.1-0.2 dB behind
+    after 20k iterations, though long runs end level (BENCHMARKS.md)."""
     return max(0, (10 - scale) // 2)
 
 
