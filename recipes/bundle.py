@@ -26,8 +26,9 @@ KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr
         "sresr.train_seconds", "sresr.seed", "sresr.train_data")
 
 
-def lineage(run: Path) -> list[tuple[str, int, float]]:
-    """(run name, iterations, seconds) of this run and of the runs its init_weights came from."""
+def lineage(run: Path) -> list[tuple[str, int, float, str]]:
+    """(run name, iterations, seconds, init file name) of this run and of the runs its init_weights
+    came from (``weights-centered.safetensors``: made by recipes/center_fsrcnn.py)."""
     from sresr.train.config import load_toml
 
     out = []
@@ -35,9 +36,10 @@ def lineage(run: Path) -> list[tuple[str, int, float]]:
     while run not in seen and (run / "weights.safetensors").is_file():
         seen.add(run)
         meta = read_metadata(run / "weights.safetensors")
-        out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan"))))
         init = load_toml(run / "config.toml").init_weights if (run / "config.toml").is_file() else ""
-        if not init.endswith("weights.safetensors"):
+        out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan")),
+                    Path(init).name))
+        if Path(init).name not in ("weights.safetensors", "weights-centered.safetensors"):
             break
         run = (ROOT / init).parent if not Path(init).is_absolute() else Path(init).parent
     return out[::-1]
@@ -53,7 +55,7 @@ def main(runs: list[str]) -> None:
         kept["sresr.train_data"] = json.dumps([Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))])
         kept["sresr.recipe_file"] = f"recipes/{run.name}.toml"
         stages = lineage(run)
-        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1)} for n, i, sec in stages])
+        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1)} for n, i, sec, _ in stages])
         dest = OUT / name
         save_file(load_file(str(src)), str(dest), metadata=kept)
         metrics = {}
@@ -61,9 +63,14 @@ def main(runs: list[str]) -> None:
             report = evaluate(model, data, scale, weights=str(dest), progress=False)
             metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
             metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
-        iters = " + ".join(str(n) for _, n, _ in stages) if len(stages) > 1 else str(stages[0][1])
-        minutes = sum(sec for _, _, sec in stages) / 60
-        recipe = " then ".join(f"recipes/{name}.toml" for name, _, _ in stages)
+        iters = " + ".join(str(n) for _, n, _, _ in stages) if len(stages) > 1 else str(stages[0][1])
+        minutes = sum(sec for _, _, sec, _ in stages) / 60
+        steps = []
+        for name, _, _, init in stages:
+            if init == "weights-centered.safetensors":
+                steps.append("recipes/center_fsrcnn.py")
+            steps.append(f"recipes/{name}.toml")
+        recipe = " then ".join(steps)
         print(f"# {run.name}: {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} KiB)")
         print(
             f'WeightsSpec(tag="x{scale}", scale={scale}, file="{name}", default=True, license="Apache-2.0",\n'

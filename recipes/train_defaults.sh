@@ -21,10 +21,14 @@ lane_a() {
   train fsrcnn-x2-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x2 with scale augmentation
   train fsrcnn-x2-aug2 fsrcnn T91 BSDS200   # a second, lower-rate cycle
   train fsrcnn-x2-aug3 fsrcnn T91 BSDS200   # larger patches, smaller batches
-  train fsrcnn-x2-aug4 fsrcnn T91 BSDS200   # the same at half the rate (bundled x2)
+  train fsrcnn-x2-aug4 fsrcnn T91 BSDS200   # the same at half the rate
+  train fsrcnn-x2-aug5 fsrcnn T91 BSDS200   # and once more (bundled x2)
   train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug
   train fsrcnn-x3-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
-  train fsrcnn-x3-aug3 fsrcnn T91 BSDS200   # the same at half the rate (bundled x3)
+  train fsrcnn-x3-aug3 fsrcnn T91 BSDS200   # the same at half the rate
+  python recipes/center_fsrcnn.py runs/fsrcnn-x3-aug3   # the transposed conv moved to the centred padding
+  train fsrcnn-x3-center fsrcnn T91 BSDS200   # fine-tunes it
+  train fsrcnn-x3-center2 fsrcnn T91 BSDS200   # the same at half the rate (bundled x3)
 }
 lane_b() {
   train espcn-x3 espcn T91
@@ -35,8 +39,13 @@ lane_b() {
   train fsrcnn-x4 fsrcnn T91 BSDS200   # from scratch
   train fsrcnn-x4-aug fsrcnn T91 BSDS200   # continues runs/fsrcnn-x4 with scale augmentation
   train fsrcnn-x4-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
-  train fsrcnn-x4-aug3 fsrcnn T91 BSDS200   # the same at half the rate (bundled x4)
+  train fsrcnn-x4-aug3 fsrcnn T91 BSDS200   # the same at half the rate
+  python recipes/center_fsrcnn.py runs/fsrcnn-x4-aug3   # the transposed conv moved to the centred padding
+  train fsrcnn-x4-center fsrcnn T91 BSDS200   # fine-tunes it
+  train fsrcnn-x4-center2 fsrcnn T91 BSDS200   # the same at half the rate (bundled x4)
 }
 lane_a & a=$!
 lane_b & b=$!
 wait $a; wait $b
+python recipes/bundle.py runs/fsrcnn-x2-aug5 runs/fsrcnn-x3-center2 runs/fsrcnn-x4-center2 \
+  runs/espcn-x2 runs/espcn-x3-polish runs/espcn-x4 runs/srcnn-x3   # the bundled ones

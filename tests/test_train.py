@@ -299,6 +299,25 @@ def test_finetune_only_the_last_layer(plugin, tmp_path: Path):
     assert not torch.equal(a["tail.weight"], b["tail.weight"])
 
 
+def test_init_weights_built_otherwise_are_noted(tmp_path: Path):
+    """FSRCNN weights trained with the usual transposed-conv padding load into a centred network
+    tensor for tensor, but every output moves a pixel: the run says so (and not when they agree)."""
+    from sresr.train.loop import train
+
+    small = {"d": 8, "s": 4, "m": 1}
+    first = train(tiny_config("fsrcnn", 4, iters=2, model_kwargs={**small, "deconv_padding": 4}),
+                  tmp_path / "pad4", progress=False, log=lambda m: None)
+    for padding, noted in ((3, True), (4, False)):
+        lines: list[str] = []
+        cfg = tiny_config("fsrcnn", 4, iters=1, init_weights=str(first.weights),
+                          model_kwargs={**small, "deconv_padding": padding})
+        train(cfg, tmp_path / f"from-pad4-to-{padding}", progress=False, log=lines.append)
+        notes = [line for line in lines if "deconv_padding" in line]
+        assert bool(notes) == noted, lines
+        if noted:
+            assert "deconv_padding=4" in notes[0] and "deconv_padding=3" in notes[0]
+
+
 def test_lr_scale_multiplies_the_step_of_the_matching_parameters(plugin, tmp_path: Path):
     """One plain SGD step: with lr_scale the tail moves by exactly 0.25 of its unscaled step, the body
     by the same step as without it (same seed, same batch, same gradient)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import csv
 import fnmatch
+import inspect
 import json
 import math
 import os
@@ -172,34 +173,61 @@ def build_model(cfg: TrainConfig, spec: ModelSpec | None = None) -> tuple[nn.Mod
     return module, spec
 
 
-def _read_init_state(init: str, cfg: TrainConfig) -> dict[str, torch.Tensor]:
+def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The tensors of ``init`` and the model kwargs they were built with (None when not recorded)."""
     path = Path(init).expanduser()
     if path.is_file():
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            return load_file(str(path))
+            from ..weights import read_metadata
+
+            meta = read_metadata(path)
+            try:
+                kwargs = json.loads(meta["sresr.kwargs"]) if "sresr.kwargs" in meta else None
+            except ValueError:
+                kwargs = None
+            return load_file(str(path)), kwargs if isinstance(kwargs, dict) else None
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("params_ema", "params", "state_dict", "model"):
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):
                 state = state[key]
                 break
         return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()
-                if isinstance(v, torch.Tensor)}
+                if isinstance(v, torch.Tensor)}, None
     if "." in init and not path.suffix:
         from ..weights import load_model
 
         loaded = load_model(init, None)
-        return dict(loaded.module.state_dict())
+        return dict(loaded.module.state_dict()), dict(loaded.kwargs)
     raise WeightsError(f"initial weights not found: {init}",
                        hint="give a .safetensors/.pth file or MODEL.TAG (set init_weights = \"\" to start from scratch)")
 
 
-def apply_init(module: nn.Module, cfg: TrainConfig, log: Callable[[str], None]) -> set[str]:
-    """Copy tensors from ``cfg.init_weights`` where names and shapes match; return the names loaded."""
+def _factory_defaults(spec: ModelSpec) -> dict[str, Any]:
+    try:
+        params = inspect.signature(resolve(spec.factory)).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
+def apply_init(module: nn.Module, cfg: TrainConfig, log: Callable[[str], None],
+               spec: ModelSpec | None = None) -> set[str]:
+    """Copy tensors from ``cfg.init_weights`` where names and shapes match; return the names loaded.
+    Logs a note when the weights record other model kwargs than this run builds with (FSRCNN's
+    ``deconv_padding``, say): same-shaped tensors then load but mean something else."""
     if not cfg.init_weights:
         return set()
-    state = _read_init_state(cfg.init_weights, cfg)
+    state, init_kwargs = _read_init_state(cfg.init_weights, cfg)
+    if init_kwargs is not None and spec is not None:
+        defaults = _factory_defaults(spec)
+        theirs = {**defaults, **init_kwargs}
+        ours = {**defaults, **dict(cfg.model_kwargs)}
+        for key in sorted(set(theirs) | set(ours)):
+            if key != "scale" and theirs.get(key) != ours.get(key):
+                log(f"note: {cfg.init_weights} was built with {key}={theirs.get(key)!r}, this run builds "
+                    f"{key}={ours.get(key)!r} (tensors of the same shape load as they are)")
     own = module.state_dict()
     loaded: set[str] = set()
     with torch.no_grad():
@@ -644,7 +672,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     module, spec = build_model(cfg, spec)
     colorspace = spec.colorspace if cfg.data.colorspace == "auto" else cfg.data.colorspace
     upsampled = spec.input == "upsampled"
-    loaded = apply_init(module, cfg, log)
+    loaded = apply_init(module, cfg, log, spec)
     trainable = apply_trainable(module, cfg.trainable, loaded)
     if cfg.trainable:
         log(f"training {len(trainable)} parameter tensor(s): {', '.join(trainable[:6])}"

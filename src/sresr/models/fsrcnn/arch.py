@@ -58,8 +58,6 @@ def repad_state_dict(sd: Mapping[str, Any], old: int, new: int) -> dict[str, Any
     """The same network for a transposed convolution padded ``new`` instead of ``old``: the kernel
     moves by ``old - new`` taps so every output pixel keeps its place. Taps shifted past the
     kernel's edge are lost (so it is exact only when they are zero): fine-tune afterwards."""
-    import torch  # noqa: PLC0415
-
     out = dict(sd)
     w = sd["last_part.weight"]
     k, d = w.shape[-1], old - new
