@@ -57,6 +57,7 @@ runs = {
  # and one more cycle of each at half that rate
  "fsrcnn-x3-center2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center", 60000, 1e-4, 96),
  "fsrcnn-x4-center2": centered("fsrcnn", 4, "fsrcnn-x4-center", 60000, 1e-4, 128),
+ "fsrcnn-x4-center3": centered("fsrcnn", 4, "fsrcnn-x4-center2", 60000, 1e-4, 128),
  # the first stages of the x4 and x3 chains with the centred padding from the start, to compare with
  # fsrcnn-x4 / fsrcnn-x3-aug (they end within noise of them: BENCHMARKS.md)
  "fsrcnn-x4c": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,

@@ -66,10 +66,10 @@ def main(runs: list[str]) -> None:
         iters = " + ".join(str(n) for _, n, _, _ in stages) if len(stages) > 1 else str(stages[0][1])
         minutes = sum(sec for _, _, sec, _ in stages) / 60
         steps = []
-        for name, _, _, init in stages:
+        for stage, _, _, init in stages:
             if init == "weights-centered.safetensors":
                 steps.append("recipes/center_fsrcnn.py")
-            steps.append(f"recipes/{name}.toml")
+            steps.append(f"recipes/{stage}.toml")
         recipe = " then ".join(steps)
         print(f"# {run.name}: {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} KiB)")
         print(

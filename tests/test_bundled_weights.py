@@ -33,6 +33,23 @@ def test_bundled_weights_reproduce_their_declared_set5_numbers(name, variant) ->
     assert report.mean.psnr > BICUBIC_SET5[variant.scale] + 0.5
 
 
+@pytest.mark.parametrize(("name", "variant"), BUNDLED, ids=[f"{n}.{w.tag}" for n, w in BUNDLED])
+def test_bundled_weights_build_the_network_their_file_records(name, variant) -> None:
+    """Kwargs in a file's sresr.kwargs metadata (FSRCNN's deconv_padding) reach the network built
+    for MODEL.TAG, as they do for the file loaded by path."""
+    import json
+
+    from sresr.weights import _bundled_path, load_model, read_metadata
+
+    recorded = json.loads(read_metadata(_bundled_path(variant)).get("sresr.kwargs", "{}") or "{}")
+    by_tag = load_model(f"{name}.{variant.tag}")
+    by_path = load_model(None, weights=str(_bundled_path(variant)))
+    assert recorded.items() <= by_tag.kwargs.items()
+    assert by_tag.kwargs == by_path.kwargs
+    if name == "fsrcnn":
+        assert by_tag.module.last_part.padding[0] == recorded.get("deconv_padding", 4)
+
+
 def test_upscale_without_model_uses_the_best_bundled_model_for_the_scale(tmp_path) -> None:
     from conftest import run_sresr
 

@@ -557,6 +557,10 @@ def load_model(
                 hint="pass --weights FILE, or pick a scale that has weights (see 'sresr models info')",
             )
         wf = pull(f"{spec.name}.{variant.tag}")
+        recorded = {**(dict(variant.kwargs) if variant else {}), **dict(wf.kwargs), **kwargs}
+        if recorded != build_kwargs:  # the file says how its tensors were built (FSRCNN's deconv_padding)
+            build_kwargs = recorded
+            module = spec.build(scale, **build_kwargs)
         _load_safetensors(module, wf.path, wf.id)
         weights_id = wf.id
     module.eval()
