@@ -3,7 +3,7 @@ from sresr.train.recipes import get_recipe
 from sresr.train.config import override, save_toml
 from pathlib import Path
 
-from sresr.models.fsrcnn.arch import centered_padding
+from sresr.models.fsrcnn import centered_padding
 T91 = "t91"; BSD = "bsds200"
 common = {"threads": 1, "data.workers": 0, "val.data": "set5", "checkpoint_every": 1000, "log_every": 50}
 AUG = [1.0, 0.9, 0.8, 0.7, 0.6]  # the paper's scale augmentation: every image also at 0.9..0.6 size

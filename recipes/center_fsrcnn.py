@@ -16,7 +16,8 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from sresr.models.fsrcnn.arch import centered_padding, repad_state_dict
+from sresr.models.fsrcnn import centered_padding
+from sresr.models.fsrcnn.arch import repad_state_dict
 from sresr.weights import read_metadata
 
 
