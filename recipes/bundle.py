@@ -16,6 +16,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
+from center_fsrcnn import CENTERED  # recipes/ is on sys.path when this runs as a script
 from sresr.evaluate import evaluate
 from sresr.weights import read_metadata
 
@@ -28,7 +29,7 @@ KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr
 
 def lineage(run: Path) -> list[tuple[str, int, float, str]]:
     """(run name, iterations, seconds, init file name) of this run and of the runs its init_weights
-    came from (``weights-centered.safetensors``: made by recipes/center_fsrcnn.py)."""
+    came from (``CENTERED``: made by recipes/center_fsrcnn.py)."""
     from sresr.train.config import load_toml
 
     out = []
@@ -39,7 +40,7 @@ def lineage(run: Path) -> list[tuple[str, int, float, str]]:
         init = load_toml(run / "config.toml").init_weights if (run / "config.toml").is_file() else ""
         out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan")),
                     Path(init).name))
-        if Path(init).name not in ("weights.safetensors", "weights-centered.safetensors"):
+        if Path(init).name not in ("weights.safetensors", CENTERED):
             break
         run = (ROOT / init).parent if not Path(init).is_absolute() else Path(init).parent
     return out[::-1]
@@ -67,7 +68,7 @@ def main(runs: list[str]) -> None:
         minutes = sum(sec for _, _, sec, _ in stages) / 60
         steps = []
         for stage, _, _, init in stages:
-            if init == "weights-centered.safetensors":
+            if init == CENTERED:
                 steps.append("recipes/center_fsrcnn.py")
             steps.append(f"recipes/{stage}.toml")
         recipe = " then ".join(steps)

@@ -20,6 +20,8 @@ from sresr.models.fsrcnn import centered_padding
 from sresr.models.fsrcnn.arch import repad_state_dict
 from sresr.weights import read_metadata
 
+CENTERED = "weights-centered.safetensors"  # what it writes into the run folder (bundle.py follows it)
+
 
 def main(runs: list[str]) -> None:
     for run in map(Path, runs):
@@ -30,7 +32,7 @@ def main(runs: list[str]) -> None:
         new = centered_padding(int(meta["sresr.scale"]))
         kwargs["deconv_padding"] = new
         meta["sresr.kwargs"] = json.dumps(kwargs, sort_keys=True)
-        dest = run / "weights-centered.safetensors"
+        dest = run / CENTERED
         save_file(repad_state_dict(load_file(str(src)), old, new), str(dest), metadata=meta)
         print(f"{dest}: transposed-conv padding {old} -> {new}")
 

@@ -554,8 +554,10 @@ class Upscaler:
             a = torch.from_numpy(np.ascontiguousarray(as_float(image.alpha)))[None, None]
             if bool((a >= 1.0).all()):  # opaque stays exactly opaque, at any size, made at the output
                 # depth (a float plane first would be 4 bytes per output pixel, for a constant)
-                alpha_np = np.full((out_h, out_w), *{None: (1.0, np.float32), 8: (255, np.uint8),
-                                                     16: (65535, np.uint16)}[depth])
+                one = np.ones((1, 1), np.float32)
+                if depth is not None:
+                    one = quantize(one, depth)
+                alpha_np = np.full((out_h, out_w), one[0, 0], one.dtype)
             else:
                 if self.alpha == "model":
                     alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)

@@ -545,22 +545,19 @@ def load_model(
         raise WeightsError(f"weights {spec.name}.{variant.tag} are for x{variant.scale}, not x{scale}",
                            hint=f"use --scale {variant.scale}, or name another variant")
     scale = scale if scale is not None else (variant.scale if variant else spec.default_scale())
-    build_kwargs = {**(dict(variant.kwargs) if variant else {}), **kwargs}
+    wf = pull(f"{spec.name}.{variant.tag}") if pretrained and variant is not None else None
+    # the file records how its tensors were built (FSRCNN's deconv_padding), as when loaded by path
+    build_kwargs = {**(dict(variant.kwargs) if variant else {}), **(dict(wf.kwargs) if wf else {}), **kwargs}
     module = spec.build(scale, **build_kwargs)
     n_params = sum(p.numel() for p in module.parameters())
     weights_id = "random-init" if n_params else spec.name
     colorspace = spec.colorspace_for(variant)
     if pretrained and n_params > 0:
-        if variant is None:
+        if wf is None:
             raise WeightsError(
                 f"model '{spec.name}' has no weights for x{scale}",
                 hint="pass --weights FILE, or pick a scale that has weights (see 'sresr models info')",
             )
-        wf = pull(f"{spec.name}.{variant.tag}")
-        recorded = {**(dict(variant.kwargs) if variant else {}), **dict(wf.kwargs), **kwargs}
-        if recorded != build_kwargs:  # the file says how its tensors were built (FSRCNN's deconv_padding)
-            build_kwargs = recorded
-            module = spec.build(scale, **build_kwargs)
         _load_safetensors(module, wf.path, wf.id)
         weights_id = wf.id
     module.eval()

@@ -180,14 +180,10 @@ def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tenso
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            from ..weights import read_metadata
+            from ..weights import _weights_file
 
-            meta = read_metadata(path)
-            try:
-                kwargs = json.loads(meta["sresr.kwargs"]) if "sresr.kwargs" in meta else None
-            except ValueError:
-                kwargs = None
-            return load_file(str(path)), kwargs if isinstance(kwargs, dict) else None
+            made_by_sresr = _weights_file(path, init)  # None for a foreign file
+            return load_file(str(path)), dict(made_by_sresr.kwargs) if made_by_sresr else None
         state = torch.load(path, map_location="cpu", weights_only=True)
         for key in ("params_ema", "params", "state_dict", "model"):
             if isinstance(state, dict) and key in state and isinstance(state[key], dict):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .. import _rf
-from . import centered_padding  # noqa: F401  (re-exported: torch-free, defined with the spec)
+from . import centered_padding  # torch-free, defined with the spec; also importable from here
 from .._layouts import Layout, count, load_with_layouts, shape
 
 
@@ -48,9 +48,9 @@ def fsrcnn(scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int =
     """FSRCNN(d, s, m); the paper's FSRCNN-s is ``d=32, s=5, m=1``."""
     if scale < 1:
         raise ValueError("scale must be >= 1")
-    low = max(0, -(-(9 - scale) // 2))  # output_padding = scale + 2 * padding - 9 must be in [0, scale)
-    if not low <= deconv_padding <= 4:
-        raise ValueError(f"deconv_padding must be {low}..4 at x{scale} (centred: {centered_padding(scale)})")
+    # output_padding = scale + 2 * padding - 9 must be in [0, scale): the centred padding is the least
+    if not centered_padding(scale) <= deconv_padding <= 4:
+        raise ValueError(f"deconv_padding must be {centered_padding(scale)}..4 at x{scale} (the first is centred)")
     return FSRCNN(scale, channels, d, s, m, deconv_padding)
 
 
