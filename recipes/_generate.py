@@ -9,19 +9,20 @@ common = {"threads": 1, "data.workers": 0, "val.data": "set5", "checkpoint_every
 AUG = [1.0, 0.9, 0.8, 0.7, 0.6]  # the paper's scale augmentation: every image also at 0.9..0.6 size
 
 
-def cycle(recipe, scale, init, iters, lr, patch, batch=32, val_every=5000, init_file="weights.safetensors", **extra):
+def cycle(recipe, scale, init, iters, lr, patch, batch=32, val_every=5000, init_file="weights.safetensors",
+          train=(T91, BSD), **extra):
     """One augmented cosine cycle of FSRCNN continuing runs/INIT (``extra``: more overrides)."""
     if recipe == "fsrcnn-finetune":
         extra = {"trainable": [], **extra}
-    return (recipe, scale, {"data.train": [T91, BSD], "iters": iters, "data.batch_size": batch, "data.patch_size": patch,
+    return (recipe, scale, {"data.train": list(train), "iters": iters, "data.batch_size": batch, "data.patch_size": patch,
         "init_weights": f"runs/{init}/{init_file}", **extra, "data.resize_factors": AUG, "optim.lr": lr,
         "schedule.name": "cosine", "schedule.eta_min": 1e-6, "val.every": val_every})
 
 
-def centered(recipe, scale, init, iters, lr, patch, batch=8, init_file="weights.safetensors"):
+def centered(recipe, scale, init, iters, lr, patch, batch=8, init_file="weights.safetensors", train=(T91, BSD)):
     """A cycle with the transposed convolution centred on the HR grid (padding 3 at x3 and x4 instead
     of 4), at the full learning rate for it."""
-    return cycle(recipe, scale, init, iters, lr, patch, batch, init_file=init_file,
+    return cycle(recipe, scale, init, iters, lr, patch, batch, init_file=init_file, train=train,
                  **{"model_kwargs": {"deconv_padding": centered_padding(scale)}, "optim.lr_scale": {}})
 
 
@@ -58,6 +59,17 @@ runs = {
  "fsrcnn-x3-center2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center", 60000, 1e-4, 96),
  "fsrcnn-x4-center2": centered("fsrcnn", 4, "fsrcnn-x4-center", 60000, 1e-4, 128),
  "fsrcnn-x4-center3": centered("fsrcnn", 4, "fsrcnn-x4-center2", 60000, 1e-4, 128),
+ # then a cycle of each on T91 alone: BSDS200 is most of the pixels (31M of 36M), and T91's objects
+ # and faces are closer to Set5 (and to the paper's T91 + General100): BENCHMARKS.md
+ "fsrcnn-x2-t91": cycle("fsrcnn", 2, "fsrcnn-x2-aug5", 60000, 1e-4, 40, train=[T91]),
+ "fsrcnn-x4-t91": centered("fsrcnn", 4, "fsrcnn-x4-center3", 60000, 1e-4, 64, batch=32, train=[T91]),
+ "fsrcnn-x3-t91": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center2", 60000, 1e-4, 48, batch=32, train=[T91]),
+ # and more such cycles
+ "fsrcnn-x2-t91-2": cycle("fsrcnn", 2, "fsrcnn-x2-t91", 60000, 1e-4, 40, train=[T91]),
+ "fsrcnn-x3-t91-2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-t91", 60000, 1e-4, 48, batch=32, train=[T91]),
+ "fsrcnn-x4-t91-2": centered("fsrcnn", 4, "fsrcnn-x4-t91", 60000, 1e-4, 64, batch=32, train=[T91]),
+ "fsrcnn-x4-t91-3": centered("fsrcnn", 4, "fsrcnn-x4-t91-2", 60000, 1e-4, 64, batch=32, train=[T91]),
+ "fsrcnn-x4-t91-4": centered("fsrcnn", 4, "fsrcnn-x4-t91-3", 60000, 1e-4, 64, batch=32, train=[T91]),
  # the first stages of the x4 and x3 chains with the centred padding from the start, to compare with
  # fsrcnn-x4 / fsrcnn-x3-aug (they end within noise of them: BENCHMARKS.md)
  "fsrcnn-x4c": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
