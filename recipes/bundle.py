@@ -27,9 +27,9 @@ KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr
         "sresr.train_seconds", "sresr.seed", "sresr.train_data")
 
 
-def lineage(run: Path) -> list[tuple[str, int, float, str]]:
-    """(run name, iterations, seconds, init file name) of this run and of the runs its init_weights
-    came from (``CENTERED``: made by recipes/center_fsrcnn.py)."""
+def lineage(run: Path) -> list[tuple[str, int, float, str, list[str]]]:
+    """(run name, iterations, seconds, init file name, training data folder names) of this run and of
+    the runs its init_weights came from (``CENTERED``: made by recipes/center_fsrcnn.py)."""
     from sresr.train.config import load_toml
 
     out = []
@@ -38,8 +38,9 @@ def lineage(run: Path) -> list[tuple[str, int, float, str]]:
         seen.add(run)
         meta = read_metadata(run / "weights.safetensors")
         init = load_toml(run / "config.toml").init_weights if (run / "config.toml").is_file() else ""
+        data = [Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))]
         out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan")),
-                    Path(init).name))
+                    Path(init).name, data))
         if Path(init).name not in ("weights.safetensors", CENTERED):
             break
         run = (ROOT / init).parent if not Path(init).is_absolute() else Path(init).parent
@@ -53,10 +54,12 @@ def main(runs: list[str]) -> None:
         model, scale = meta["sresr.model"], int(meta["sresr.scale"])
         name = f"{model}_x{scale}.safetensors"
         kept = {k: meta[k] for k in KEEP if k in meta}
-        kept["sresr.train_data"] = json.dumps([Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))])
         kept["sresr.recipe_file"] = f"recipes/{run.name}.toml"
         stages = lineage(run)
-        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1)} for n, i, sec, _ in stages])
+        # every stage's data, in order of first use (a last cycle on T91 alone still learnt from BSDS200 before)
+        kept["sresr.train_data"] = json.dumps(list(dict.fromkeys(d for *_, data in stages for d in data)))
+        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1), "data": data}
+                                           for n, i, sec, _, data in stages])
         dest = OUT / name
         save_file(load_file(str(src)), str(dest), metadata=kept)
         metrics = {}
@@ -64,10 +67,10 @@ def main(runs: list[str]) -> None:
             report = evaluate(model, data, scale, weights=str(dest), progress=False)
             metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
             metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
-        iters = " + ".join(str(n) for _, n, _, _ in stages) if len(stages) > 1 else str(stages[0][1])
-        minutes = sum(sec for _, _, sec, _ in stages) / 60
+        iters = " + ".join(str(n) for _, n, *_ in stages) if len(stages) > 1 else str(stages[0][1])
+        minutes = sum(sec for _, _, sec, *_ in stages) / 60
         steps = []
-        for stage, _, _, init in stages:
+        for stage, _, _, init, _ in stages:
             if init == CENTERED:
                 steps.append("recipes/center_fsrcnn.py")
             steps.append(f"recipes/{stage}.toml")

@@ -22,13 +22,17 @@ lane_a() {
   train fsrcnn-x2-aug2 fsrcnn T91 BSDS200   # a second, lower-rate cycle
   train fsrcnn-x2-aug3 fsrcnn T91 BSDS200   # larger patches, smaller batches
   train fsrcnn-x2-aug4 fsrcnn T91 BSDS200   # the same at half the rate
-  train fsrcnn-x2-aug5 fsrcnn T91 BSDS200   # and once more (bundled x2)
+  train fsrcnn-x2-aug5 fsrcnn T91 BSDS200   # and once more
+  train fsrcnn-x2-t91 fsrcnn T91   # a cycle on T91 alone
+  train fsrcnn-x2-t91-2 fsrcnn T91   # and another (bundled x2)
   train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug
   train fsrcnn-x3-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
   train fsrcnn-x3-aug3 fsrcnn T91 BSDS200   # the same at half the rate
   python recipes/center_fsrcnn.py runs/fsrcnn-x3-aug3   # the transposed conv moved to the centred padding
   train fsrcnn-x3-center fsrcnn T91 BSDS200   # fine-tunes it
-  train fsrcnn-x3-center2 fsrcnn T91 BSDS200   # the same at half the rate (bundled x3)
+  train fsrcnn-x3-center2 fsrcnn T91 BSDS200   # the same at half the rate
+  train fsrcnn-x3-t91 fsrcnn T91   # a cycle on T91 alone
+  train fsrcnn-x3-t91-2 fsrcnn T91   # and another (bundled x3)
 }
 lane_b() {
   train espcn-x3 espcn T91
@@ -43,10 +47,14 @@ lane_b() {
   python recipes/center_fsrcnn.py runs/fsrcnn-x4-aug3   # the transposed conv moved to the centred padding
   train fsrcnn-x4-center fsrcnn T91 BSDS200   # fine-tunes it
   train fsrcnn-x4-center2 fsrcnn T91 BSDS200   # the same at half the rate
-  train fsrcnn-x4-center3 fsrcnn T91 BSDS200   # and once more (bundled x4)
+  train fsrcnn-x4-center3 fsrcnn T91 BSDS200   # and once more
+  train fsrcnn-x4-t91 fsrcnn T91   # a cycle on T91 alone
+  train fsrcnn-x4-t91-2 fsrcnn T91   # and more of them
+  train fsrcnn-x4-t91-3 fsrcnn T91
+  train fsrcnn-x4-t91-4 fsrcnn T91   # (bundled x4)
 }
 lane_a & a=$!
 lane_b & b=$!
 wait $a; wait $b
-python recipes/bundle.py runs/fsrcnn-x2-aug5 runs/fsrcnn-x3-center2 runs/fsrcnn-x4-center3 \
+python recipes/bundle.py runs/fsrcnn-x2-t91-2 runs/fsrcnn-x3-t91-2 runs/fsrcnn-x4-t91-4 \
   runs/espcn-x2 runs/espcn-x3-polish runs/espcn-x4 runs/srcnn-x3   # the bundled ones
