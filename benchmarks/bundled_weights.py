@@ -31,6 +31,7 @@ def main() -> None:
     print("| weights | Set5 PSNR / SSIM | Set14 PSNR / SSIM | vs bicubic (Set5) | paper (Set5) | target | "
           "iterations | CPU minutes | recipe |")
     print("|---|---|---|---|---|---|---|---|---|")
+    data: set[str] = set()
     for name, entry in entries().items():
         spec = entry.spec
         if spec is None or entry.source != "sresr":
@@ -42,6 +43,7 @@ def main() -> None:
             r5 = evaluate(f"{name}.{w.tag}", "set5", s, progress=False).mean
             r14 = evaluate(f"{name}.{w.tag}", SET14, s, progress=False).mean
             meta = read_metadata(variant_path(spec, w))
+            data.update(json.loads(meta.get("sresr.train_data", "[]")))
             paper = spec.paper_metrics.get(f"set5/x{s}/psnr")
             # all training stages (a fine-tune or polish counts its starting run too)
             stages = json.loads(meta.get("sresr.stages", "[]")) or [
@@ -54,7 +56,7 @@ def main() -> None:
                   f"`{w.recipe}` |", flush=True)
     print("\nBicubic (same protocol): " + ", ".join(
         f"x{s} Set5 {b5:.2f} / Set14 {b14:.2f}" for s, (b5, b14) in bicubic.items()))
-    print("Training data: " + json.dumps(sorted({"T91", "BSDS200"})) + " (../shared/datasets); validation on Set5.")
+    print("Training data: " + json.dumps(sorted(data)) + " (../shared/datasets); validation on Set5.")
 
 
 if __name__ == "__main__":

@@ -59,17 +59,6 @@ runs = {
  "fsrcnn-x3-center2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center", 60000, 1e-4, 96),
  "fsrcnn-x4-center2": centered("fsrcnn", 4, "fsrcnn-x4-center", 60000, 1e-4, 128),
  "fsrcnn-x4-center3": centered("fsrcnn", 4, "fsrcnn-x4-center2", 60000, 1e-4, 128),
- # then a cycle of each on T91 alone: BSDS200 is most of the pixels (31M of 36M), and T91's objects
- # and faces are closer to Set5 (and to the paper's T91 + General100): BENCHMARKS.md
- "fsrcnn-x2-t91": cycle("fsrcnn", 2, "fsrcnn-x2-aug5", 60000, 1e-4, 40, train=[T91]),
- "fsrcnn-x4-t91": centered("fsrcnn", 4, "fsrcnn-x4-center3", 60000, 1e-4, 64, batch=32, train=[T91]),
- "fsrcnn-x3-t91": centered("fsrcnn-finetune", 3, "fsrcnn-x3-center2", 60000, 1e-4, 48, batch=32, train=[T91]),
- # and more such cycles
- "fsrcnn-x2-t91-2": cycle("fsrcnn", 2, "fsrcnn-x2-t91", 60000, 1e-4, 40, train=[T91]),
- "fsrcnn-x3-t91-2": centered("fsrcnn-finetune", 3, "fsrcnn-x3-t91", 60000, 1e-4, 48, batch=32, train=[T91]),
- "fsrcnn-x4-t91-2": centered("fsrcnn", 4, "fsrcnn-x4-t91", 60000, 1e-4, 64, batch=32, train=[T91]),
- "fsrcnn-x4-t91-3": centered("fsrcnn", 4, "fsrcnn-x4-t91-2", 60000, 1e-4, 64, batch=32, train=[T91]),
- "fsrcnn-x4-t91-4": centered("fsrcnn", 4, "fsrcnn-x4-t91-3", 60000, 1e-4, 64, batch=32, train=[T91]),
  # the first stages of the x4 and x3 chains with the centred padding from the start, to compare with
  # fsrcnn-x4 / fsrcnn-x3-aug (they end within noise of them: BENCHMARKS.md)
  "fsrcnn-x4c": ("fsrcnn", 4, {"data.resize_factors": [], "data.train": [T91, BSD], "iters": 60000, "data.batch_size": 32, "data.patch_size": 64,
@@ -79,6 +68,15 @@ runs = {
      "optim.lr": 5e-4, "schedule.name": "multistep", "schedule.milestones": [28000, 36000], "schedule.gamma": 0.2,
      "val.every": 1000}),
 }
+# then 60k cycles on T91 alone, each from the last: BSDS200 is most of the pixels (31M of 36M), and
+# T91's objects and faces are closer to Set5 (and to the paper's T91 + General100): BENCHMARKS.md
+for make, recipe, s, init, patch, n in ((cycle, "fsrcnn", 2, "fsrcnn-x2-aug5", 40, 2),
+                                        (centered, "fsrcnn-finetune", 3, "fsrcnn-x3-center2", 48, 2),
+                                        (centered, "fsrcnn", 4, "fsrcnn-x4-center3", 64, 4)):
+    for k in range(1, n + 1):
+        name = f"fsrcnn-x{s}-t91" + (f"-{k}" if k > 1 else "")
+        runs[name] = make(recipe, s, init, 60000, 1e-4, patch, batch=32, train=[T91])
+        init = name
 # x3 trains longer: it is the scale with a paper target (32.55 dB on Set5 with 91 images)
 for s, iters, milestones in ((2, 24000, [15000, 20000]), (3, 120000, [75000, 105000]), (4, 24000, [15000, 20000])):
     runs[f"espcn-x{s}"] = ("espcn", s, {"data.train": [T91], "iters": iters, "data.batch_size": 32,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from safetensors.torch import load_file, save_file
 
@@ -27,9 +28,16 @@ KEEP = ("sresr.model", "sresr.scale", "sresr.kwargs", "sresr.colorspace", "sresr
         "sresr.train_seconds", "sresr.seed", "sresr.train_data")
 
 
-def lineage(run: Path) -> list[tuple[str, int, float, str, list[str]]]:
-    """(run name, iterations, seconds, init file name, training data folder names) of this run and of
-    the runs its init_weights came from (``CENTERED``: made by recipes/center_fsrcnn.py)."""
+class Stage(NamedTuple):
+    run: str
+    iterations: int
+    seconds: float
+    init: str  # the init_weights file's name (``CENTERED``: made by recipes/center_fsrcnn.py)
+    data: list[str]  # training data folder names
+
+
+def lineage(run: Path) -> list[Stage]:
+    """This run and the runs its init_weights came from, first first."""
     from sresr.train.config import load_toml
 
     out = []
@@ -39,8 +47,8 @@ def lineage(run: Path) -> list[tuple[str, int, float, str, list[str]]]:
         meta = read_metadata(run / "weights.safetensors")
         init = load_toml(run / "config.toml").init_weights if (run / "config.toml").is_file() else ""
         data = [Path(p).name for p in json.loads(meta.get("sresr.train_data", "[]"))]
-        out.append((run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan")),
-                    Path(init).name, data))
+        out.append(Stage(run.name, int(meta.get("sresr.iterations", 0)), float(meta.get("sresr.train_seconds", "nan")),
+                         Path(init).name, data))
         if Path(init).name not in ("weights.safetensors", CENTERED):
             break
         run = (ROOT / init).parent if not Path(init).is_absolute() else Path(init).parent
@@ -57,9 +65,9 @@ def main(runs: list[str]) -> None:
         kept["sresr.recipe_file"] = f"recipes/{run.name}.toml"
         stages = lineage(run)
         # every stage's data, in order of first use (a last cycle on T91 alone still learnt from BSDS200 before)
-        kept["sresr.train_data"] = json.dumps(list(dict.fromkeys(d for *_, data in stages for d in data)))
-        kept["sresr.stages"] = json.dumps([{"run": n, "iterations": i, "seconds": round(sec, 1), "data": data}
-                                           for n, i, sec, _, data in stages])
+        kept["sresr.train_data"] = json.dumps(list(dict.fromkeys(d for st in stages for d in st.data)))
+        kept["sresr.stages"] = json.dumps([{"run": st.run, "iterations": st.iterations, "seconds": round(st.seconds, 1),
+                                            "data": st.data} for st in stages])
         dest = OUT / name
         save_file(load_file(str(src)), str(dest), metadata=kept)
         metrics = {}
@@ -67,13 +75,13 @@ def main(runs: list[str]) -> None:
             report = evaluate(model, data, scale, weights=str(dest), progress=False)
             metrics[f"{label}/psnr"] = round(report.mean.psnr, 2)
             metrics[f"{label}/ssim"] = round(report.mean.ssim, 4)
-        iters = " + ".join(str(n) for _, n, *_ in stages) if len(stages) > 1 else str(stages[0][1])
-        minutes = sum(sec for _, _, sec, *_ in stages) / 60
+        iters = " + ".join(str(st.iterations) for st in stages)
+        minutes = sum(st.seconds for st in stages) / 60
         steps = []
-        for stage, _, _, init, _ in stages:
-            if init == CENTERED:
+        for st in stages:
+            if st.init == CENTERED:
                 steps.append("recipes/center_fsrcnn.py")
-            steps.append(f"recipes/{stage}.toml")
+            steps.append(f"recipes/{st.run}.toml")
         recipe = " then ".join(steps)
         print(f"# {run.name}: {dest.relative_to(ROOT)} ({dest.stat().st_size / 1024:.0f} KiB)")
         print(
