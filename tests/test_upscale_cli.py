@@ -163,6 +163,35 @@ def test_never_overwrites_inputs(tmp_path, weights):
     assert (tmp_path / "a.png").read_bytes() == before
 
 
+def test_animations_and_multipage_files_upscale_the_first_frame_with_a_warning(tmp_path, weights):
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [PILImage.fromarray(_rgb(12, 14)) for _ in range(3)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(src / "pages.tif", save_all=True, append_images=frames[1:2])
+    PILImage.fromarray(_rgb(12, 14)).save(src / "still.gif")
+    # the first frame, decoded by Pillow alone, as the reference input
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    PILImage.open(src / "anim.gif").convert("RGB").save(ref / "anim.png")
+    PILImage.open(src / "pages.tif").convert("RGB").save(ref / "pages.png")
+    common = ["-m", "enginetoy", "-s", "2", "--weights", str(weights)]
+    proc = sresr("upscale", str(src), "-o", str(tmp_path / "out"), *common, "--format", "png", "--json")
+    assert proc.returncode == 0, proc.stderr
+    records = {Path(r["path"]).name: r for r in json.loads(proc.stdout)}
+    assert records["still.gif"]["warning"] is None
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, proc.stderr
+    for name, n in (("anim.gif", 3), ("pages.tif", 2)):
+        assert records[name]["status"] == "ok" and f"{n} frames" in records[name]["warning"]
+        assert any(str(src / name) in line and f"{n} frames" in line for line in warnings), proc.stderr
+    assert sresr("upscale", str(ref), "-o", str(tmp_path / "ref_out"), *common, "--quiet").returncode == 0
+    for stem in ("anim", "pages"):
+        got = np.asarray(PILImage.open(tmp_path / "out" / f"{stem}.png"))
+        want = np.asarray(PILImage.open(tmp_path / "ref_out" / f"{stem}.png"))
+        assert got.shape == (24, 28, 3) and np.array_equal(got, want), stem
+
+
 def test_usage_errors_exit_2(tmp_path, weights):
     PILImage.fromarray(_rgb(10, 12)).save(tmp_path / "a.png")
     common = ["-o", str(tmp_path / "o"), "-m", "enginetoy", "--weights", str(weights)]

@@ -109,6 +109,7 @@ class FileResult:
     seconds: float
     error: str | None = None
     input_pixels: int = 0
+    warning: str | None = None  # written, but not all of the input (e.g. one frame of an animation)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -286,7 +287,10 @@ def upscale_file(
     upscaler: "Upscaler | None" = None,
     options: UpscaleOptions | None = None,
 ) -> Path:
-    """Upscale one file to ``output`` (format from its extension). Raises on any problem."""
+    """Upscale one file to ``output`` (format from its extension). Raises on any problem.
+
+    Of an animation or a multi-page file, only the first frame is upscaled (``upscale_paths``
+    reports that as the result's ``warning``)."""
     options = options or UpscaleOptions()
     source, output = Path(source), Path(output)
     if output.exists() and source.exists() and os.path.samefile(source, output):
@@ -296,6 +300,13 @@ def upscale_file(
     fmt = format_for_path(output) or "png"
     result = upscaler.upscale_image(image, outscale=options.outscale, depth=output_depth(image, fmt))
     return write_image(output, result, format=fmt, quality=options.quality, png_compression=options.png_compression)
+
+
+def _frames_warning(image: "Image", source: Path) -> str | None:
+    if image.frames <= 1:
+        return None
+    return (f"{source}: {image.frames} frames (an animation or a multi-page file); only the first was upscaled"
+            " (split it into single images to upscale every frame)")
 
 
 def _one_line(exc: BaseException, source: Path) -> str:
@@ -341,18 +352,18 @@ def upscale_paths(
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-decode")
     writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-encode")
     decoded: dict[int, Future[Image]] = {}
-    writing: list[tuple[int, Job, float, int, Future[Path]]] = []
+    writing: list[tuple[int, Job, float, int, str | None, Future[Path]]] = []
 
     def submit_read(k: int) -> None:
         if k < len(todo) and k not in decoded:
             decoded[k] = readers.submit(read_image, todo[k].source, options.max_pixels)
 
     def harvest(block: bool) -> None:
-        while writing and (block or writing[0][4].done()):
-            i, job, t0, pixels, fut = writing.pop(0)
+        while writing and (block or writing[0][-1].done()):
+            i, job, t0, pixels, warning, fut = writing.pop(0)
             try:
                 fut.result()
-                res = FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, pixels)
+                res = FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, pixels, warning)
             except Exception as exc:
                 res = FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
             results[i] = res
@@ -374,6 +385,7 @@ def upscale_paths(
                 out = upscaler.upscale_image(image, outscale=options.outscale, on_tiles=reporter.tiles,
                                              depth=output_depth(image, out_fmt))
                 pixels = image.width * image.height
+                warning = _frames_warning(image, job.source)
                 del image
             except Exception as exc:
                 res = FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
@@ -382,11 +394,11 @@ def upscale_paths(
                 harvest(block=False)
                 continue
             remove_stale_temps(job.output)
-            writing.append((i, job, t0, pixels, writers.submit(write_image, job.output, out, out_fmt, options.quality,
+            writing.append((i, job, t0, pixels, warning, writers.submit(write_image, job.output, out, out_fmt, options.quality,
                                                                options.png_compression)))
             del out
             while len(writing) > 2:  # bound the memory held by pending encodes
-                writing[0][4].exception()  # wait for the oldest
+                writing[0][-1].exception()  # wait for the oldest
                 harvest(block=False)
             harvest(block=False)
         harvest(block=True)

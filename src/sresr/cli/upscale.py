@@ -108,7 +108,7 @@ def _summary(results: Sequence["FileResult"], elapsed: float, output: Path, desc
     skipped = sum(r.status == "skipped" for r in results)
     failed = sum(r.status == "failed" for r in results)
     mpix = sum(r.input_pixels for r in results if r.status == "ok") / 1e6
-    rate = f", {mpix / elapsed:.2f} input MPix/s" if ok and elapsed > 0 else ""
+    rate = f", {mpix / elapsed:.3g} input MPix/s" if ok and elapsed > 0 else ""
     parts = [f"{ok} upscaled", f"{skipped} skipped (output exists)" if skipped else "", f"{failed} failed" if failed else ""]
     text = ", ".join(p for p in parts if p)
     console.print(f"{_rank_prefix()}{text} in {elapsed:.1f} s{rate} -> {output}", highlight=False, soft_wrap=True)
@@ -116,12 +116,17 @@ def _summary(results: Sequence["FileResult"], elapsed: float, output: Path, desc
         console.print(f"{_rank_prefix()}model: {description}", highlight=False, soft_wrap=True)
 
 
-def _print_failure(result: "FileResult") -> None:
-    err_console.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
+def _print_problem(result: "FileResult", console: Any = None) -> None:
+    """One line on stderr for a failed input, or for one written with a warning."""
+    console = console or err_console
+    if result.status == "failed":
+        console.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
+    elif result.warning:
+        console.print(f"[yellow]warning:[/yellow] {result.warning}", highlight=False, soft_wrap=True)
 
 
 class _PlainReporter:
-    """Not a terminal (or --quiet): only one line per failed input, on stderr."""
+    """Not a terminal (or --quiet): only one line per failed input (or warning), on stderr."""
 
     def start(self, jobs: Sequence["Job"], description: str) -> None:
         self.description = description
@@ -131,8 +136,7 @@ class _PlainReporter:
     def tiles(self, done: int, total: int) -> None: ...
 
     def image_done(self, result: "FileResult") -> None:
-        if result.status == "failed":
-            _print_failure(result)
+        _print_problem(result)
 
     def finish(self, results: Sequence["FileResult"]) -> None: ...
 
@@ -176,8 +180,7 @@ class _RichReporter(_PlainReporter):
         self.progress.update(self.tile_task, completed=done, total=total)
 
     def image_done(self, result: "FileResult") -> None:
-        if result.status == "failed":
-            self.progress.console.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
+        _print_problem(result, self.progress.console)
         self.pixels += result.input_pixels
         elapsed = max(1e-9, time.perf_counter() - self.t0)
         rate = f"{self.pixels / 1e6 / elapsed:.2f} MPix/s" if self.pixels else ""

@@ -74,6 +74,8 @@ class Image:
     bit_depth: 8 or 16 (bits per channel of the source; what :func:`write_image` keeps).
     icc_profile, exif: raw bytes to embed on write (EXIF orientation already reset to 1).
     source_format: Pillow's format name of the source (``PNG``, ``JPEG``...), or "".
+    frames: frames (or pages) in the file; only the first is decoded (animated GIF/WebP/PNG,
+        multi-page TIFF).
     """
 
     pixels: np.ndarray
@@ -82,6 +84,7 @@ class Image:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     source_format: str = ""
+    frames: int = 1
 
     @property
     def mode(self) -> Mode:
@@ -145,6 +148,10 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
             hint="raise --max-pixels if the file is trusted",
         )
     fmt = pil.format or ""
+    try:
+        frames = max(1, int(getattr(pil, "n_frames", 1)))
+    except Exception:  # counting frames reads the whole file; a broken tail is reported below
+        frames = 1
     icc = pil.info.get("icc_profile") or None
     try:
         exif_obj = pil.getexif()
@@ -175,6 +182,7 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
         icc_profile=icc,
         exif=exif,
         source_format=fmt,
+        frames=frames,
     )
 
 
