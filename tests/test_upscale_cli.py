@@ -192,6 +192,19 @@ def test_animations_and_multipage_files_upscale_the_first_frame_with_a_warning(t
         assert got.shape == (24, 28, 3) and np.array_equal(got, want), stem
 
 
+def test_unwritable_output_is_one_line_per_file(tmp_path, weights):
+    for name in ("a.png", "b.png"):
+        PILImage.fromarray(_rgb(10, 12)).save(tmp_path / name)
+    (tmp_path / "blocker").write_text("a file where the output folder's parent should be\n")
+    out = tmp_path / "blocker" / "out"
+    proc = sresr("upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(out), "-m", "enginetoy",
+                 "-s", "2", "--weights", str(weights))
+    assert proc.returncode == 1, proc.stderr
+    failures = [line for line in proc.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failures) == 2 and all("cannot write" in line and "Not a directory" in line for line in failures)
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
 def test_usage_errors_exit_2(tmp_path, weights):
     PILImage.fromarray(_rgb(10, 12)).save(tmp_path / "a.png")
     common = ["-o", str(tmp_path / "o"), "-m", "enginetoy", "--weights", str(weights)]
@@ -203,6 +216,8 @@ def test_usage_errors_exit_2(tmp_path, weights):
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--tile", "-1"], ""),
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--png-compression", "10"], ""),
         (["upscale", str(tmp_path / "a.png"), "-m", "enginetoy"], ""),  # no -o
+        (["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png"), "-m", "enginetoy", "--weights", str(weights),
+          "-s", "2"], "is a file, not a folder"),
     ]
     for args, word in cases:
         proc = sresr(*args)

@@ -169,6 +169,8 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     if not 0 <= options.png_compression <= 9:
         raise UsageError(f"PNG compression must be 0-9, got {options.png_compression}")
     out_root = Path(outdir)
+    if out_root.exists() and not out_root.is_dir():
+        raise UsageError(f"the output {out_root} is a file, not a folder", hint="-o takes a folder (new or existing)")
     out_abs = out_root.resolve()
     pairs: list[tuple[Path, Path]] = []  # (source, relative output path)
     for raw in inputs:

@@ -532,7 +532,11 @@ def write_image(
     if fmt is None:
         raise ImageError(f"{path}: unknown image extension", hint=f"use one of {', '.join(_EXT_TO_FORMAT)}")
     data = encode_image(image, fmt, quality, png_compression)
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:  # full disk, no permission, a file where a folder should be...
+        raise ImageError(f"{path}: cannot write: {exc.strerror or exc}",
+                         hint="check the output folder (free space, permissions)") from None
     return path
 
 
