@@ -150,3 +150,21 @@ def test_list_datasets_json() -> None:
     assert proc.returncode == 0
     names = [d["name"] for d in json.loads(proc.stdout)]
     assert names[0] == "set5" and "div2k-valid" in names
+
+
+def test_dataset_folder_with_bad_files_scores_the_rest(tmp_path: Path) -> None:
+    yy, xx = np.mgrid[0:40, 0:44]
+    for name, f in (("a", 7.0), ("b", 11.0)):  # smooth content: bicubic scores well above 30 dB
+        img = np.stack([127 + 90 * np.sin(xx / f + c) * np.cos(yy / (f + 3)) for c in range(3)], -1)
+        Image.fromarray(img.astype(np.uint8)).save(tmp_path / f"{name}.png")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "tiny.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    proc = run_sresr("eval", "bicubic", "--data", str(tmp_path), "-s", "2", "--json")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    data = json.loads(proc.stdout)
+    assert [im["name"] for im in data["images"]] == ["a", "b"]
+    assert all(30 < im["psnr"] < 60 for im in data["images"]), data["images"]
+    failures = {f["name"]: f["error"] for f in data["failures"]}
+    assert set(failures) == {"tiny", "empty"}
+    assert "smaller than the scale" in failures["tiny"] and "empty file" in failures["empty"]

@@ -460,3 +460,32 @@ def test_data_folder_with_hr_subfolder(tmp_path: Path):
     shutil.copytree(DATA / "hr", tmp_path / "set" / "HR")
     (tmp_path / "set" / "LR_bicubic").mkdir()
     assert len(resolve_sources([str(tmp_path / "set")])) == 4
+
+
+def test_unreadable_training_images_are_skipped_by_name(tmp_path: Path):
+    from sresr.train.data import load_pairs
+
+    data = tmp_path / "hr"
+    shutil.copytree(DATA / "hr", data)
+    good = sorted(p.name for p in data.iterdir())
+    (data / "empty.png").write_bytes(b"")
+    whole = (data / good[0]).read_bytes()
+    (data / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    (data / "text.png").write_text("not an image\n")
+    lines: list[str] = []
+    paths = sorted(data.iterdir())
+    pairs = load_pairs(paths, (2,), "y", upsampled=False, min_hr=24, log=lines.append, cache=False)[2]
+    assert sorted(p.name for p in pairs) == good  # every readable image, nothing of the bad ones
+    skipped = [line for line in lines if line.startswith("skipped:")]
+    assert len(skipped) == 3, lines
+    for name, reason in (("empty.png", "empty file"), ("truncated.png", ""), ("text.png", "")):
+        assert any(str(data / name) in line and reason in line for line in skipped), lines
+    # none readable: one clear error, from the CLI without a traceback
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "text.png").write_text("not an image\n")
+    proc = run_sresr("train", "tinysr", "--data", str(bad), "--val-data", str(DATA / "val"), "-s", "2", "--iters", "2",
+                     "--out", str(tmp_path / "run"), extra_paths=[PLUGIN])
+    assert proc.returncode != 0 and "no training image could be read" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr

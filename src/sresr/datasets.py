@@ -151,6 +151,8 @@ def read_image(path: str | Path) -> np.ndarray:
     from PIL import Image
 
     try:
+        if Path(path).stat().st_size == 0:
+            raise ImageError(f"{path}: empty file (0 bytes)", hint="the file is not an image; remove it or re-export it")
         with Image.open(path) as im:
             im.load()
             if im.mode in ("1", "L", "LA") or (im.mode == "P" and _palette_is_gray(im)):
@@ -161,6 +163,8 @@ def read_image(path: str | Path) -> np.ndarray:
             return np.array(im.convert("RGB"))
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
+    except ImageError:
+        raise
     except Exception as exc:  # PIL raises many kinds
         raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
 
@@ -238,7 +242,11 @@ class Dataset:
         return None
 
     def sample(self, hr_file: Path, scale: int) -> Sample:
-        hr = _modcrop(read_image(hr_file), scale)
+        full = read_image(hr_file)
+        if min(full.shape[:2]) < scale:
+            raise DatasetError(f"{hr_file}: {full.shape[1]}x{full.shape[0]} px is smaller than the scale ({scale}): "
+                               "no LR image can be made of it", hint="remove it from the dataset folder")
+        hr = _modcrop(full, scale)
         lr_path = self.lr_file(hr_file, scale)
         if lr_path is not None:
             lr = read_image(lr_path)

@@ -224,6 +224,8 @@ def imresize(
             raise TypeError(f"imresize: expected a float or uint8 tensor, got {x.dtype}")
         x = x.to(torch.float64)
     in_h, in_w = int(x.shape[-2]), int(x.shape[-1])
+    if in_h < 1 or in_w < 1:
+        raise ValueError(f"imresize: the input is empty ({in_w}x{in_h})")
     if size is not None:
         out_h, out_w = int(size[0]), int(size[1])
         if out_h < 1 or out_w < 1:

@@ -65,6 +65,21 @@ def resolve_sources(sources: Sequence[str]) -> list[Path]:
     return out
 
 
+def _short_side(path: Path) -> int:
+    """The shorter side of an image file, from its header; DatasetError naming the file if unreadable."""
+    from PIL import Image
+
+    try:
+        if path.stat().st_size == 0:
+            raise DatasetError(f"cannot read training image: {path}: empty file (0 bytes)")
+        with Image.open(path) as im:
+            return min(im.size)
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(f"cannot read training image: {path}: {type(exc).__name__}: {exc}") from None
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """HxWx3 uint8 (grayscale is repeated to 3 channels), read like the evaluation data."""
     from ..datasets import read_image
@@ -316,28 +331,33 @@ def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, up
                resize_factors: Sequence[float] = ()) -> dict[int, list[Pair]]:
     """Read every image once and prepare it for every scale, and for every resize factor (scale
     augmentation; empty = the originals only); images (or resized versions) smaller than the patch
-    are skipped."""
-    from PIL import Image
-
+    are skipped, and so are files that cannot be read (one ``log`` line each, naming the file)."""
     factors = tuple(resize_factors) or (1.0,)
     out: dict[int, list[Pair]] = {s: [] for s in scales}
     skipped = 0
+    unreadable: list[str] = []
     cache_dir = _cache_dir() if cache else None
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as im:
-                side = min(im.size)
-        except Exception as exc:
-            raise DatasetError(f"cannot read training image {path}: {type(exc).__name__}: {exc}") from None
-        src = _Source(path)
-        for factor in factors:
-            if int(side * factor) < min_hr:  # imresize's output side is ceil(side * factor) >= this
-                skipped += 1
-                continue
-            for s in scales:
-                out[s].append(cached_pair(src, s, colorspace, upsampled, cache_dir, factor))
+            side = _short_side(path)
+            src = _Source(path)
+            prepared = []
+            for factor in factors:
+                if int(side * factor) < min_hr:  # imresize's output side is ceil(side * factor) >= this
+                    skipped += 1
+                    continue
+                prepared.extend((s, cached_pair(src, s, colorspace, upsampled, cache_dir, factor)) for s in scales)
+        except DatasetError as exc:  # one bad file does not end the run; the log names it
+            unreadable.append(exc.message)
+            if log is not None:
+                log(f"skipped: {exc.message}")
+            continue
+        for s, pair in prepared:
+            out[s].append(pair)
         if log is not None and (i + 1) % 50 == 0:
             log(f"prepared {i + 1}/{len(paths)} training images")
+    if unreadable and len(unreadable) == len(paths):
+        raise DatasetError(f"no training image could be read ({len(paths)} tried; the first: {unreadable[0]})")
     if not out[scales[0]]:
         raise DatasetError(f"no training image is at least {min_hr}x{min_hr} pixels",
                            hint="use a smaller --patch-size or larger images")

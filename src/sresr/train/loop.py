@@ -527,18 +527,24 @@ class Progress:
 
             self.bar = RichProgress(
                 TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("loss {task.fields[loss]:.4g}  val {task.fields[psnr]:.2f} dB  {task.fields[rate]:.1f} it/s"),
+                TextColumn("{task.fields[status]}"),
                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                 console=Console(stderr=True), transient=False,
             )
             self.bar.start()
-            self.task = self.bar.add_task("train", total=total, completed=start, loss=float("nan"),
-                                          psnr=float("nan"), rate=0.0)
+            self.task = self.bar.add_task("train", total=total, completed=start, status="")
         self.quiet = not enabled
 
     def rate(self, it: int) -> float:
         dt = time.perf_counter() - self.t0
         return (it - self.start_it) / dt if dt > 0 else 0.0
+
+    def status(self, rate: float) -> str:
+        """``loss L  val P dB  R it/s``, leaving out what is not known yet (no loss before the first log)."""
+        loss, psnr = self.fields["loss"], self.fields["psnr"]
+        parts = [f"loss {loss:.4g}" if not math.isnan(loss) else "",
+                 f"val {psnr:.2f} dB" if not math.isnan(psnr) else "", f"{rate:.1f} it/s"]
+        return "  ".join(p for p in parts if p)
 
     def update(self, it: int, loss: float | None = None, psnr: float | None = None) -> None:
         if loss is not None:
@@ -547,12 +553,10 @@ class Progress:
             self.fields["psnr"] = psnr
         rate = self.rate(it)
         if self.bar is not None:
-            self.bar.update(self.task, completed=it, rate=rate, **self.fields)
+            self.bar.update(self.task, completed=it, status=self.status(rate))
         elif not self.quiet and (it % self.every == 0 or it == self.total or psnr is not None):
             eta = (self.total - it) / rate if rate > 0 else float("nan")
-            val = f"  val {self.fields['psnr']:.2f} dB" if not math.isnan(self.fields["psnr"]) else ""
-            self.log(f"it {it}/{self.total}  loss {self.fields['loss']:.4g}{val}  {rate:.1f} it/s  "
-                     f"ETA {_hms(eta)}")
+            self.log(f"it {it}/{self.total}  {self.status(rate)}  ETA {_hms(eta)}")
 
     def close(self) -> None:
         if self.bar is not None:
