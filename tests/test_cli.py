@@ -29,6 +29,20 @@ def test_help_lists_the_commands() -> None:
         assert runner.invoke(app, sub).exit_code == 0
 
 
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_source() -> None:
+    import inspect
+
+    from sresr.cli import upscale
+
+    doc = inspect.cleandoc(upscale.upscale.__doc__ or "")
+    second = doc.split("\n\n")[1]
+    assert "\n" in second  # wrapped in the source...
+    proc = run_sresr("upscale", "--help", COLUMNS="400")
+    assert proc.returncode == 0, proc.stderr
+    # ...and on one line of a 400-column terminal, not broken where the source breaks it
+    assert any(" ".join(second.split()) in line for line in proc.stdout.splitlines()), proc.stdout
+
+
 def test_models_json_has_the_documented_fields() -> None:
     result = runner.invoke(app, ["models", "--json"])
     assert result.exit_code == 0, result.output

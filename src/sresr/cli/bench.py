@@ -28,8 +28,10 @@ def bench_cmd(
     grid: Annotated[Path | None, typer.Option("--grid", help="Write a PNG comparison grid of crops.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Benchmark models against bicubic: PSNR/SSIM (standard protocol), the published number,
-    parameters, GFLOPs, speed, roofline share and peak memory."""
+    """Benchmark models against bicubic: PSNR/SSIM, speed, memory, the published numbers.
+
+    PSNR/SSIM by the standard protocol next to the published number, then parameters, GFLOPs,
+    speed, roofline share and peak memory."""
     from rich.measure import Measurement
     from rich.table import Table
 

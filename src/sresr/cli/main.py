@@ -6,6 +6,7 @@ code; other exceptions show a traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import Annotated
 
@@ -35,6 +36,26 @@ app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
 
 _state = {"debug": False}
+
+
+def _reflow(doc: str) -> str:
+    """A docstring's paragraphs as single lines: this typer keeps the line breaks inside a
+    paragraph, so the source's wrapping would show through the terminal's."""
+    paragraphs = inspect.cleandoc(doc).partition("\f")[0].split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
+def _reflow_help(t: typer.Typer) -> None:
+    for info in t.registered_commands:
+        doc = info.help or (info.callback.__doc__ if info.callback else None)
+        if doc:
+            info.help = _reflow(doc)
+    for group in t.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def _version(value: bool) -> None:

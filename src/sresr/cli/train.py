@@ -81,8 +81,10 @@ def train_cmd(
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Train MODEL with its paper recipe; writes config.toml, checkpoint.pt, metrics.csv, plots and
-    weights.safetensors into the run folder. Run under torchrun for multi-process DDP."""
+    """Train MODEL with its paper recipe, into a run folder.
+
+    The run folder gets config.toml, checkpoint.pt, metrics.csv, plots and weights.safetensors.
+    Run under torchrun for multi-process DDP."""
     overrides: dict[str, Any] = {
         "data.train": tuple(data) if data else None,
         "init_weights": init,
