@@ -71,6 +71,11 @@ def test_import_then_list_path_use_and_rm(plugin, tmp_path, sresr_home):
     assert by_id["mytiny"]["sha256"] == digest and by_id["mytiny"]["source"] == str(pth.resolve())
     assert by_id["tinysr.x2"]["kind"] == "bundled"
     assert "mytiny" in sresr(plugin, "weights", "list", check=True).stdout
+    # on a narrow terminal every id and source is still whole (plain columns instead of the table)
+    narrow = sresr(plugin, "weights", "list", COLUMNS="60", check=True).stdout
+    for r in listed:
+        assert any(line.split()[:1] == [r["id"]] and r["source"] in line for line in narrow.splitlines()), narrow
+    assert "…" not in narrow
 
     path = sresr(plugin, "weights", "path", "mytiny", check=True).stdout.strip()
     assert Path(path) == imported

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, Sequence
 
 import typer
 from rich.console import Console
@@ -21,6 +21,31 @@ WeightsOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, fp16 or bf16.")]
+
+
+def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table when it fits the terminal; on a narrower one, aligned plain columns (the last
+    one ragged), so that no cell (a name or an id to copy) is cut or wrapped. Cells may hold rich
+    markup."""
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title)
+    for col in header:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    needed = Measurement.get(console, console.options.update(max_width=1000), table).maximum
+    if needed <= console.width:
+        console.print(table)
+        return
+    plain = [list(header)] + [[Text.from_markup(c).plain for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in plain) for i in range(len(header) - 1)]
+    console.print(title, highlight=False, markup=False, soft_wrap=True)
+    for cells in plain:
+        line = "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[-1]
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:

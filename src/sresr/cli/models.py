@@ -6,12 +6,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.measure import Measurement
 from rich.table import Table
-from rich.text import Text
 
 from ..registry import Entry, entries, get_entry
-from .common import JsonOpt, console, print_json
+from .common import JsonOpt, console, print_json, print_table
 
 _HEADER = ("name", "scales", "input", "params", "weights", "source", "status")
 
@@ -85,20 +83,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             status = f"[red]broken[/red]: {escape(r['error'] or '')}"
         scales = ",".join(f"x{s}" for s in r["scales"]) or "-"
         rows.append((r["name"], scales, kind, _params(r.get("params", {})), weights, r["source"], status))
-    table = Table(title="sresr models")
-    for col in ("name", "scales", "input", "params", "weights", "source", "status"):
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*row)
-    needed = Measurement.get(console, console.options.update(max_width=1000), table).maximum
-    if needed > console.width:  # a narrow terminal: aligned plain columns, nothing cut or wrapped in cells
-        widths = [max(len(Text.from_markup(row[i]).plain) for row in rows + [_HEADER]) for i in range(len(_HEADER) - 1)]
-        for row in [_HEADER] + rows:
-            cells = [Text.from_markup(c).plain for c in row]
-            line = "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[-1]
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
-        return
-    console.print(table)
+    print_table("sresr models", _HEADER, rows)
 
 
 @app.command("info")

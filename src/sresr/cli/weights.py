@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from .common import JsonOpt, console, print_json
+from .common import JsonOpt, console, print_json, print_table
 
 app = typer.Typer(help="Manage cached weights: list, pull, import, path, rm.", no_args_is_help=True)
 
@@ -34,15 +34,9 @@ def list_cmd(
     if as_json:
         print_json(records)
         return
-    table = Table(title=f"sresr weights ({weights_dir()})")
-    for col in ("id", "kind", "model", "scale", "size", "source", "sha256"):
-        table.add_column(col, overflow="fold")
-    for r in records:
-        table.add_row(
-            r["id"], r["kind"], r["model"] or "-", f"x{r['scale']}" if r["scale"] else "-",
-            _size(r["size"]), r["source"] or "-", r["sha256"][:16],
-        )
-    console.print(table)
+    rows = [(escape(r["id"]), r["kind"], escape(r["model"] or "-"), f"x{r['scale']}" if r["scale"] else "-",
+             _size(r["size"]), r["sha256"][:16], escape(r["source"] or "-")) for r in records]
+    print_table(f"sresr weights ({weights_dir()})", ("id", "kind", "model", "scale", "size", "sha256", "source"), rows)
     if not records:
         console.print("nothing cached yet: 'sresr weights pull MODEL.TAG' or 'sresr weights import FILE'")
 
