@@ -489,3 +489,87 @@ def test_unreadable_training_images_are_skipped_by_name(tmp_path: Path):
                      "--out", str(tmp_path / "run"), extra_paths=[PLUGIN])
     assert proc.returncode != 0 and "no training image could be read" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("k,s,p", [(9, 2, 4), (9, 3, 3), (9, 3, 4), (9, 4, 3), (9, 4, 4), (4, 2, 1), (3, 2, 1)])
+def test_subpixel_transposed_conv_matches_pytorchs(k: int, s: int, p: int):
+    import copy
+
+    import torch
+    from torch import nn
+
+    from sresr.train.fast import SubPixelConvTranspose2d, subpixel_transposed_convs
+
+    torch.manual_seed(k * 100 + s * 10 + p)
+    ref = nn.ConvTranspose2d(6, 2, k, stride=s, padding=p, output_padding=s + 2 * p - k).double()
+    fast = copy.deepcopy(ref)
+    assert subpixel_transposed_convs(fast) == 1 and isinstance(fast, SubPixelConvTranspose2d)
+    x = torch.randn(3, 6, 7, 9, dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    g = torch.randn(3, 2, 7 * s, 9 * s, dtype=torch.float64)
+    y_ref, y_fast = ref(x), fast(x2)
+    y_ref.backward(g)
+    y_fast.backward(g)
+    assert y_fast.shape == y_ref.shape
+    torch.testing.assert_close(y_fast, y_ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x2.grad, x.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.bias.grad, ref.bias.grad, rtol=0, atol=1e-12)
+    assert list(fast.state_dict()) == list(ref.state_dict())
+    # not an exact upsampler: left as it is
+    odd = nn.ConvTranspose2d(6, 2, 3, stride=2)
+    assert subpixel_transposed_convs(odd) == 0 and type(odd) is nn.ConvTranspose2d
+
+
+@pytest.mark.parametrize("channels,shape,channels_last", [(5, (3, 5, 6, 7), False), (5, (3, 5, 6, 7), True),
+                                                          (1, (2, 4, 5, 5), False), (4, (6, 4), False)])
+def test_fast_prelu_matches_pytorchs(channels: int, shape: tuple, channels_last: bool):
+    import copy
+
+    import torch
+    from torch import nn
+
+    from sresr.train.fast import fast_prelu
+
+    torch.manual_seed(channels)
+    ref = nn.PReLU(channels).double()
+    ref.weight.data.uniform_(-0.3, 0.6)
+    fast = copy.deepcopy(ref)
+    assert fast_prelu(fast) == 1
+    x = torch.randn(*shape, dtype=torch.float64)
+    x[..., 0] = 0.0  # the kink: PyTorch takes the slope there
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    x2 = x.detach().clone().requires_grad_()
+    g = torch.randn(*shape, dtype=torch.float64)
+    ref(x).backward(g)
+    fast(x2).backward(g)
+    torch.testing.assert_close(fast(x2), ref(x), rtol=0, atol=0)
+    torch.testing.assert_close(x2.grad, x.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(fast.weight.grad, ref.weight.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_training_forms_keep_fsrcnns_gradients_and_weights_files(tmp_path: Path):
+    import copy
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from sresr.models.fsrcnn.arch import FSRCNN
+    from sresr.train.fast import training_forms
+
+    torch.manual_seed(0)
+    ref = FSRCNN(3, deconv_padding=3).double()
+    fast = copy.deepcopy(ref)
+    assert training_forms(fast) == ["subpixel_transposed_convs (1)", "fast_prelu (7)"]
+    x = torch.rand(4, 1, 12, 12, dtype=torch.float64)
+    y = torch.rand(4, 1, 36, 36, dtype=torch.float64)
+    for net in (ref, fast):
+        ((net(x) - y) ** 2).mean().backward()
+    for (name, a), (_, b) in zip(ref.named_parameters(), fast.named_parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-9, atol=1e-14, msg=name)
+    save_file(fast.state_dict(), str(tmp_path / "w.safetensors"))
+    plain = FSRCNN(3, deconv_padding=3).double()
+    plain.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    torch.testing.assert_close(plain(x), ref(x), rtol=0, atol=1e-12)
