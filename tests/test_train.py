@@ -283,7 +283,9 @@ def test_validation_psnr_is_the_protocol_number(plugin, tmp_path: Path):
 
         d = (y(sr) - y(hr.astype(np.float64)))[2:-2, 2:-2]
         scores.append(10 * math.log10(255**2 / np.mean(d * d)))
-    assert math.isclose(res.val["psnr"], float(np.mean(scores)), abs_tol=1e-6)
+    # float32 convolutions in another memory layout (training runs channels_last on CPU) can round
+    # a pixel of the uint8 output the other way: each such pixel moves the mean by ~1e-5 dB here
+    assert math.isclose(res.val["psnr"], float(np.mean(scores)), abs_tol=1e-4)
 
 
 def test_finetune_only_the_last_layer(plugin, tmp_path: Path):
