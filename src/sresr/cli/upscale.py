@@ -116,13 +116,13 @@ def _summary(results: Sequence["FileResult"], elapsed: float, output: Path, desc
         console.print(f"{_rank_prefix()}model: {description}", highlight=False, soft_wrap=True)
 
 
-def _print_problem(result: "FileResult", console: Any = None) -> None:
-    """One line on stderr for a failed input, or for one written with a warning."""
-    console = console or err_console
+def _print_problem(result: "FileResult", out: Any = None) -> None:
+    """One line on stderr (or ``out``) for a failed input, or for one written with a warning."""
+    out = out or err_console
     if result.status == "failed":
-        console.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
+        out.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
     elif result.warning:
-        console.print(f"[yellow]warning:[/yellow] {result.warning}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]warning:[/yellow] {result.warning}", highlight=False, soft_wrap=True)
 
 
 class _PlainReporter:
