@@ -72,8 +72,8 @@ runs = {
 # T91's objects and faces are closer to Set5 (and to the paper's T91 + General100): BENCHMARKS.md.
 # One learning rate per cycle: later cycles restart higher (x2's third at 2e-4 gained 0.038 dB where
 # its second, at 1e-4, had gained 0.024)
-for make, recipe, s, init, patch, rates in ((cycle, "fsrcnn", 2, "fsrcnn-x2-aug5", 40, (1e-4, 1e-4, 2e-4, 3e-4)),
-                                            (centered, "fsrcnn-finetune", 3, "fsrcnn-x3-center2", 48, (1e-4, 1e-4, 1e-4, 2e-4)),
+for make, recipe, s, init, patch, rates in ((cycle, "fsrcnn", 2, "fsrcnn-x2-aug5", 40, (1e-4, 1e-4, 2e-4, 3e-4, 4e-4)),
+                                            (centered, "fsrcnn-finetune", 3, "fsrcnn-x3-center2", 48, (1e-4, 1e-4, 1e-4, 2e-4, 3e-4, 4e-4)),
                                             (centered, "fsrcnn", 4, "fsrcnn-x4-center3", 64, (1e-4, 1e-4, 1e-4, 1e-4))):
     for k, lr in enumerate(rates, 1):
         name = f"fsrcnn-x{s}-t91" + (f"-{k}" if k > 1 else "")
