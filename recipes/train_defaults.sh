@@ -24,7 +24,12 @@ lane_a() {
   train fsrcnn-x2-aug4 fsrcnn T91 BSDS200   # the same at half the rate
   train fsrcnn-x2-aug5 fsrcnn T91 BSDS200   # and once more
   train fsrcnn-x2-t91 fsrcnn T91   # a cycle on T91 alone
-  train fsrcnn-x2-t91-2 fsrcnn T91   # and another (bundled x2)
+  train fsrcnn-x2-t91-2 fsrcnn T91   # and another
+  train fsrcnn-x2-t91-3 fsrcnn T91   # and more, each restarting at a higher rate
+  train fsrcnn-x2-t91-4 fsrcnn T91
+  train fsrcnn-x2-t91-5 fsrcnn T91
+  train fsrcnn-x2-t91-6 fsrcnn T91
+  train fsrcnn-x2-t91-7 fsrcnn T91   # (bundled x2)
   train fsrcnn-x3-aug fsrcnn T91 BSDS200   # fine-tunes runs/fsrcnn-x2-aug
   train fsrcnn-x3-aug2 fsrcnn T91 BSDS200   # larger patches, smaller batches
   train fsrcnn-x3-aug3 fsrcnn T91 BSDS200   # the same at half the rate
@@ -32,7 +37,13 @@ lane_a() {
   train fsrcnn-x3-center fsrcnn T91 BSDS200   # fine-tunes it
   train fsrcnn-x3-center2 fsrcnn T91 BSDS200   # the same at half the rate
   train fsrcnn-x3-t91 fsrcnn T91   # a cycle on T91 alone
-  train fsrcnn-x3-t91-2 fsrcnn T91   # and another (bundled x3)
+  train fsrcnn-x3-t91-2 fsrcnn T91   # and more, each restarting at a higher rate from the fourth
+  train fsrcnn-x3-t91-3 fsrcnn T91
+  train fsrcnn-x3-t91-4 fsrcnn T91
+  train fsrcnn-x3-t91-5 fsrcnn T91
+  train fsrcnn-x3-t91-6 fsrcnn T91
+  train fsrcnn-x3-t91-7 fsrcnn T91
+  train fsrcnn-x3-t91-8 fsrcnn T91   # (bundled x3)
 }
 lane_b() {
   train espcn-x3 espcn T91
