@@ -575,3 +575,19 @@ def test_training_forms_keep_fsrcnns_gradients_and_weights_files(tmp_path: Path)
     plain = FSRCNN(3, deconv_padding=3).double()
     plain.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
     torch.testing.assert_close(plain(x), ref(x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fsrcnn_trains_on_cpu_in_fp32_and_bf16(tmp_path: Path, precision: str):
+    """The CPU forms (sresr.train.fast) in fp32; under bf16 autocast only channels_last (the forms'
+    hand-written backward passes take one dtype)."""
+    from sresr.train.loop import train
+
+    cfg = tiny_config("fsrcnn", scale=2, iters=4, precision=precision, device="cpu", **{"data.patch_size": 20})
+    lines: list[str] = []
+    res = train(cfg, tmp_path / "run", progress=False, log=lines.append)
+    assert res.weights is not None and res.weights.is_file()
+    assert math.isfinite(res.val["psnr"]) and res.val["psnr"] > 5
+    forms = [line for line in lines if line.startswith("CPU training in channels_last")]
+    assert len(forms) == 1, lines
+    assert ("subpixel_transposed_convs (1)" in forms[0]) == (precision == "fp32"), forms
