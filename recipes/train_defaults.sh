@@ -67,5 +67,5 @@ lane_b() {
 lane_a & a=$!
 lane_b & b=$!
 wait $a; wait $b
-python recipes/bundle.py runs/fsrcnn-x2-t91-2 runs/fsrcnn-x3-t91-2 runs/fsrcnn-x4-t91-4 \
+python recipes/bundle.py runs/fsrcnn-x2-t91-7 runs/fsrcnn-x3-t91-8 runs/fsrcnn-x4-t91-4 \
   runs/espcn-x2 runs/espcn-x3-polish runs/espcn-x4 runs/srcnn-x3   # the bundled ones

@@ -6,8 +6,8 @@
   rewrite, here with the kernel rebuilt from the layer's own weight at every call), and its
   backward pass as the transposed convolution's own (``aten.convolution_backward``). PyTorch's CPU
   transposed convolution runs its forward about 3x slower than that convolution, while its
-  backward is the fast one, so each pass takes the faster form: for FSRCNN x2 at the recipes'
-  batch this is a fifth of a training step (benchmarks/bench_train.py).
+  backward is the fast one, so each pass takes the faster form (with channels_last, FSRCNN trains
+  1.4-1.6x faster: benchmarks/bench_train.py, BENCHMARKS.md).
 
 - :func:`fast_prelu`: ``PReLU`` with a backward pass of four vectorised element-wise passes and a
   reduction (relu's backward, a lerp by the slopes, the slope gradient as a sum) instead of

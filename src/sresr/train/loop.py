@@ -681,7 +681,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     amp_dtype = resolve_precision(cfg.precision, device, spec)
     memory_format = torch.contiguous_format
     if device.type == "cpu" and not cfg.compile:
-        # channels_last: oneDNN's faster layout, 7-25 % more samples/s for every built-in model here;
+        # channels_last: oneDNN's faster layout (more samples/s for every built-in model measured here);
         # in fp32, layers in faster forms with the same function and gradients (sresr.train.fast)
         from .fast import training_forms
 
