@@ -34,6 +34,8 @@ __all__ = [
     "fold_batchnorm",
     "convtranspose_to_pixelshuffle",
     "SubPixelConv",
+    "SubPixelPlan",
+    "subpixel_plan",
     "ShuffledConv",
     "shuffle_then_conv_to_conv_then_shuffle",
     "activations_in_place",
@@ -140,6 +142,22 @@ def _set_submodule(root: nn.Module, target: str, new: nn.Module) -> None:
 # -- ConvTranspose2d -> Conv2d + PixelShuffle ---------------------------------------------------
 
 
+def _padding_and_crop(pads: tuple[int, int, int, int]) -> tuple[tuple[int, int], tuple[int, int, int, int]]:
+    """Zero padding ``pads`` (left, right, top, bottom) as a convolution's own symmetric padding (the
+    larger side on both) and the excess to crop off its output (rows top/bottom, columns left/right)."""
+    left, right, top, bottom = pads
+    py, px = max(top, bottom), max(left, right)
+    return (py, px), (py - top, py - bottom, px - left, px - right)
+
+
+def crop_and_shuffle(y: torch.Tensor, crop: tuple[int, int, int, int], scale: int) -> torch.Tensor:
+    """Crop ``y`` (rows top/bottom, columns left/right; a view), then :func:`pixel_shuffle` it."""
+    top, bottom, left, right = crop
+    if top or bottom or left or right:
+        y = y[..., top : y.shape[-2] - bottom, left : y.shape[-1] - right]
+    return pixel_shuffle(y, scale)
+
+
 class SubPixelConv(nn.Module):
     """``PixelShuffle(s)(conv(pad(x)))``: a transposed convolution in sub-pixel form.
 
@@ -148,19 +166,12 @@ class SubPixelConv(nn.Module):
 
     def __init__(self, conv: nn.Conv2d, scale: int, pads: tuple[int, int, int, int]):
         super().__init__()
-        left, right, top, bottom = pads
-        py, px = max(top, bottom), max(left, right)
-        conv.padding = (py, px)
+        conv.padding, self.crop = _padding_and_crop(pads)
         self.conv = conv
         self.scale = int(scale)
-        self.crop = (py - top, py - bottom, px - left, px - right)  # rows top/bottom, columns left/right
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(x)
-        top, bottom, left, right = self.crop
-        if top or bottom or left or right:
-            y = y[..., top : y.shape[-2] - bottom, left : y.shape[-1] - right]
-        return pixel_shuffle(y, self.scale)
+        return crop_and_shuffle(self.conv(x), self.crop, self.scale)
 
 
 #: below this many output channels a pixel shuffle is faster as a view + one copy than as
@@ -184,36 +195,68 @@ def _axis_taps(k: int, s: int, p: int) -> tuple[int, int]:
     return d_max, d_max - d_min + 1
 
 
-def _subpixel_from(tconv: nn.ConvTranspose2d) -> SubPixelConv | None:
+@dataclass(frozen=True)
+class SubPixelPlan:
+    """How an exact ``scale``-times upsampling ``ConvTranspose2d`` runs as a stride-1 convolution to
+    ``scale**2`` times the channels followed by a pixel shuffle (made by :func:`subpixel_plan`).
+
+    index: for every tap of the stride-1 kernel, phase by phase (``scale**2 x Ky x Kx``, flattened),
+    the transposed kernel's tap it takes (``ky*kx`` flattened), or ``ky*kx`` for a zero.
+    pads: the zero padding (left, right, top, bottom) the stride-1 convolution needs."""
+
+    scale: int
+    taps: tuple[int, int]
+    index: torch.Tensor
+    pads: tuple[int, int, int, int]
+
+    def kernel(self, weight: torch.Tensor) -> torch.Tensor:
+        """The stride-1 kernel ``(out * s*s, in, Ky, Kx)`` of a transposed kernel ``(in, out, ky, kx)``
+        (differentiable in ``weight``)."""
+        cin, cout = weight.shape[0], weight.shape[1]
+        s2, (Ky, Kx) = self.scale * self.scale, self.taps
+        flat = torch.cat([weight.reshape(cin, cout, -1), weight.new_zeros(cin, cout, 1)], dim=2)
+        k = flat.index_select(2, self.index.to(weight.device)).reshape(cin, cout, s2, Ky, Kx)
+        return k.permute(1, 2, 0, 3, 4).reshape(cout * s2, cin, Ky, Kx)
+
+    def bias(self, bias: torch.Tensor) -> torch.Tensor:
+        return bias.repeat_interleave(self.scale * self.scale)
+
+
+def subpixel_plan(tconv: nn.ConvTranspose2d) -> SubPixelPlan | None:
+    """The :class:`SubPixelPlan` of ``tconv``, or None when its output is not exactly ``stride``
+    times its input (``kernel - 2 * padding - stride + output_padding == 0``) or it is grouped,
+    dilated or not zero-padded."""
     sy, sx = tconv.stride
     if sy != sx or sy < 2 or tconv.groups != 1 or tconv.dilation != (1, 1) or tconv.padding_mode != "zeros":
         return None
     s = sy
     (ky, kx), (py, px), (oy, ox) = tconv.kernel_size, tconv.padding, tconv.output_padding
-    # output length (H-1)*s - 2p + k + op must be exactly H*s
     if ky - 2 * py - s + oy != 0 or kx - 2 * px - s + ox != 0:
         return None
     Py, Ky = _axis_taps(ky, s, py)
     Px, Kx = _axis_taps(kx, s, px)
-    w = tconv.weight.detach()  # (in, out, ky, kx)
-    cin, cout = w.shape[0], w.shape[1]
-    new_w = torch.zeros(cout * s * s, cin, Ky, Kx, dtype=w.dtype)
+    index = torch.full((s * s, Ky, Kx), ky * kx, dtype=torch.long)
     for ry in range(s):
         for rx in range(s):
             for jy in range(Ky):
                 ty = (Py - jy) * s + ry + py
-                if not 0 <= ty < ky:
-                    continue
                 for jx in range(Kx):
                     tx = (Px - jx) * s + rx + px
-                    if not 0 <= tx < kx:
-                        continue
-                    new_w[ry * s + rx :: s * s, :, jy, jx] = w[:, :, ty, tx].t()
-    conv = nn.Conv2d(cin, cout * s * s, (Ky, Kx), bias=tconv.bias is not None)
-    conv.weight = nn.Parameter(new_w, requires_grad=False)
+                    if 0 <= ty < ky and 0 <= tx < kx:
+                        index[ry * s + rx, jy, jx] = ty * kx + tx
+    return SubPixelPlan(s, (Ky, Kx), index.flatten(), (Px, Kx - 1 - Px, Py, Ky - 1 - Py))
+
+
+def _subpixel_from(tconv: nn.ConvTranspose2d) -> SubPixelConv | None:
+    plan = subpixel_plan(tconv)
+    if plan is None:
+        return None
+    w = tconv.weight.detach()  # (in, out, ky, kx)
+    conv = nn.Conv2d(w.shape[0], w.shape[1] * plan.scale**2, plan.taps, bias=tconv.bias is not None)
+    conv.weight = nn.Parameter(plan.kernel(w), requires_grad=False)
     if tconv.bias is not None:
-        conv.bias = nn.Parameter(tconv.bias.detach().repeat_interleave(s * s), requires_grad=False)
-    return SubPixelConv(conv, s, (Px, Kx - 1 - Px, Py, Ky - 1 - Py))
+        conv.bias = nn.Parameter(plan.bias(tconv.bias.detach()), requires_grad=False)
+    return SubPixelConv(conv, plan.scale, plan.pads)
 
 
 def convtranspose_to_pixelshuffle(module: nn.Module) -> tuple[nn.Module, int]:

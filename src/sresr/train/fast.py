@@ -26,56 +26,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..optimize import _axis_taps, pixel_shuffle
+from ..optimize import SubPixelPlan, _padding_and_crop, crop_and_shuffle, subpixel_plan
 
 __all__ = ["SubPixelConvTranspose2d", "subpixel_transposed_convs", "FastPReLU", "fast_prelu", "training_forms"]
-
-
-def _plan(tconv: nn.ConvTranspose2d) -> tuple | None:
-    """(index, taps, pads, crop) rebuilding the sub-pixel kernel from the weight, or None when the
-    layer is not an exact ``stride``-times upsampler."""
-    sy, sx = tconv.stride
-    if sy != sx or sy < 2 or tconv.groups != 1 or tconv.dilation != (1, 1) or tconv.padding_mode != "zeros":
-        return None
-    s = sy
-    (ky, kx), (py, px), (oy, ox) = tconv.kernel_size, tconv.padding, tconv.output_padding
-    if ky - 2 * py - s + oy != 0 or kx - 2 * px - s + ox != 0:
-        return None
-    Py, Ky = _axis_taps(ky, s, py)
-    Px, Kx = _axis_taps(kx, s, px)
-    zero = ky * kx  # index of an appended zero tap
-    index = torch.full((s * s, Ky, Kx), zero, dtype=torch.long)
-    for ry in range(s):
-        for rx in range(s):
-            for jy in range(Ky):
-                ty = (Py - jy) * s + ry + py
-                for jx in range(Kx):
-                    tx = (Px - jx) * s + rx + px
-                    if 0 <= ty < ky and 0 <= tx < kx:
-                        index[ry * s + rx, jy, jx] = ty * kx + tx
-    top, bottom, left, right = Py, Ky - 1 - Py, Px, Kx - 1 - Px
-    pad_y, pad_x = max(top, bottom), max(left, right)
-    crop = (pad_y - top, pad_y - bottom, pad_x - left, pad_x - right)
-    return index.flatten(), (Ky, Kx), (pad_y, pad_x), crop
 
 
 class _SubPixelForward(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, layer):  # type: ignore[override]
-        index, (Ky, Kx), pads, (top, bottom, left, right) = layer._subpixel_plan
-        s = layer.stride[0]
-        cin, cout = weight.shape[0], weight.shape[1]
-        flat = torch.cat([weight.reshape(cin, cout, -1), weight.new_zeros(cin, cout, 1)], dim=2)
-        kernel = flat.index_select(2, index.to(weight.device)).reshape(cin, cout, s * s, Ky, Kx)
-        kernel = kernel.permute(1, 2, 0, 3, 4).reshape(cout * s * s, cin, Ky, Kx)
-        b = bias.repeat_interleave(s * s) if bias is not None else None
-        y = F.conv2d(x, kernel, b, padding=pads)
-        if top or bottom or left or right:
-            y = y[..., top : y.shape[-2] - bottom, left : y.shape[-1] - right]
+        plan = layer._subpixel_plan
+        y = F.conv2d(x, plan.kernel(weight), plan.bias(bias) if bias is not None else None,
+                     padding=layer._subpixel_padding)
         ctx.save_for_backward(x, weight)
         ctx.layer = layer
         ctx.has_bias = bias is not None
-        return pixel_shuffle(y, s)
+        return crop_and_shuffle(y, layer._subpixel_crop, plan.scale)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
@@ -92,7 +57,9 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
     """A ``ConvTranspose2d`` whose forward runs in sub-pixel form (see the module docstring).
     Made by :func:`subpixel_transposed_convs`, never constructed directly."""
 
-    _subpixel_plan: tuple
+    _subpixel_plan: SubPixelPlan
+    _subpixel_padding: tuple[int, int]
+    _subpixel_crop: tuple[int, int, int, int]
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if output_size is not None or input.dim() != 4:
@@ -106,10 +73,11 @@ def subpixel_transposed_convs(module: nn.Module) -> int:
     n = 0
     for child in module.modules():
         if type(child) is nn.ConvTranspose2d:
-            plan = _plan(child)
+            plan = subpixel_plan(child)
             if plan is not None:
                 child.__class__ = SubPixelConvTranspose2d
                 child._subpixel_plan = plan
+                child._subpixel_padding, child._subpixel_crop = _padding_and_crop(plan.pads)
                 n += 1
     return n
 
