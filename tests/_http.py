@@ -14,6 +14,9 @@ class FileServer:
 
     - ``/drop/NAME``: announces the full Content-Length of NAME, sends half, closes.
     - ``/slow/NAME``: sends NAME in 8 pieces with a pause between them.
+    - ``/nolen/NAME``: sends NAME without a Content-Length (the end is the connection closing).
+    - ``/nolen-drop/NAME``: the same, but closes after half of NAME (a cut nobody can see).
+    - ``/stall/NAME``: sends half of NAME, then waits (for a client killed mid-download).
     - anything else missing: 404.
     ``hits`` counts requests per path.
     """
@@ -32,7 +35,7 @@ class FileServer:
             def do_GET(self) -> None:  # noqa: N802
                 server.hits[self.path] = server.hits[self.path] + 1
                 mode, _, name = self.path.lstrip("/").partition("/")
-                if mode not in ("drop", "slow"):
+                if mode not in ("drop", "slow", "nolen", "nolen-drop", "stall"):
                     mode, name = "plain", self.path.lstrip("/")
                 body = server.files.get(name)
                 if body is None:
@@ -40,8 +43,20 @@ class FileServer:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
+                if mode.startswith("nolen"):
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body if mode == "nolen" else body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if mode == "stall":
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    time.sleep(30)
+                    return
                 if mode == "drop":
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()

@@ -577,3 +577,37 @@ def test_integer_output_equals_rounding_the_float_output(case, monkeypatch):
         ja = decode_image(encode_image(ref, "jpg", quality=100), "a.jpg").pixels
         jb = decode_image(encode_image(got, "jpg", quality=100), "b.jpg").pixels
         assert np.abs(ja - jb).max() <= 8 / 255 and np.abs(ja - jb).mean() <= 1 / 255
+
+
+class _Tf32Probe(torch.nn.Module):
+    """Records whether TF32 was allowed while it ran (the global switches PyTorch reads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+        self.seen: list[tuple[bool, bool]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return torch.nn.functional.pixel_shuffle(self.conv(x), 2)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp32_on_cuda_runs_without_tf32_and_restores_it():
+    from sresr.spec import ModelSpec
+
+    spec = ModelSpec(name="probe", factory="torch.nn:Identity", scales=(2,), receptive_field=1)
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        probe = _Tf32Probe()
+        up = Upscaler(LoadedModel(probe, spec, 2, "rgb", "test"), device="cuda", precision="fp32", optimize=False)
+        x = torch.rand(1, 3, 16, 16)
+        got = up.run(x)
+        assert up.module.seen and all(s == (False, False) for s in up.module.seen)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        cpu = Upscaler(LoadedModel(probe.cpu(), spec, 2, "rgb", "test"), device="cpu", optimize=False).run(x)
+        torch.testing.assert_close(got, cpu, atol=1e-6, rtol=0)  # IEEE fp32 on both
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -159,7 +159,7 @@ def test_never_overwrites_inputs(tmp_path, weights):
     PILImage.fromarray(_rgb(10, 12)).save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
     proc = sresr("upscale", str(tmp_path), "-o", str(tmp_path), "-m", "enginetoy", "-s", "2", "--weights", str(weights))
-    assert proc.returncode == 1 and "would overwrite an input" in proc.stderr
+    assert proc.returncode == 1 and "would overwrite the input" in proc.stderr
     assert (tmp_path / "a.png").read_bytes() == before
 
 

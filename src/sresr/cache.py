@@ -8,7 +8,9 @@ The root is ``$SRESR_HOME`` when set, else the per-user cache directory from pla
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ENV_HOME = "SRESR_HOME"
 ENV_OFFLINE = "SRESR_OFFLINE"
@@ -44,3 +46,22 @@ def _sub(name: str, create: bool) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def folder_hint() -> str:
+    """How to fix a cache folder that cannot be written."""
+    return (f"sresr keeps downloads and conversions in {home()} (set {ENV_HOME} to use another folder); "
+            "it must be a writable folder with free space")
+
+
+@contextmanager
+def writing(what: str, where: Path, error: type[Exception] | None = None) -> Iterator[None]:
+    """Turn an OSError raised while writing ``what`` into the cache (a full disk, no permission,
+    ``SRESR_HOME`` naming a file) into one line naming the place and how to fix it."""
+    from .errors import SresrError
+
+    try:
+        yield
+    except OSError as exc:
+        cls = error or SresrError
+        raise cls(f"cannot write {what} to {where}: {exc.strerror or exc}", hint=folder_hint()) from None  # type: ignore[call-arg]

@@ -147,35 +147,15 @@ def list_datasets() -> list[DatasetInfo]:
 
 # -- images ---------------------------------------------------------------------------------------
 def read_image(path: str | Path) -> np.ndarray:
-    """uint8 ``(H, W)`` for grayscale files, ``(H, W, 3)`` RGB otherwise (alpha dropped)."""
-    from PIL import Image
+    """uint8 ``(H, W)`` for grey files, ``(H, W, 3)`` RGB otherwise (alpha dropped), decoded by
+    :func:`sresr.imaging.io.read_image` (the one strict reader: EXIF orientation applied, 16-bit
+    files rounded to 8 bits)."""
+    from .imaging.io import quantize
+    from .imaging.io import read_image as decode
 
-    try:
-        if Path(path).stat().st_size == 0:
-            raise ImageError(f"{path}: empty file (0 bytes)", hint="the file is not an image; remove it or re-export it")
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("1", "L", "LA") or (im.mode == "P" and _palette_is_gray(im)):
-                return np.array(im.convert("L"))
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.array(im).astype(np.float64)
-                return np.floor(arr / 257.0 + 0.5).clip(0, 255).astype(np.uint8)
-            return np.array(im.convert("RGB"))
-    except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
-    except ImageError:
-        raise
-    except Exception as exc:  # PIL raises many kinds
-        raise ImageError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from None
-
-
-def _palette_is_gray(im: object) -> bool:
-    try:
-        rgb = im.convert("RGB")  # type: ignore[attr-defined]
-        arr = np.asarray(rgb)
-        return bool((arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all())
-    except Exception:
-        return False
+    image = decode(path)
+    pixels = quantize(image.pixels, 8)
+    return pixels[:, :, 0] if image.mode == "gray" else pixels
 
 
 def write_png(path: Path, img: np.ndarray) -> None:

@@ -14,15 +14,15 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from . import cache
+from .atomic import make_temp, remove_stale_temps
 from .errors import DatasetError, SresrError, WeightsError
 
 CHUNK = 1 << 20
@@ -58,10 +58,14 @@ def download(
     what: str = "weights",
     offline_hint: str | None = None,
     timeout: float = TIMEOUT_S,
+    validate: Callable[[Path], None] | None = None,
 ) -> Path:
     """Fetch ``url`` to ``dest`` and return ``dest``.
 
     - ``dest`` already present (and matching ``sha256`` when given): returned at once.
+    - ``validate(path)`` (for files whose sha256 is unknown) raises :class:`SresrError` unless
+      ``path`` parses as what it claims to be: a download is kept only when it passes, and a file
+      already at ``dest`` that fails it is removed and fetched again, once.
     - Otherwise the body streams into ``.DEST.*.part`` in the same folder, is verified, and is
       renamed onto ``dest`` atomically. A sha256 mismatch raises (``expected ... got ...``) and
       leaves nothing behind; so does a 404 or a connection that drops mid-file.
@@ -73,7 +77,7 @@ def download(
     dest = Path(dest)
     err = error_class(what)
     sha256 = sha256.lower() if sha256 else None
-    if _valid(dest, sha256):
+    if _valid(dest, sha256, validate):
         return dest
     if cache.offline():
         raise err(
@@ -84,11 +88,13 @@ def download(
     scheme = url.split(":", 1)[0].lower()
     if scheme not in ("http", "https"):
         raise err(f"cannot download {what} from {url}: only http and https URLs are supported")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    with cache.writing(f"the {what} download", dest.parent, err):
+        dest.parent.mkdir(parents=True, exist_ok=True)
     with _locked(dest):
-        if _valid(dest, sha256):  # another process fetched it while we waited
+        remove_stale_temps(dest, ".part")  # left by a download that was killed
+        if _valid(dest, sha256, validate):  # another process fetched it while we waited
             return dest
-        _fetch(url, dest, sha256, progress, what, err, timeout)
+        _fetch(url, dest, sha256, progress, what, err, timeout, validate)
     return dest
 
 
@@ -102,20 +108,27 @@ def _default_offline_hint(url: str, dest: Path, what: str) -> str:
 
 
 def temp_path(dest: Path) -> Path:
-    """A new empty ``.DEST.*.part`` file next to ``dest``, with the permissions of a normal
-    new file (mkstemp's are 0600), for write-then-``os.replace``."""
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    os.close(fd)
+    """A new empty ``.DEST.<host>.<pid>-*.part`` file next to ``dest``, with the permissions of a
+    normal new file (mkstemp's are 0600), for write-then-``os.replace``."""
+    tmp = make_temp(dest, ".part")
     mask = os.umask(0)
     os.umask(mask)
-    os.chmod(name, 0o666 & ~mask)
-    return Path(name)
+    os.chmod(tmp, 0o666 & ~mask)
+    return tmp
 
 
-def _valid(dest: Path, sha256: str | None) -> bool:
+def _valid(dest: Path, sha256: str | None, validate: Callable[[Path], None] | None = None) -> bool:
     if not dest.is_file():
         return False
-    return sha256 is None or sha256_file(dest) == sha256
+    if sha256 is not None:
+        return sha256_file(dest) == sha256
+    if validate is not None:
+        try:
+            validate(dest)
+        except SresrError:
+            dest.unlink(missing_ok=True)  # damaged or never whole: fetched again
+            return False
+    return True
 
 
 def _fetch(
@@ -126,10 +139,12 @@ def _fetch(
     what: str,
     err: type[SresrError],
     timeout: float,
+    validate: Callable[[Path], None] | None = None,
 ) -> None:
     from . import __version__
 
-    tmp = temp_path(dest)
+    with cache.writing(f"the {what} download", dest.parent, err):
+        tmp = temp_path(dest)
     try:
         with open(tmp, "wb") as out:
             request = urllib.request.Request(url, headers={"User-Agent": f"sresr/{__version__}"})
@@ -137,7 +152,8 @@ def _fetch(
                 with urllib.request.urlopen(request, timeout=timeout) as resp:
                     total = resp.headers.get("Content-Length")
                     total_n = int(total) if total and total.isdigit() else None
-                    digest, received = _stream(resp, out, total_n, progress and sys.stderr.isatty(), dest.name)
+                    digest, received = _stream(resp, out, total_n, progress and sys.stderr.isatty(), dest.name,
+                                               lambda: cache.writing(f"the {what} download", dest.parent, err))
             except urllib.error.HTTPError as exc:
                 raise err(
                     f"could not download {what} from {url}: HTTP {exc.code} {exc.reason}",
@@ -166,6 +182,13 @@ def _fetch(
                 f"{what} downloaded from {url} failed verification: expected sha256 {sha256}, got {digest}",
                 hint="the file on the server differs from the one declared; nothing was kept",
             )
+        if validate is not None:
+            try:
+                validate(tmp)
+            except SresrError as exc:
+                reason = exc.message.replace(f"{tmp}: ", "").replace(str(tmp), "the download")
+                raise err(f"{what} downloaded from {url} are not usable: {reason}",
+                          hint="nothing was kept; check the URL (an error page or a cut-short transfer?)") from None
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -180,8 +203,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def _stream(
-    resp: BinaryIO, out: BinaryIO, total: int | None, show: bool, label: str
+    resp: BinaryIO, out: BinaryIO, total: int | None, show: bool, label: str,
+    writing: Callable[[], Any] = nullcontext,
 ) -> tuple[str, int]:
+    """Copy ``resp`` to ``out``, hashing. A failed local write (a full disk) is raised inside
+    ``writing()``, so it is not mistaken for the connection breaking off."""
     h = hashlib.sha256()
     received = 0
     with _progress_bar(show, label, total) as advance:
@@ -189,7 +215,8 @@ def _stream(
             block = resp.read(CHUNK)
             if not block:
                 break
-            out.write(block)
+            with writing():
+                out.write(block)
             h.update(block)
             received += len(block)
             advance(len(block))
@@ -237,7 +264,8 @@ def _locked(dest: Path) -> Iterator[None]:
         return
     lock_path = dest.with_name(dest.name + ".lock")
     while True:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        with cache.writing("a download lock", dest.parent, WeightsError):
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:

@@ -9,7 +9,14 @@ any size, tiled, on the chosen device and precision.
 - ``upscale_image(image)``: an :class:`sresr.imaging.io.Image` (grey, RGB, alpha, 8/16-bit) ->
   the upscaled :class:`Image` with the same mode, bit depth, ICC profile and EXIF. With
   ``depth=8`` or ``16`` its pixels come back already rounded to uint8/uint16 (what the encoders
-  write), stored tile by tile, so no full-size float image is ever made: the CLI's path.
+  write), stored tile by tile, so no full-size float image is ever made: the CLI's path. A numpy
+  array (``H x W``, ``H x W x 1/2/3/4``: grey, grey + alpha, RGB, RGBA; uint8, uint16 or float in
+  [0, 1]) gives back an array of the same layout and dtype, a PIL image a PIL image.
+
+Inputs are checked before any work: float pixels must be finite and within [0, 1] (integer
+tensors and arrays are scaled by 255 or 65535), and ``outscale`` must be positive, with an output
+of at most :data:`MAX_OUTPUT_PIXELS`; anything else is a :class:`~sresr.errors.UsageError` that
+says what is expected, never silent black or white blocks.
 
 Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
 field, so the result equals an untiled run. Memory is bounded by the tile: the image and the
@@ -22,16 +29,17 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import SresrError, UsageError
+from .ranks import local_rank
 from .imaging.io import Image
 from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
@@ -44,6 +52,10 @@ __all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "Ou
 UNKNOWN_RF_PAD = 32
 #: The smallest tile the out-of-memory fallback goes down to.
 MIN_TILE = 16
+#: The largest output (pixels) ``upscale_image`` makes: 4.3 GPix, 13 GB as 8-bit RGB.
+MAX_OUTPUT_PIXELS = 1 << 32
+#: Float pixels beyond [0, 1] by more than this are an input mistake (0-255 values), not rounding.
+_RANGE_SLACK = 0.01
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
 BlockCallback = Callable[[int, int, int, int, torch.Tensor], None]  # (y0, y1, x0, x1, a tile core's output)
@@ -100,7 +112,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     name = (device or "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
-            index = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+            index = local_rank() % torch.cuda.device_count()
             return torch.device("cuda", index)
         if _mps_available():
             return torch.device("mps")
@@ -115,7 +127,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         if not torch.cuda.is_available():
             raise UsageError(f"device '{device}' is not available: torch sees no CUDA GPU", hint="use --device cpu or auto")
         if name == "cuda":
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+            return torch.device("cuda", local_rank() % torch.cuda.device_count())
         try:
             index = int(name.split(":", 1)[1])
         except ValueError:
@@ -297,12 +309,13 @@ class Upscaler:
         xb = windows.to(self.device, self.dtype, non_blocking=True)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
+        with torch.inference_mode(), ieee_fp32(self.device, self.dtype):
             y = self.module(xb)
             if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
                 self.stats.fp32_fallbacks += 1
                 self.stats.events.append("non-finite half-precision output recomputed in fp32")
-                y = self._fp32_module()(self._to_fp32_input(windows))
+                with ieee_fp32(self.device, torch.float32):
+                    y = self._fp32_module()(self._to_fp32_input(windows))
         return y.to("cpu", torch.float32)
 
     def _to_fp32_input(self, windows: torch.Tensor) -> torch.Tensor:
@@ -406,13 +419,13 @@ class Upscaler:
         as it is computed, and None is returned: the output never exists whole (one image at a
         time; a block may come again after an out-of-memory retry)."""
         if x.dim() != 4:
-            raise ValueError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
+            raise UsageError(f"expected an NxCxHxW tensor, got shape {tuple(x.shape)}")
         if x.shape[1] != self.in_channels:
-            raise ValueError(
+            raise UsageError(
                 f"model '{self.spec.name}' ({self.colorspace}) takes {self.in_channels} channel(s), got {x.shape[1]}"
             )
         t0 = time.perf_counter()
-        x = x.detach().to("cpu", torch.float32)
+        x = _float_pixels(x)
         lr_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if self.spec.input == "upsampled":
             from .imaging.resize import imresize
@@ -449,13 +462,20 @@ class Upscaler:
     def upscale_rgb(
         self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``N x 3 x H x W`` RGB in [0, 1] -> upscaled RGB (float32, CPU, [0, 1]).
+        """``N x 3 x H x W`` RGB in [0, 1] (a float tensor, or uint8 / uint16 scaled by 255 /
+        65535) -> upscaled RGB (float32, CPU, [0, 1]). A numpy array or PIL image is upscaled by
+        :meth:`upscale_image` and comes back as one.
 
         ``out`` (``N x 3 x H*s x W*s``, any strides: an ``H x W x 3`` array's permuted view, say)
         receives the result; uint8/uint16 gets it rounded as the encoders would. Returns ``out``."""
+        if not isinstance(x, torch.Tensor):
+            if out is not None:
+                raise UsageError("out= takes a tensor input")
+            return self.upscale_image(x, on_tiles=on_tiles)  # type: ignore[arg-type,return-value]
         if x.dim() != 4 or x.shape[1] != 3:
-            raise ValueError(f"expected an Nx3xHxW RGB tensor, got shape {tuple(x.shape)}")
-        x = x.detach().to("cpu", torch.float32)
+            raise UsageError(f"expected an Nx3xHxW RGB tensor, got shape {tuple(x.shape)}",
+                             hint="add a batch dimension with x[None]; grey images: x.expand(-1, 3, -1, -1)")
+        x = _float_pixels(x)
         n, _, h, w = x.shape
         s = self.scale
         if out is None:
@@ -525,15 +545,28 @@ class Upscaler:
         rounded straight into the integer canvas: a quarter (8-bit) or half (16-bit) of the float
         image's memory, and no float copy of the output exists."""
         if depth not in (None, 8, 16):
-            raise ValueError(f"depth must be None, 8 or 16, got {depth!r}")
+            raise UsageError(f"depth must be None, 8 or 16, got {depth!r}")
+        if not isinstance(image, Image):
+            return _upscale_foreign(self, image, outscale, on_tiles)
         from .imaging.io import as_float, quantize
 
         h, w = image.height, image.width
         s = self.scale
-        px = torch.from_numpy(np.ascontiguousarray(as_float(image.pixels))).permute(2, 0, 1).unsqueeze(0)
-        gray = px.shape[1] == 1
+        if outscale is not None:
+            if isinstance(outscale, bool) or not isinstance(outscale, (int, float)) or not math.isfinite(outscale) \
+                    or outscale <= 0:
+                raise UsageError(f"outscale must be a positive number, got {outscale!r}")
         resampling = outscale is not None and not math.isclose(float(outscale), float(s))
         out_h, out_w = (max(1, round(h * outscale)), max(1, round(w * outscale))) if resampling else (h * s, w * s)
+        if out_h * out_w > MAX_OUTPUT_PIXELS:
+            raise UsageError(f"the output would be {out_w} x {out_h} pixels ({out_w * out_h / 1e9:.3g} GPix), more than "
+                             f"the {MAX_OUTPUT_PIXELS / 1e9:.3g} GPix sresr makes",
+                             hint="use a smaller --outscale (or split the image)")
+        _check_finite(image.pixels, "pixels")
+        if image.alpha is not None:
+            _check_finite(image.alpha, "alpha")
+        px = torch.from_numpy(np.ascontiguousarray(as_float(image.pixels))).permute(2, 0, 1).unsqueeze(0)
+        gray = px.shape[1] == 1
         if depth is not None and not gray and not resampling:
             # rounded tile by tile into the integer image. torch's allocator, not numpy's: numpy asks
             # for transparent huge pages on large arrays, and faulting those in tile by tile across
@@ -571,6 +604,110 @@ class Upscaler:
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
+
+
+@contextmanager
+def ieee_fp32(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
+    """fp32 means fp32: on CUDA, PyTorch lets cuDNN convolutions (and, when asked, matmuls) round
+    their inputs to TF32's 10-bit mantissa, which would make fp32 results (the protocol's numbers,
+    the exact-tiling guarantee) depend on the card. Turned off for sresr's own fp32 work, and
+    restored after."""
+    if device.type != "cuda" or dtype != torch.float32:
+        yield
+        return
+    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+def _check_finite(a: Any, what: str) -> None:
+    """Float pixels must be finite and within [0, 1] (within rounding); integers are always fine."""
+    if isinstance(a, torch.Tensor):
+        if not a.is_floating_point():
+            return
+        t = a.detach()
+        finite = bool(torch.isfinite(t).all())
+        lo, hi = (float(t.min()), float(t.max())) if finite and t.numel() else (0.0, 0.0)
+    else:
+        arr = np.asarray(a)
+        if arr.dtype.kind != "f":
+            return
+        finite = bool(np.isfinite(arr).all())
+        lo, hi = (float(arr.min()), float(arr.max())) if finite and arr.size else (0.0, 0.0)
+    if not finite:
+        raise UsageError(f"the input {what} hold NaN or infinite values", hint="give finite pixel values in [0, 1]")
+    if lo < -_RANGE_SLACK or hi > 1 + _RANGE_SLACK:
+        hint = "divide 0-255 values by 255 (or pass a uint8 array)" if hi > 2 else "clip the values to [0, 1]"
+        raise UsageError(f"the input {what} range over [{lo:g}, {hi:g}]; float pixels must lie in [0, 1]", hint=hint)
+
+
+def _float_pixels(x: torch.Tensor) -> torch.Tensor:
+    """A float32 CPU tensor in [0, 1] from a float (checked), uint8 or uint16 (scaled) tensor."""
+    peak = {torch.uint8: 255.0, torch.uint16: 65535.0}.get(x.dtype)
+    if peak is not None:
+        return x.detach().to("cpu", torch.float32) / peak
+    if not x.is_floating_point():
+        raise UsageError(f"unsupported tensor dtype {x.dtype}", hint="use float in [0, 1], uint8 or uint16")
+    _check_finite(x, "pixels")
+    return x.detach().to("cpu", torch.float32)
+
+
+def _upscale_foreign(up: "Upscaler", image: Any, outscale: float | None, on_tiles: TileCallback | None) -> Any:
+    """``upscale_image`` of a numpy array or a PIL image, returned as the same kind of thing."""
+    from .imaging.io import quantize
+
+    pil = None
+    if type(image).__module__.startswith("PIL.") and hasattr(image, "mode"):
+        pil = image
+        mode = image.mode
+        if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+            arr = np.asarray(image).astype(np.uint16)
+        else:
+            want = {"1": "L", "P": "RGBA" if "transparency" in image.info else "RGB", "CMYK": "RGB",
+                    "YCbCr": "RGB", "PA": "RGBA", "La": "LA", "RGBa": "RGBA", "RGBX": "RGB"}.get(mode, mode)
+            if want not in ("L", "LA", "RGB", "RGBA"):
+                raise UsageError(f"unsupported PIL image mode {mode!r}", hint="convert it to RGB or RGBA first")
+            arr = np.asarray(image.convert(want) if want != mode else image)
+    elif isinstance(image, np.ndarray):
+        arr = image
+    else:
+        raise UsageError(f"cannot upscale a {type(image).__module__}.{type(image).__qualname__}",
+                         hint="pass an sresr Image, a numpy array (H x W x C) or a PIL image")
+    a = arr[:, :, None] if arr.ndim == 2 else arr
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise UsageError(f"expected an H x W or H x W x C array (C = 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA), "
+                         f"got shape {tuple(arr.shape)}", hint="channels last; for CHW arrays use a.transpose(1, 2, 0)")
+    kind = a.dtype
+    if kind == np.uint8:
+        f, depth = a.astype(np.float32) / np.float32(255), 8
+    elif kind == np.uint16:
+        f, depth = a.astype(np.float32) / np.float32(65535), 16
+    elif kind.kind == "f":
+        _check_finite(a, "pixels")
+        f, depth = np.clip(a.astype(np.float32), 0, 1), 8
+    else:
+        raise UsageError(f"unsupported array dtype {kind}", hint="use uint8, uint16, or float in [0, 1]")
+    colour = 3 if a.shape[2] >= 3 else 1
+    alpha = f[:, :, colour] if a.shape[2] in (2, 4) else None
+    result = up.upscale_image(Image(np.ascontiguousarray(f[:, :, :colour]), alpha, depth), outscale, on_tiles)
+    planes = [result.pixels] + ([result.alpha[:, :, None]] if result.alpha is not None else [])
+    out = np.concatenate(planes, axis=2) if len(planes) > 1 else planes[0]
+    if kind in (np.uint8, np.uint16):
+        out = quantize(out, 8 if kind == np.uint8 else 16)
+    else:
+        out = out.astype(kind, copy=False)
+    out = out[:, :, 0] if arr.ndim == 2 else out
+    if pil is None:
+        return out
+    from PIL import Image as PILImage
+
+    if out.dtype == np.uint16:
+        return PILImage.fromarray(out if out.ndim == 2 else out[:, :, 0], mode="I;16")
+    return PILImage.fromarray(np.ascontiguousarray(out))
 
 
 def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -55,9 +55,29 @@ class UnsafeCheckpointError(WeightsError):
     """A checkpoint that needs arbitrary unpickling (and would run code)."""
 
 
+class ScaleUnknownError(LayoutError):
+    """Weights of a known layout whose tensors cannot tell the scale (FSRCNN's transposed conv)."""
+
+
+class DamagedWeightsError(WeightsError):
+    """A weights file whose content no longer matches the digest recorded when it was written."""
+
+
 class ImageError(SresrError):
-    """An input image that cannot be decoded, or is too large."""
+    """An input image that cannot be decoded, or is too large; an output that cannot be written."""
+
+
+class NoSpaceError(ImageError):
+    """An output that cannot be written because its device (or quota) is full."""
 
 
 class DatasetError(SresrError):
     """A dataset that cannot be found, downloaded or verified."""
+
+
+def shown(path: object) -> str:
+    """A path (or name) as messages show it: as is when printable, else quoted with escapes
+    (``'a\\nb.png'``), so a newline or a terminal control character in a file name can neither
+    split a one-line message nor reach the terminal raw."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)

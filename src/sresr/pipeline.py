@@ -4,7 +4,10 @@
 - :func:`upscale_paths`: files and folders in, an output folder out. Decoding and encoding run
   in background threads while the model computes; every output is written atomically (a hidden
   temporary file renamed into place), so an interrupted run leaves only complete files and the
-  same command run again skips them (unless ``overwrite``). A bad input becomes one
+  same command run again skips them (unless ``overwrite``). Each output records what made it
+  (:class:`OutputRecord`: model, weights sha256, scale, output options, input sha256); an existing
+  output that another model, option or input made (or that holds no record) is never skipped as
+  done nor silently replaced: it fails with a line saying how it differs. A bad input becomes one
   :class:`FileResult` with ``status="failed"`` and a one-line ``error``; the others go on.
   Inputs are never overwritten. Under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` in the
   environment) each rank takes every ``WORLD_SIZE``-th input, so each output has one writer.
@@ -14,15 +17,22 @@ This module does not import torch at import time.
 
 from __future__ import annotations
 
+import functools
+import json
+import math
 import os
 import re
+import stat
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
-from .errors import SresrError, UsageError
+from . import ranks
+from .download import sha256_file
+
+from .errors import NoSpaceError, SresrError, UsageError, shown
 from .imaging.io import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_PNG_COMPRESSION,
@@ -30,6 +40,7 @@ from .imaging.io import (
     format_for_path,
     output_depth,
     read_image,
+    read_record,
     remove_stale_temps,
     write_image,
 )
@@ -42,6 +53,7 @@ __all__ = [
     "UpscaleOptions",
     "Job",
     "FileResult",
+    "OutputRecord",
     "Reporter",
     "IMAGE_EXTENSIONS",
     "collect_jobs",
@@ -156,11 +168,21 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _check_suffix(suffix: str) -> None:
+    """A suffix is part of a file name: no folder separators, nothing unprintable."""
+    bad = [c for c in ("/", "\\", os.sep, os.altsep or "/") if c in suffix]
+    if bad or not suffix.isprintable() or suffix in (".", ".."):
+        raise UsageError(f"--suffix {shown(suffix)} is not a file-name part",
+                         hint="a suffix is added to each output's name: no '/' or '\\', no control characters")
+
+
 def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str], options: UpscaleOptions) -> list[Job]:
     """Expand files and folders into jobs (source -> output), in a stable natural order.
 
     Missing inputs and an empty selection are :class:`UsageError`; outputs that would collide
-    or overwrite an input become jobs with an ``error``.
+    or overwrite an input become jobs with an ``error``. Every output lies inside ``outdir``.
+    A folder scan leaves out the output folder when that lies inside the scanned folder (the
+    outputs of an earlier run), never the inputs themselves.
     """
     fmt = options.format.lower()
     fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
@@ -168,14 +190,17 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
         raise UsageError(f"unknown format '{options.format}'", hint=f"use same, {', '.join(FORMATS)}")
     if not 0 <= options.png_compression <= 9:
         raise UsageError(f"PNG compression must be 0-9, got {options.png_compression}")
+    _check_suffix(options.suffix)
     out_root = Path(outdir)
     if out_root.exists() and not out_root.is_dir():
-        raise UsageError(f"the output {out_root} is a file, not a folder", hint="-o takes a folder (new or existing)")
+        raise UsageError(f"the output {shown(out_root)} is a file, not a folder", hint="-o takes a folder (new or existing)")
     out_abs = out_root.resolve()
     pairs: list[tuple[Path, Path]] = []  # (source, relative output path)
     for raw in inputs:
         src = Path(raw)
         if src.is_dir():
+            src_abs = src.resolve()
+            out_below = out_abs != src_abs and _inside(out_abs, src_abs)  # -o inside the scanned folder
             pattern = "**/*" if options.recursive else "*"
             found = []
             for p in src.glob(pattern):
@@ -184,7 +209,7 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
                     continue  # hidden files, our own temporary files
                 if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS:
                     continue
-                if _inside(p.resolve(), out_abs) and out_abs != src.resolve():
+                if out_below and _inside(p.resolve(), out_abs):
                     continue  # outputs of an earlier run inside the input tree
                 found.append(p)
             for p in sorted(found, key=_natural_key):
@@ -193,22 +218,26 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
         elif src.exists():
             pairs.append((src, Path(_output_name(src, fmt, options.suffix))))
         else:
-            raise UsageError(f"input '{src}' does not exist")
+            raise UsageError(f"input {shown(src)} does not exist")
     if not pairs:
-        names = ", ".join(str(p) for p in inputs)
+        names = ", ".join(shown(p) for p in inputs)
         hint = "add -r to search sub-folders" if not options.recursive else None
         raise UsageError(f"no images found in {names}", hint=hint)
-    sources = {p.resolve() for p, _ in pairs}
+    sources = {p.resolve(): p for p, _ in pairs}
     seen: dict[Path, Path] = {}
+    root_text = os.path.abspath(out_root)
     jobs = []
     for src, rel in pairs:
         out = out_root / rel
         key = out.resolve()
         error = None
-        if key in sources:
-            error = f"the output {out} would overwrite an input; use another -o folder or a --suffix"
+        if os.path.commonpath([root_text, os.path.abspath(out)]) != root_text:  # never outside -o
+            error = f"{shown(src)}: its output {shown(out)} would lie outside {shown(out_root)}"
+        elif key in sources:
+            error = (f"{shown(src)}: its output {shown(out)} would overwrite the input {shown(sources[key])}; "
+                     "use another -o folder or a --suffix")
         elif key in seen:
-            error = f"the output {out} is also the output of {seen[key]}; use --suffix or --format"
+            error = f"{shown(src)}: its output {shown(out)} is also the output of {shown(seen[key])}; use --suffix or --format"
         else:
             seen[key] = src
         jobs.append(Job(src, out, error))
@@ -217,8 +246,8 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
 
 def shard(jobs: Sequence[Job], rank: int | None = None, world_size: int | None = None) -> list[Job]:
     """The jobs of one rank: every ``world_size``-th, from ``RANK`` / ``WORLD_SIZE`` by default."""
-    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
-    world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
+    rank = ranks.rank() if rank is None else rank
+    world_size = ranks.world_size() if world_size is None else world_size
     if world_size < 1 or not 0 <= rank < world_size:
         raise UsageError(f"invalid RANK={rank} / WORLD_SIZE={world_size}")
     return [j for i, j in enumerate(jobs) if i % world_size == rank]
@@ -295,19 +324,132 @@ def upscale_file(
     reports that as the result's ``warning``)."""
     options = options or UpscaleOptions()
     source, output = Path(source), Path(output)
+    fmt = format_for_path(output)
+    if fmt is None:
+        raise UsageError(f"cannot write {shown(output)}: sresr writes {', '.join(sorted(set(FORMATS.values())))} files",
+                         hint="give the output one of those extensions")
+    if output.is_dir():
+        raise UsageError(f"the output {shown(output)} is a folder", hint="give a file path")
     if output.exists() and source.exists() and os.path.samefile(source, output):
-        raise UsageError(f"refusing to overwrite the input {source}", hint="write to another path")
+        raise UsageError(f"refusing to overwrite the input {shown(source)}", hint="write to another path")
     upscaler = upscaler or make_upscaler(options)
     image = read_image(source, max_pixels=options.max_pixels)
-    fmt = format_for_path(output) or "png"
     result = upscaler.upscale_image(image, outscale=options.outscale, depth=output_depth(image, fmt))
-    return write_image(output, result, format=fmt, quality=options.quality, png_compression=options.png_compression)
+    record = OutputRecord.make(upscaler, options, fmt, image.source_sha256)
+    return write_image(output, result, format=fmt, quality=options.quality, png_compression=options.png_compression,
+                       record=record.to_text())
+
+
+@dataclass(frozen=True)
+class OutputRecord:
+    """What made an output, stored inside it (:func:`sresr.imaging.io.encode_image`'s ``record``:
+    a PNG text chunk, a TIFF ImageDescription, a JPEG comment, WebP XMP), so a rerun skips an
+    existing output only when the same model, weights, scale, output options and input made it.
+    Tile size, batch, device and thread count are left out: they do not change the pixels beyond
+    rounding (tiling is exact)."""
+
+    model: str
+    weights: str  # the weights' id ("fsrcnn.x2", a path...); compared only when no sha256 is known
+    weights_sha256: str
+    scale: int
+    outscale: float | None
+    format: str
+    quality: int | None  # JPEG/WebP only
+    png_compression: int | None  # PNG only
+    input_sha256: str
+
+    VERSION = 1
+
+    @classmethod
+    def make(cls, upscaler: "Upscaler", options: UpscaleOptions, fmt: str, input_sha256: str) -> "OutputRecord":
+        loaded = upscaler.loaded
+        outscale = None if options.outscale is None or math.isclose(options.outscale, upscaler.scale) \
+            else float(options.outscale)
+        return cls(
+            model=loaded.name,
+            weights=loaded.weights_id,
+            weights_sha256=getattr(loaded, "weights_sha256", ""),
+            scale=int(upscaler.scale),
+            outscale=outscale,
+            format=fmt,
+            quality=int(options.quality) if fmt in ("jpg", "webp") else None,
+            png_compression=int(options.png_compression) if fmt == "png" else None,
+            input_sha256=input_sha256,
+        )
+
+    def to_text(self) -> str:
+        return json.dumps({"sresr": self.VERSION, **asdict(self)}, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str | None) -> "OutputRecord | None":
+        try:
+            data = json.loads(text) if text else None
+            if not isinstance(data, dict) or data.pop("sresr", None) != cls.VERSION:
+                return None
+            return cls(**data)
+        except (ValueError, TypeError):
+            return None
+
+    def same_output(self, other: "OutputRecord") -> bool:
+        mine, theirs = asdict(self), asdict(other)
+        if self.weights_sha256 and other.weights_sha256:
+            mine.pop("weights"), theirs.pop("weights")  # the same file under another name or path
+        return mine == theirs
+
+    def differences(self, other: "OutputRecord") -> str:
+        """How ``other`` (what made an existing output) differs from this run, in words."""
+        if self.input_sha256 != other.input_sha256 and self.model_part() == other.model_part():
+            return "made from another version of the input"
+        parts = []
+        if self.model_part() != other.model_part():
+            parts.append(f"made by {other.model_part()} (this run: {self.model_part()})")
+        if (self.format, self.quality, self.png_compression) != (other.format, other.quality, other.png_compression):
+            parts.append(f"written as {other.options_part()} (this run: {self.options_part()})")
+        if self.input_sha256 != other.input_sha256:
+            parts.append("from another version of the input")
+        return ", ".join(parts) or "made with other settings"
+
+    def model_part(self) -> str:
+        weights = self.weights if self.weights != self.model else "no weights"
+        text = f"{self.model} ({weights}{', sha256 ' + self.weights_sha256[:12] if self.weights_sha256 else ''}) x{self.scale}"
+        return text + (f" to x{self.outscale:g}" if self.outscale is not None else "")
+
+    def options_part(self) -> str:
+        extra = f" quality {self.quality}" if self.quality is not None else (
+            f" compression {self.png_compression}" if self.png_compression is not None else "")
+        return f"{self.format}{extra}"
+
+
+def _existing_output(job: Job, want: "Callable[[str], OutputRecord]") -> tuple[Status | None, str | None]:
+    """What to do about an output that exists: ("skipped", None) when this run would make the same
+    file, ("failed", reason) when another model, option or input made it (or no sresr), None to
+    (re)do it (the input cannot be read: decoding it reports why)."""
+    if job.output.is_dir():
+        return "failed", f"{shown(job.source)}: its output {shown(job.output)} is a folder"
+    try:
+        st = job.source.stat()
+        regular = stat.S_ISREG(st.st_mode)
+    except OSError:
+        regular = False
+    if not regular:
+        return None, None
+    try:
+        digest = sha256_file(job.source)
+    except OSError:
+        return None, None
+    this_run = want(digest)
+    found = OutputRecord.from_text(read_record(job.output))
+    if found is not None and found.same_output(this_run):
+        return "skipped", None
+    how = this_run.differences(found) if found is not None else "not made by sresr (it holds no sresr record)"
+    return "failed", (f"{shown(job.output)} exists, {how}; pass --overwrite to replace it, "
+                      "or write elsewhere (-o) or under other names (--suffix)")
 
 
 def _frames_warning(image: "Image", source: Path) -> str | None:
     if image.frames <= 1:
         return None
-    return (f"{source}: {image.frames} frames (an animation or a multi-page file); only the first was upscaled"
+    return (f"{shown(source)}: {image.frames} frames (an animation or a multi-page file); only the first was upscaled"
             " (split it into single images to upscale every frame)")
 
 
@@ -318,7 +460,7 @@ def _one_line(exc: BaseException, source: Path) -> str:
     else:
         text = f"internal error: {type(exc).__name__}: {exc}"
     text = " ".join(text.split())
-    return text if text.startswith(str(source)) else f"{source}: {text}"
+    return text if text.startswith(shown(source)) else f"{shown(source)}: {text}"
 
 
 def upscale_paths(
@@ -333,24 +475,35 @@ def upscale_paths(
     options = options or UpscaleOptions()
     reporter = reporter or Reporter()
     jobs = shard(collect_jobs(inputs, outdir, options))
+    # the model first, even when every output exists: a bad -m / -w / -s is an error in any case,
+    # and whether an existing output counts as done depends on what would make it now
+    upscaler = upscaler or make_upscaler(options)
+    fmt = options.format.lower()
+    fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
+
+    def out_format(job: Job) -> str:
+        return fmt if fmt != "same" else (format_for_path(job.output) or "png")
+
     todo: list[Job] = []
     results: dict[int, FileResult] = {}
     for i, job in enumerate(jobs):
+        status, reason = None, job.error
         if job.error is not None:
-            results[i] = FileResult(str(job.source), str(job.output), "failed", 0.0, job.error)
-        elif job.output.exists() and not options.overwrite:
-            results[i] = FileResult(str(job.source), str(job.output), "skipped", 0.0)
-        else:
+            status = "failed"
+        elif job.output.exists() or job.output.is_symlink():
+            if job.output.is_dir():
+                status, reason = "failed", f"{shown(job.source)}: its output {shown(job.output)} is a folder"
+            elif not options.overwrite:
+                status, reason = _existing_output(
+                    job, functools.partial(OutputRecord.make, upscaler, options, out_format(job)))
+        if status is None:
             todo.append(job)
+        else:
+            results[i] = FileResult(str(job.source), str(job.output), status, 0.0, reason)
     index = {id(j): i for i, j in enumerate(jobs)}
-    if todo and upscaler is None:
-        upscaler = make_upscaler(options)
-    reporter.start(jobs, upscaler.describe() if upscaler is not None else "nothing to do")
+    reporter.start(jobs, upscaler.describe())
     for i in sorted(results):
         reporter.image_done(results[i])
-
-    fmt = options.format.lower()
-    fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-decode")
     writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-encode")
     decoded: dict[int, Future[Image]] = {}
@@ -360,6 +513,8 @@ def upscale_paths(
         if k < len(todo) and k not in decoded:
             decoded[k] = readers.submit(read_image, todo[k].source, options.max_pixels)
 
+    full: list[str] = []  # set when the output device is full: nothing more can be written
+
     def harvest(block: bool) -> None:
         while writing and (block or writing[0][-1].done()):
             i, job, t0, pixels, warning, fut = writing.pop(0)
@@ -368,6 +523,8 @@ def upscale_paths(
                 res = FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, pixels, warning)
             except Exception as exc:
                 res = FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
+                if isinstance(exc, NoSpaceError) and not full:
+                    full.append(exc.message)
             results[i] = res
             reporter.image_done(res)
 
@@ -376,18 +533,24 @@ def upscale_paths(
             submit_read(k)
         for k, job in enumerate(todo):
             i = index[id(job)]
+            if full:  # the output device is full: stop computing what cannot be written
+                res = FileResult(str(job.source), None, "failed", 0.0,
+                                 f"{shown(job.source)}: not upscaled: the output device is full")
+                results[i] = res
+                reporter.image_done(res)
+                continue
             t0 = time.perf_counter()
             reporter.image_started(job)
             submit_read(k + prefetch)
             try:
                 image = decoded.pop(k).result()
-                assert upscaler is not None
-                out_fmt = fmt if fmt != "same" else (format_for_path(job.output) or "png")
+                out_fmt = out_format(job)
                 # rounded to the written bit depth tile by tile: no full-size float image in memory
                 out = upscaler.upscale_image(image, outscale=options.outscale, on_tiles=reporter.tiles,
                                              depth=output_depth(image, out_fmt))
                 pixels = image.width * image.height
                 warning = _frames_warning(image, job.source)
+                record = OutputRecord.make(upscaler, options, out_fmt, image.source_sha256).to_text()
                 del image
             except Exception as exc:
                 res = FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
@@ -396,8 +559,8 @@ def upscale_paths(
                 harvest(block=False)
                 continue
             remove_stale_temps(job.output)
-            writing.append((i, job, t0, pixels, warning, writers.submit(write_image, job.output, out, out_fmt, options.quality,
-                                                               options.png_compression)))
+            writing.append((i, job, t0, pixels, warning, writers.submit(
+                write_image, job.output, out, out_fmt, options.quality, options.png_compression, record)))
             del out
             while len(writing) > 2:  # bound the memory held by pending encodes
                 writing[0][-1].exception()  # wait for the oldest

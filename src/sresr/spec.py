@@ -67,6 +67,10 @@ class ModelSpec:
         the weights loaded strictly, where ``factory(scale=scale, **kwargs)`` rebuilds it.
       num_params: parameters of ``factory(scale=s)`` per scale, for listings without torch.
       paper_metrics: published numbers, keys ``"DATASET/xS/psnr"`` or ``".../ssim"``.
+      weights_hint: for a model that declares no ``weights``: where its weights come from. When
+        set, asking for the model without ``--weights`` is an error showing this text (a built-in
+        family that is useless untrained); when empty, the factory's module runs as built (a
+        plugin whose factory loads its own weights).
     """
 
     name: str
@@ -85,6 +89,7 @@ class ModelSpec:
     paper: str = ""
     license: str = ""
     paper_metrics: Mapping[str, float] = field(default_factory=dict)
+    weights_hint: str = ""
 
     # -- helpers -------------------------------------------------------------------------
     def build(self, scale: int | None = None, **kwargs: Any) -> Any:
@@ -97,7 +102,15 @@ class ModelSpec:
                 f"model '{self.name}' does not support scale {scale}",
                 hint=f"supported scales: {', '.join(str(s) for s in self.scales)}",
             )
-        return resolve(self.factory)(scale=scale, **kwargs)
+        factory = resolve(self.factory)
+        _check_kwargs(self.name, factory, kwargs)
+        try:
+            return factory(scale=scale, **kwargs)
+        except (ValueError, TypeError) as exc:  # a factory refusing its arguments (blocks=-1, ...)
+            from .errors import UsageError
+
+            raise UsageError(f"model '{self.name}' cannot be built with {_kwargs_text(kwargs)}: {exc}",
+                             hint=f"see 'sresr models info {self.name}'") from None
 
     def default_scale(self) -> int:
         return 4 if 4 in self.scales else max(self.scales)
@@ -123,6 +136,30 @@ class ModelSpec:
         return weights.colorspace if weights is not None and weights.colorspace else self.colorspace
 
 
+def _kwargs_text(kwargs: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "its defaults"
+
+
+def _check_kwargs(name: str, factory: Any, kwargs: Mapping[str, Any]) -> None:
+    """A usage error naming an argument the factory does not take, and the ones it does."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return
+    accepted = [p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                      inspect.Parameter.KEYWORD_ONLY) and p.name != "scale"]
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        from .errors import UsageError
+
+        raise UsageError(f"model '{name}' has no option {', '.join(repr(k) for k in unknown)}",
+                         hint=f"its options: {', '.join(accepted) or 'none'}")
+
+
 def resolve(obj: Any) -> Any:
     """Import a ``"module:attr"`` string; return anything else unchanged."""
     if isinstance(obj, str):
@@ -143,7 +180,7 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
     problems: list[str] = []
     if name is not None and spec.name != name:
         problems.append(f"spec.name is '{spec.name}' but the entry point is named '{name}'")
-    if not _NAME.match(spec.name or ""):
+    if not isinstance(spec.name, str) or not _NAME.fullmatch(spec.name):
         problems.append(f"invalid name {spec.name!r}: use lower case letters, digits, '-' and '_'")
     if not isinstance(spec.factory, str) and not callable(spec.factory):
         problems.append("factory must be a callable or a 'module:attr' string")
@@ -159,6 +196,8 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
         problems.append("size_multiple must be an integer >= 1")
     if not isinstance(spec.receptive_field, int) or spec.receptive_field < 0:
         problems.append("receptive_field must be an integer >= 0")
+    if not isinstance(spec.weights_hint, str):
+        problems.append("weights_hint must be a string")
     tags = [w.tag for w in spec.weights]
     if len(tags) != len(set(tags)):
         problems.append(f"duplicate weights tags: {sorted(t for t in set(tags) if tags.count(t) > 1)}")
@@ -167,13 +206,13 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
         if not isinstance(w, WeightsSpec):
             problems.append(f"{where}: expected a sresr.WeightsSpec")
             continue
-        if not _TAG.match(w.tag):
+        if not isinstance(w.tag, str) or not _TAG.fullmatch(w.tag):
             problems.append(f"{where}: invalid tag")
         if w.scale not in spec.scales:
             problems.append(f"{where}: scale {w.scale} is not among the model's scales")
         if bool(w.url) == bool(w.file):
             problems.append(f"{where}: give exactly one of url (download) or file (bundled)")
-        if w.url and not (w.sha256 and _SHA256.match(w.sha256)):
+        if w.url and not (isinstance(w.sha256, str) and _SHA256.fullmatch(w.sha256)):
             problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits")
         if w.colorspace not in (None, "rgb", "y"):
             problems.append(f"{where}: colorspace must be 'rgb' or 'y'")

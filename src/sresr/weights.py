@@ -15,13 +15,20 @@ Sources, all ending as a ``.safetensors`` file that this module reads plainly:
 
 Files written by sresr carry metadata (``sresr.model``, ``sresr.scale``, ``sresr.kwargs`` as
 JSON, ``sresr.colorspace``, ``sresr.source``, ``sresr.source_sha256``), so the file alone
-rebuilds the right network. A foreign checkpoint's architecture is found by the model's
+rebuilds the right network, and ``sresr.digest``: a sha256 over the tensors and the other
+metadata (:func:`content_digest`), checked at every load. A cached file that fails it is damaged:
+a pulled variant or a conversion is rebuilt from its source (downloaded again, or converted again
+when the original file is given again); any other file fails with an error that names its id.
+Downloads whose sha256 is unknown (``--weights URL``) are kept only once they load as the
+weights file they claim to be; a cached one that no longer loads is fetched again, once. A foreign checkpoint's architecture is found by the model's
 published-layout ``loader`` (``--model``), or by trying every registered model's loader.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shutil
 import struct
@@ -30,16 +37,25 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from . import cache
-from .atomic import atomic_write
+from .atomic import atomic_write_bytes, make_temp
 from .download import download, sha256_file
-from .errors import LayoutError, SresrError, UsageError, WeightsError
+from .errors import (
+    DamagedWeightsError,
+    LayoutError,
+    ScaleUnknownError,
+    SresrError,
+    UsageError,
+    WeightsError,
+    shown,
+)
 from .registry import entries, get_spec, resolve_name
 from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 META_PREFIX = "sresr."
 FORMAT_VERSION = "1"
-_IMPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_IMPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # fullmatch only (``$`` admits a final newline)
+DIGEST_KEY = META_PREFIX + "digest"
 
 
 @dataclass
@@ -52,6 +68,7 @@ class LoadedModel:
     colorspace: Colorspace
     weights_id: str  # "fsrcnn.x2", an imported name, a file path, a URL, or "random-init"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    weights_sha256: str = ""  # of the .safetensors file loaded ("" when none was)
 
     @property
     def name(self) -> str:
@@ -119,7 +136,7 @@ def downloads_dir() -> Path:
 
 def find_imported(name: str) -> Path | None:
     """The file of a name made by ``sresr weights import``, or None."""
-    if not _IMPORT_NAME.match(name):
+    if not _IMPORT_NAME.fullmatch(name):
         return None
     path = imported_dir() / f"{name}.safetensors"
     return path if path.is_file() else None
@@ -202,7 +219,12 @@ def convert_checkpoint(
     out = converted_dir() / f"{digest}.safetensors"
     wanted = get_spec(model).name if model else None
     if out.is_file():
-        cached = _weights_file(out, str(path))
+        try:
+            check_weights_file(out, f"the conversion of {path}")
+            cached = _weights_file(out, str(path))
+        except WeightsError:
+            out.unlink(missing_ok=True)  # damaged: the source is here, so convert it again
+            cached = None
         if cached is not None and (wanted is None or cached.model == wanted) and (
             scale is None or cached.scale == scale
         ):
@@ -210,7 +232,15 @@ def convert_checkpoint(
     from .models._layouts import read_checkpoint, unwrap_state_dict
 
     state = unwrap_state_dict(read_checkpoint(path))
-    spec, module, found_scale, found_kwargs = _build_from_state(state, wanted, scale, kwargs or {}, str(path))
+    what = str(path)
+    try:
+        spec, module, found_scale, found_kwargs = _build_from_state(state, wanted, scale, kwargs or {}, what)
+    except ScaleUnknownError as exc:
+        named = scale_from_name(source or path.name)
+        if named is None:
+            raise ScaleUnknownError(f"{what}: {exc.message}", hint="pass --scale S; the file name does not say "
+                                    "it either (like NAME_x3.pth)") from None
+        spec, module, found_scale, found_kwargs = _build_from_state(state, wanted, named, kwargs or {}, what)
     _save(
         module,
         out,
@@ -226,6 +256,14 @@ def convert_checkpoint(
     return result
 
 
+def scale_from_name(name: str) -> int | None:
+    """The scale a weights file's name states (``fsrcnn_x3.pth``, ``FSRCNN-x4``, ``x2_model``,
+    ``edsr_3x.pt``), or None when it states none or several."""
+    stem = str(name).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
+    found = {int(m.group(1) or m.group(2)) for m in re.finditer(r"(?<![a-z0-9])(?:x(\d{1,2})|(\d{1,2})x)(?![a-z0-9])", stem)}
+    return found.pop() if len(found) == 1 else None
+
+
 def detect(state_dict: Mapping[str, Any]) -> tuple[ModelSpec, Any, int, dict[str, Any]]:
     """Find the registered architecture whose published-layout loader accepts ``state_dict``."""
     return _build_from_state(dict(state_dict), None, None, {}, "the state dict")
@@ -239,14 +277,19 @@ def _build_from_state(
         return (spec, *_load_with_spec(spec, state, scale, kwargs, what))
     failures: list[str] = []
     matches: list[tuple[ModelSpec, Any, int, dict[str, Any]]] = []
+    unknown_scale: ScaleUnknownError | None = None
     for entry in entries().values():
         spec = entry.spec
         if spec is None or spec.loader is None:
             continue
         try:
             matches.append((spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True)))
+        except ScaleUnknownError as exc:  # this layout, but the scale must be given
+            unknown_scale = unknown_scale or exc
         except Exception as exc:  # a loader that does not recognise the layout
             failures.append(f"{spec.name}: {_short(exc)}")
+    if not matches and unknown_scale is not None:
+        raise unknown_scale
     if matches:
         # Several models may accept the same tensors (srgan's generator is an srresnet): prefer the
         # one whose own code defines the network class, then registry order.
@@ -317,6 +360,8 @@ def _load_with_spec(
     if spec.loader is not None:
         try:
             module, found_scale, found_kwargs = _call_loader(spec, state, scale, kwargs)
+        except ScaleUnknownError:
+            raise
         except Exception as exc:  # not this architecture's layout (or not a layout it knows)
             loader_error = exc
         else:
@@ -356,7 +401,7 @@ def _save(
     source_sha256: str,
 ) -> None:
     """Write ``module``'s state dict with sresr metadata, atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
     meta = {
@@ -368,7 +413,68 @@ def _save(
         META_PREFIX + "source": source,
         META_PREFIX + "source_sha256": source_sha256,
     }
-    atomic_write(out, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    meta[DIGEST_KEY] = content_digest(state, meta)
+    data = save(state, metadata=meta)  # bytes, written by plain file I/O: a full disk is an OSError
+    with cache.writing(f"weights {out.name}", out.parent, WeightsError):
+        atomic_write_bytes(out, data)
+
+
+def content_digest(state: Mapping[str, Any], metadata: Mapping[str, str]) -> str:
+    """sha256 over every tensor (name, dtype, shape, bytes, in name order) and the metadata other
+    than the digest itself: what :func:`check_weights_file` recomputes to find damage."""
+    import torch
+
+    h = hashlib.sha256()
+    for key in sorted(metadata):
+        if key != DIGEST_KEY:
+            h.update(f"{key}={metadata[key]}\n".encode())
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself: no copy
+    return h.hexdigest()
+
+
+def _read_checked(path: Path, ident: str) -> tuple[dict[str, Any], str]:
+    """The tensors of a safetensors file and the file's sha256, after checking the recorded digest
+    (files without one, made by older sresr or other tools, are read as they are)."""
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights {ident} ({path}): {exc.strerror or exc}") from None
+    try:
+        state = load(data)
+        n = int.from_bytes(data[:8], "little")
+        meta = json.loads(data[8 : 8 + n]).get("__metadata__") or {}
+    except Exception as exc:
+        raise DamagedWeightsError(f"weights {ident} ({path}) are not a readable safetensors file: "
+                                  f"{' '.join(str(exc).split())[:200]}", hint=_damage_hint(path, ident)) from None
+    recorded = meta.get(DIGEST_KEY)
+    if recorded and content_digest(state, meta) != recorded:
+        raise DamagedWeightsError(f"weights {ident} ({path}) are damaged: their content no longer matches the "
+                                  "digest recorded when they were written", hint=_damage_hint(path, ident))
+    return state, hashlib.sha256(data).hexdigest()
+
+
+def check_weights_file(path: Path, ident: str) -> None:
+    """Raise :class:`DamagedWeightsError` when ``path`` is unreadable or fails its recorded digest."""
+    _read_checked(path, ident)
+
+
+def _damage_hint(path: Path, ident: str) -> str:
+    folder = path.parent
+    if folder == imported_dir():
+        return f"remove it with 'sresr weights rm {path.stem}' and import the original file again"
+    if folder == pulled_dir():
+        return f"remove it with 'sresr weights rm {path.stem}'; it is downloaded again on next use"
+    if folder == converted_dir():
+        return f"pass the original file again (it is converted anew), or remove it: 'sresr weights rm {path.stem[:16]}'"
+    if cache.weights_dir() not in path.parents:
+        return "the file is truncated or damaged; fetch or export it again"
+    return "remove it from the cache ('sresr weights list' shows its id) and fetch it again"
 
 
 # -- resolving names ------------------------------------------------------------------------
@@ -408,7 +514,12 @@ def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFi
         return WeightsFile(path, spec.name, variant.scale, dict(variant.kwargs), colorspace, ident, "bundled")
     out = variant_path(spec, variant)
     if out.is_file():
-        cached = _weights_file(out, ident)
+        try:
+            check_weights_file(out, ident)
+            cached = _weights_file(out, ident)
+        except WeightsError:
+            out.unlink(missing_ok=True)  # damaged: fetched and converted again from its URL below
+            cached = None
         if cached is not None and cached.source_sha256 == variant.sha256:
             return cached
     assert variant.url is not None
@@ -447,11 +558,11 @@ def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None
     text = str(ref)
     path = Path(text).expanduser()
     if _is_url(text):
-        import hashlib
-
         name = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "weights"
         raw = downloads_dir() / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-{name}"
-        download(text, raw, progress=True, what="weights")
+        # no sha256 is known for a URL: a body is kept only once it loads as weights, and a cached
+        # one that no longer does (cut short, an error page, damaged since) is fetched again, once
+        download(text, raw, progress=True, what="weights", validate=_check_download)
         return _from_file(raw, text, model, scale)
     if path.exists():
         return _from_file(path, text, model, scale)
@@ -481,15 +592,21 @@ def _from_file(path: Path, ident: str, model: str | None, scale: int | None) -> 
 
 
 def _looks_like_safetensors(path: Path) -> bool:
+    from .models._layouts import looks_like_safetensors
+
     try:
         with open(path, "rb") as f:
-            head = f.read(9)
+            return looks_like_safetensors(f.read(9))
     except OSError:
         return False
-    if len(head) < 9:
-        return False
-    (n,) = struct.unpack("<Q", head[:8])
-    return 2 <= n < 100_000_000 and head[8:9] == b"{"
+
+
+def _check_download(path: Path) -> None:
+    """Raise :class:`WeightsError` unless ``path`` reads as the weights file it claims to be (a
+    complete safetensors file, or a checkpoint ``torch.load(weights_only=True)`` reads whole)."""
+    from .models._layouts import read_checkpoint
+
+    read_checkpoint(path)
 
 
 # -- the public entry point -----------------------------------------------------------------------
@@ -509,7 +626,11 @@ def load_model(
     ``weights`` overrides the variant: ``MODEL.TAG``, an imported name, a ``.safetensors`` /
     ``.pth`` / ``.pt`` / ``.ckpt`` file, or an http(s) URL (see :func:`resolve_weights`).
     ``pretrained=False`` leaves the network randomly initialised (for training and tests).
+    A model that declares no weights runs as its factory builds it (a plugin's factory may load
+    its own), unless its spec's ``weights_hint`` says where weights come from: then it is an error.
     """
+    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
+        raise UsageError(f"scale must be a whole number >= 1, got {scale!r}")
     if model is not None and not _registered(model) and find_imported(model) is not None:
         if weights is None:
             weights = model
@@ -528,9 +649,9 @@ def load_model(
         s = scale if scale is not None else wf.scale
         build_kwargs = {**dict(wf.kwargs), **kwargs}
         module = spec.build(s, **build_kwargs)
-        _load_safetensors(module, wf.path, wf.id)
+        digest = _load_safetensors(module, wf.path, wf.id)
         module.eval()
-        return LoadedModel(module, spec, s, wf.colorspace or spec.colorspace, wf.id, build_kwargs)
+        return LoadedModel(module, spec, s, wf.colorspace or spec.colorspace, wf.id, build_kwargs, digest)
 
     if model is None:
         raise UsageError("no model given", hint="pass --model NAME or --weights FILE")
@@ -551,17 +672,22 @@ def load_model(
     module = spec.build(scale, **build_kwargs)
     n_params = sum(p.numel() for p in module.parameters())
     weights_id = "random-init" if n_params else spec.name
+    digest = ""
     colorspace = spec.colorspace_for(variant)
     if pretrained and n_params > 0:
-        if wf is None:
-            raise WeightsError(
-                f"model '{spec.name}' has no weights for x{scale}",
-                hint="pass --weights FILE, or pick a scale that has weights (see 'sresr models info')",
-            )
-        _load_safetensors(module, wf.path, wf.id)
-        weights_id = wf.id
+        if wf is not None:
+            digest = _load_safetensors(module, wf.path, wf.id)
+            weights_id = wf.id
+        elif spec.weights:
+            have = ", ".join(f"{spec.name}.{w.tag} (x{w.scale})" for w in spec.weights)
+            raise WeightsError(f"model '{spec.name}' has no weights for x{scale}",
+                               hint=f"its weights: {have}; for x{scale} pass --weights FILE")
+        elif spec.weights_hint:
+            raise WeightsError(f"model '{spec.name}' has no weights", hint=spec.weights_hint)
+        else:
+            weights_id = f"{spec.name} (factory weights)"  # the plugin's factory owns its weights
     module.eval()
-    return LoadedModel(module, spec, scale, colorspace, weights_id, build_kwargs)
+    return LoadedModel(module, spec, scale, colorspace, weights_id, build_kwargs, digest)
 
 
 def create_model(model: str, scale: int | None = None, pretrained: bool = True, **kwargs: Any) -> Any:
@@ -585,8 +711,8 @@ def import_weights(
         stem = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         stem = stem.rsplit(".", 1)[0] if "." in stem else stem
         name = re.sub(r"[^A-Za-z0-9_\-]+", "-", stem).strip("-_") or "weights"
-    if not _IMPORT_NAME.match(name):
-        raise UsageError(f"invalid name {name!r}: use letters, digits, '-' and '_' (no dots)")
+    if not _IMPORT_NAME.fullmatch(name) or len(name) > 100:
+        raise UsageError(f"invalid name {shown(name)}: use up to 100 letters, digits, '-' and '_' (no dots)")
     if _registered(name):
         raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
     if not _is_url(text) and not Path(text).expanduser().exists():
@@ -595,17 +721,49 @@ def import_weights(
     if scale is not None and wf.scale != scale and get_spec(wf.model).input != "upsampled":
         raise WeightsError(f"{text} holds a x{wf.scale} {wf.model}, not x{scale}", hint=f"use --scale {wf.scale}")
     dest = imported_dir() / f"{name}.safetensors"
-    if dest.exists():
-        old = _weights_file(dest, name)
-        if old is None or old.source_sha256 != wf.source_sha256:
-            raise UsageError(
-                f"an imported weights file named '{name}' already exists (from {old.source if old else dest})",
-                hint=f"pick another --name, or remove it first with 'sresr weights rm {name}'",
-            )
-    else:
-        atomic_write(dest, lambda tmp: shutil.copyfile(wf.path, tmp))
+    # create-if-absent in one step: a complete temp file hard-linked to the name, which fails when
+    # the name exists, so of two concurrent imports under one name exactly one wins and the other
+    # is told which (an exists-check before writing would let the second silently replace the first)
+    with cache.writing(f"imported weights '{name}'", dest.parent, WeightsError):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = make_temp(dest)
+    try:
+        with cache.writing(f"imported weights '{name}'", dest.parent, WeightsError):
+            shutil.copyfile(wf.path, tmp)
+        try:
+            _create_from(tmp, dest)
+        except FileExistsError:
+            old = _weights_file(dest, name) if dest.is_file() else None
+            if old is None or old.source_sha256 != wf.source_sha256:
+                raise UsageError(
+                    f"an imported weights file named '{name}' already exists (from "
+                    f"{old.source if old else dest}); {text} was not imported",
+                    hint=f"pick another --name, or remove it first with 'sresr weights rm {name}'",
+                ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     entry = _entry(dest, "imported", name)
     return entry
+
+
+def _create_from(tmp: Path, dest: Path) -> None:
+    """Give the complete file ``tmp`` the name ``dest``, failing with FileExistsError when ``dest``
+    exists: a hard link, or where links are not supported, an exclusive create then a rename."""
+    try:
+        os.link(tmp, dest)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # no hard links here (some network and FAT file systems)
+    try:
+        os.close(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        os.replace(tmp, dest)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise WeightsError(f"cannot write weights {dest.name} to {dest.parent}: {exc.strerror or exc}",
+                           hint=cache.folder_hint()) from None
 
 
 def _entry(path: Path, kind: str, ident: str) -> CachedEntry:
@@ -688,16 +846,9 @@ def _bundled_path(variant: WeightsSpec) -> Path:
     return Path(str(resources.files(variant.package).joinpath(variant.file)))
 
 
-def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> None:
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except Exception as exc:
-        raise WeightsError(
-            f"cannot read weights {ident or path} ({path}): {exc}",
-            hint="the file may be truncated; remove it with 'sresr weights rm' and fetch it again",
-        ) from None
+def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> str:
+    """Load ``path`` into ``module`` (strictly), after its digest check; return the file's sha256."""
+    state, digest = _read_checked(path, ident or str(path))
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -706,3 +857,4 @@ def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> None
             f"weights {ident or path} do not fit the network: {' '.join(first[:3])[:300]}",
             hint="check --model/--scale, or re-import the file",
         ) from None
+    return digest

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
+from .common import JsonOpt, WeightsOpt, console, err_console, print_json
 
 
 def eval_cmd(
@@ -18,8 +18,14 @@ def eval_cmd(
     ] = None,
     scale: Annotated[int | None, typer.Option("--scale", "-s", min=1, help="Upscaling factor.")] = None,
     weights: WeightsOpt = None,
-    save: Annotated[Path | None, typer.Option("--save", help="Write the SR images (NAME_xS.png) here.")] = None,
-    pred: Annotated[Path | None, typer.Option("--pred", help="Folder of SR images made by another tool.")] = None,
+    save: Annotated[
+        Path | None, typer.Option("--save", help="Write the SR images (NAME_xS.png) here; never over an input.")
+    ] = None,
+    pred: Annotated[
+        Path | None, typer.Option("--pred", help="Folder of SR images made by another tool: NAME.png, NAME_x4.png, "
+                                  "NAME_RCAN_x4.png, NAMEx4_SR.png, NAME_out.png ... for the GT NAME.png, "
+                                  "NAME_HR_x4.png ...")
+    ] = None,
     gt: Annotated[Path | None, typer.Option("--gt", help="Folder of ground-truth HR images (with --pred).")] = None,
     rgb: Annotated[bool, typer.Option("--rgb", help="Score RGB channels instead of BT.601 Y.")] = False,
     crop: Annotated[
@@ -32,8 +38,14 @@ def eval_cmd(
     sha256: Annotated[
         str | None, typer.Option("--sha256", help="Checksum you vouch for, for a dataset archive sresr has none for.")
     ] = None,
-    device: DeviceOpt = "cpu",
-    precision: PrecisionOpt = "fp32",
+    device: Annotated[
+        str, typer.Option("--device", help="auto (a CUDA or MPS GPU when there is one, else the CPU), cpu, cuda, "
+                          "cuda:N or mps. The scores stay fp32 numbers (see --precision).")
+    ] = "auto",
+    precision: Annotated[
+        str, typer.Option("--precision", help="fp32 (the default: the protocol's numbers are fp32 numbers; on a "
+                          "GPU without TF32), auto, fp16 or bf16.")
+    ] = "fp32",
     tile: Annotated[
         int | None, typer.Option("--tile", min=0, help="Tile size in LR pixels (0 = whole image; exact either way).")
     ] = None,

@@ -72,14 +72,25 @@ def root(
     ] = False,
 ) -> None:
     """sresr: super-resolution toolkit."""
-    _state["debug"] = debug
+    _state["debug"] = _state["debug"] or debug
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``sresr`` script. Click reports its own usage errors (exit 2)."""
-    _state["debug"] = "--debug" in (argv if argv is not None else sys.argv[1:])
+    """Entry point of the ``sresr`` script. Click reports its own usage errors (exit 2).
+
+    ``--debug`` works anywhere on the command line (``sresr upscale ... --debug`` too): it is taken
+    out of the arguments here, before the commands parse theirs."""
+    args = list(argv if argv is not None else sys.argv[1:])
+    cut = args.index("--") if "--" in args else len(args)
+    _state["debug"] = "--debug" in args[:cut]
+    args = [a for i, a in enumerate(args) if a != "--debug" or i > cut]
     try:
-        app(args=argv, prog_name="sresr")
+        app(args=args, prog_name="sresr")
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns Ctrl-C into a silent exit 130
+            err_console.print("interrupted (finished outputs are kept: rerun the same command to continue)",
+                              highlight=False)
+        raise
     except SresrError as exc:
         if _state["debug"]:
             raise
@@ -88,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
             err_console.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        err_console.print("interrupted")
+        err_console.print("interrupted (finished outputs are kept: rerun the same command to continue)",
+                          highlight=False)
         sys.exit(130)
     except Exception as exc:  # a bug: one line unless --debug
         if _state["debug"]:

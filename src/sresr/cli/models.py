@@ -38,6 +38,7 @@ def _record(entry: Entry) -> dict[str, Any]:
             params={str(k): v for k, v in spec.num_params.items()},
             paper=spec.paper,
             license=spec.license,
+            weights_hint=spec.weights_hint or None,
             weights=[
                 {
                     "id": f"{spec.name}.{w.tag}",
@@ -63,6 +64,15 @@ def _params(spec_params: dict[str, int]) -> str:
     return fmt[0] if len(fmt) == 1 else f"{fmt[0]}-{fmt[-1]}"
 
 
+def _no_variants(record: dict[str, Any]) -> str:
+    """The weights column of a model that declares no variants."""
+    if record.get("weights_hint"):
+        return "none yet (see info)"  # a built-in family: train it or pass --weights
+    if not any(record.get("params", {}).values()):
+        return "-"  # nothing to learn (bicubic)
+    return "factory's own"  # a plugin whose factory builds the trained network
+
+
 @app.callback(invoke_without_command=True)
 def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List every registered model with its scales, input, size and weights."""
@@ -76,7 +86,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     for r in records:
         if r["status"] == "ok":
             kind = f"{r['colorspace'].upper()}, {'upsampled' if r['input'] == 'upsampled' else 'LR'}"
-            weights = ", ".join(w["id"].split(".", 1)[1] for w in r["weights"]) or "-"
+            weights = ", ".join(w["id"].split(".", 1)[1] for w in r["weights"]) or _no_variants(r)
             status = "ok"
         else:
             kind, weights = "-", "-"

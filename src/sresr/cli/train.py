@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .common import DeviceOpt, console
+from .common import DeviceOpt, console, err_console
 
 _Data = Annotated[
     list[str] | None,
@@ -26,13 +26,25 @@ def build_config(model: str, scale: int | None, recipe: str | None, config: Path
     base_model = model.split(".", 1)[0]
     saved = out / "config.toml" if out is not None else None
     cfg: TrainConfig
-    if resume and saved is not None and saved.is_file() and config is None:
-        cfg = load_toml(saved)
+    run_cfg: TrainConfig | None = None
+    recovered = ""
+    if resume and out is not None and saved is not None and config is None:
+        if saved.is_file():
+            run_cfg = load_toml(saved)
+        else:
+            run_cfg, recovered = _recorded_config(out)
+    if run_cfg is not None:
+        cfg = run_cfg
         if cfg.model != base_model:
             raise UsageError(f"{out} is a run of '{cfg.model}', not '{base_model}'",
                              hint=f"sresr train {cfg.model} --out {out} --resume")
         if scale is not None and scale != cfg.scale:
             raise UsageError(f"{out} trains x{cfg.scale}, not x{scale}", hint="drop -s or choose another --out")
+        if recovered:
+            from ..ranks import rank
+
+            if rank() == 0:
+                _warn(recovered)
     else:
         cfg = get_recipe(recipe or recipe_for_model(base_model), scale, model=base_model)
         if config is not None:
@@ -46,6 +58,38 @@ def build_config(model: str, scale: int | None, recipe: str | None, config: Path
     cfg.validate()
     rundir = out if out is not None else Path("runs") / f"{cfg.model}-x{cfg.scale}"
     return cfg, rundir
+
+
+def _recorded_config(out: Path) -> tuple[Any, str]:
+    """The config of the run in ``out`` as its checkpoint records it, and the warning to print, for
+    a --resume whose config.toml is gone; ``(None, "")`` when the folder holds no checkpoint (then
+    the run starts from the recipe, as a --resume of an empty folder always did).
+
+    Recovering the config, rather than refusing, is what a careful user wants: every checkpoint
+    records the full config that trained it (``"config"``) and is verified by its checksum, so the
+    run goes on exactly as it was configured, whereas the recipe's defaults would silently continue
+    the checkpoint's weights under another schedule, data and length. The warning says so, and the
+    training writes config.toml back. A checkpoint that records no config is refused."""
+    from ..train.checkpoint import CHECKPOINT, PREVIOUS, load_resume_checkpoint
+    from ..train.config import TrainConfig, from_dict
+
+    found = load_resume_checkpoint(out / CHECKPOINT)  # fall-back warnings come when the training resumes
+    if found is None:
+        return None, ""
+    state, path, _ = found
+    saved = out / "config.toml"
+    data = state.get("config")
+    if not isinstance(data, dict) or not data.get("model"):
+        raise UsageError(f"{saved} is missing and {path} does not record the run's config",
+                         hint=f"restore {saved}, or pass --config FILE with the run's config "
+                         f"(or remove {CHECKPOINT} and {PREVIOUS} to start over)")
+    try:
+        cfg = from_dict(TrainConfig, data)
+    except UsageError as exc:
+        raise UsageError(f"{saved} is missing and the config recorded in {path} is not valid: {exc.message}",
+                         hint=f"restore {saved}, or pass --config FILE with the run's config") from None
+    return cfg, (f"{saved} is missing: resuming with the config recorded in {path} "
+                 f"(iteration {state.get('iteration', '?')}); it is written back to config.toml")
 
 
 def train_cmd(
@@ -112,13 +156,21 @@ def train_cmd(
         return
     from ..train.loop import train
 
-    result = train(cfg, rundir, resume=resume, progress=not quiet, log=(lambda m: None) if quiet else _log)
+    result = train(cfg, rundir, resume=resume, progress=not quiet, log=(lambda m: None) if quiet else _log,
+                   warn=_warn)
     if result.weights is not None:
         console.print(f"weights: {result.weights}", highlight=False, soft_wrap=True)
 
 
 def _log(msg: str) -> None:
     console.print(msg, highlight=False, soft_wrap=True)
+
+
+def _warn(msg: str) -> None:
+    """One ``warning:`` line on stderr, also with --quiet."""
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/yellow] {escape(msg)}", highlight=False, soft_wrap=True)
 
 
 _ = DeviceOpt  # the shared alias documents the same values

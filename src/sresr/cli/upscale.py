@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
@@ -26,7 +25,9 @@ def upscale(
     weights: WeightsOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders.")] = False,
     tile: Annotated[
-        Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels (0 = whole image; default 512).")
+        Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image. Default on CPU: "
+                                    "max(256, 2 x pad); on GPU: the smallest multiple of 64 in 512-1280 whose overlap "
+                                    "costs at most 15 %, or max(512, 2 x pad) for wider receptive fields.")
     ] = None,
     tile_pad: Annotated[
         Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field).")
@@ -44,7 +45,7 @@ def upscale(
         bool, typer.Option("--skip-existing/--overwrite", help="Skip inputs whose output exists (default).")
     ] = True,
     outscale: Annotated[
-        Optional[float], typer.Option("--outscale", min=0.01, help="Final scale (resampled from the model's).")
+        Optional[float], typer.Option("--outscale", min=0.01, max=64, help="Final scale (resampled from the model's).")
     ] = None,
     max_pixels: Annotated[
         Optional[int], typer.Option("--max-pixels", min=1, help="Refuse inputs larger than this (default 200M).")
@@ -99,8 +100,10 @@ def upscale(
 
 
 def _rank_prefix() -> str:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return f"rank {os.environ.get('RANK', '0')}/{world}: " if world > 1 else ""
+    from ..ranks import rank, world_size
+
+    world = world_size()
+    return f"rank {rank()}/{world}: " if world > 1 else ""
 
 
 def _summary(results: Sequence["FileResult"], elapsed: float, output: Path, description: str | None) -> None:

@@ -13,12 +13,23 @@ ICC and EXIF, and writes atomically: a temporary file in the target folder, then
 
 Every decoding problem (zero bytes, truncated file, not an image, more pixels than
 ``max_pixels``) raises :class:`sresr.errors.ImageError` with a one-line message naming the file.
+
+The invariant: an image is returned only when its decoder finished without an error. Pixels are
+decoded first, strictly (Pillow's ``load()`` without ``LOAD_TRUNCATED_IMAGES``; every PNG chunk's
+CRC is checked too, which catches flipped bytes that zlib lets through), and only then are EXIF,
+frame count and other metadata read, each on its own, so that no metadata lookup can trigger (and
+swallow) the decoder's error. Only regular files are read, and no more bytes than a file of
+``max_pixels`` can need (:func:`read_file`), so a FIFO, a device or a huge file never hangs the
+reader or fills its memory.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, replace
@@ -27,8 +38,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..atomic import TEMP_SUFFIX, atomic_write_bytes, stale_temps
-from ..errors import ImageError
+from ..atomic import TEMP_SUFFIX, atomic_write_bytes, remove_stale_temps
+from ..errors import ImageError, NoSpaceError, shown
 
 __all__ = [
     "Image",
@@ -39,6 +50,7 @@ __all__ = [
     "FORMATS",
     "format_for_path",
     "TEMP_SUFFIX",
+    "remove_stale_temps",
 ]
 
 #: Inputs larger than this many pixels are refused (decompression-bomb guard); ``--max-pixels``.
@@ -74,6 +86,7 @@ class Image:
     bit_depth: 8 or 16 (bits per channel of the source; what :func:`write_image` keeps).
     icc_profile, exif: raw bytes to embed on write (EXIF orientation already reset to 1).
     source_format: Pillow's format name of the source (``PNG``, ``JPEG``...), or "".
+    source_sha256: sha256 of the file's bytes (:func:`read_image`), or "" for decoded bytes.
     frames: frames (or pages) in the file; only the first is decoded (animated GIF/WebP/PNG,
         multi-page TIFF).
     """
@@ -85,6 +98,7 @@ class Image:
     exif: bytes | None = None
     source_format: str = ""
     frames: int = 1
+    source_sha256: str = ""
 
     @property
     def mode(self) -> Mode:
@@ -112,16 +126,92 @@ class Image:
 
 def read_image(path: str | os.PathLike[str], max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
     """Decode ``path``; raise :class:`ImageError` (one line, naming the file) when it cannot."""
-    path = Path(path)
+    data = read_file(path, max_bytes=max_file_bytes(max_pixels))
+    image = decode_image(data, name=shown(path), max_pixels=max_pixels)
+    return replace(image, source_sha256=hashlib.sha256(data).hexdigest())
+
+
+def max_file_bytes(max_pixels: int | None) -> int | None:
+    """The largest file an image of ``max_pixels`` pixels can need: 8 bytes a pixel (16-bit RGBA,
+    uncompressed) plus 64 MiB of metadata. None: no limit."""
+    return None if max_pixels is None else int(max_pixels) * 8 + (64 << 20)
+
+
+def read_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file, at most ``max_bytes`` of them.
+
+    A folder, a FIFO, a socket or a device is refused before anything is read (opening a FIFO
+    for reading would wait for a writer; a device can be endless), and so is a file larger than
+    ``max_bytes``: :class:`ImageError`, one line naming the file."""
+    name = shown(path)
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: opening a FIFO returns at once instead of waiting for a writer (no effect on
+        # regular files); what was opened is checked with fstat, so a swap after a stat cannot fool it
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder, not an image") from None
+        raise ImageError(f"{name}: is a folder, not an image") from None
+    except FileNotFoundError:
+        raise ImageError(f"{name}: cannot read: no such file") from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ImageError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageError(f"{name}: is a folder, not an image")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageError(f"{name}: not a regular file ({_file_kind(st.st_mode)})",
+                             hint="give image files; sresr does not read from pipes or devices")
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise ImageError(f"{name}: {st.st_size / 1e6:.1f} MB is more than an image within the pixel limit needs",
+                             hint="raise --max-pixels if the file is trusted")
+        limit = st.st_size + 1 if max_bytes is None else min(st.st_size, max_bytes) + 1
+        try:
+            data = f.read(limit) if limit > 1 else f.read()
+        except OSError as exc:
+            raise ImageError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    if max_bytes is not None and len(data) > max_bytes:  # the file grew while it was read
+        raise ImageError(f"{name}: more than {max_bytes / 1e6:.1f} MB", hint="raise --max-pixels if the file is trusted")
     if not data:
-        raise ImageError(f"{path}: empty file (0 bytes)", hint="the file is not an image; remove it or re-export it")
-    return decode_image(data, name=str(path), max_pixels=max_pixels)
+        raise ImageError(f"{name}: empty file (0 bytes)", hint="the file is not an image; remove it or re-export it")
+    return data
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a file"
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png(data: bytes, name: str) -> None:
+    """Walk a PNG's chunks and check each one's CRC up to IEND; raise :class:`ImageError` on a
+    mismatch, a chunk cut short or a missing IEND. zlib checks IDAT data only at the end of the
+    stream, which decoders stop short of once they have every row, so a flipped byte inside image
+    data would otherwise decode to wrong pixels without an error."""
+    view = memoryview(data)
+    pos, n = 8, len(data)
+    while True:
+        if pos + 12 > n:
+            raise ImageError(f"{name}: truncated file (the PNG ends at byte {n}, before its IEND chunk)")
+        length = int.from_bytes(view[pos : pos + 4], "big")
+        kind = bytes(view[pos + 4 : pos + 8])
+        end = pos + 12 + length
+        if length > 0x7FFFFFFF or end > n:
+            raise ImageError(f"{name}: truncated file (a {_chunk_name(kind)} chunk at byte {pos} runs past the end)")
+        if zlib.crc32(view[pos + 4 : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
+            raise ImageError(f"{name}: corrupt PNG (the {_chunk_name(kind)} chunk at byte {pos} fails its CRC check)")
+        if kind == b"IEND":
+            return
+        pos = end
+
+
+def _chunk_name(kind: bytes) -> str:
+    text = kind.decode("latin-1")
+    return text if text.isalpha() else repr(kind)
 
 
 def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
@@ -148,20 +238,12 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
             hint="raise --max-pixels if the file is trusted",
         )
     fmt = pil.format or ""
-    try:
-        frames = max(1, int(getattr(pil, "n_frames", 1)))
-    except Exception:  # counting frames reads the whole file; a broken tail is reported below
-        frames = 1
     icc = pil.info.get("icc_profile") or None
     try:
-        exif_obj = pil.getexif()
-        orientation = int(exif_obj.get(0x0112, 1) or 1)
-    except Exception:
-        orientation = 1
-    exif = pil.info.get("exif") or None
-    if isinstance(exif, str):  # some plugins give text
-        exif = None
-    try:
+        # the pixels first, strictly: no metadata lookup may run the decoder before this and
+        # swallow its error (Pillow's getexif() loads a PNG, for one)
+        if fmt == "PNG" and data[:8] == _PNG_SIGNATURE:
+            check_png(data, name)
         if _is_16bit_color(pil, data):
             pixels, alpha, depth = _decode_cv2(data, name)
         else:
@@ -170,6 +252,18 @@ def decode_image(data: bytes, name: str = "<bytes>", max_pixels: int | None = DE
         raise
     except Exception as exc:
         raise ImageError(f"{name}: cannot decode: {_reason(exc)}") from None
+    try:
+        frames = max(1, int(getattr(pil, "n_frames", 1)))
+    except Exception:  # a broken later frame: the first one decoded
+        frames = 1
+    try:
+        exif_obj = pil.getexif()
+        orientation = int(exif_obj.get(0x0112, 1) or 1)
+    except Exception:  # unreadable EXIF is metadata lost, not pixels
+        orientation = 1
+    exif = pil.info.get("exif") or None
+    if isinstance(exif, str):  # some plugins give text
+        exif = None
     if orientation != 1:
         pixels = _orient(pixels, orientation)
         alpha = _orient(alpha, orientation) if alpha is not None else None
@@ -270,7 +364,10 @@ def _decode_pil(pil: "object", icc: bytes | None) -> tuple[np.ndarray, np.ndarra
         im = im.convert("L")
         mode = "L"
     if mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        if "transparency" not in im.info and _palette_is_gray(im):
+            im = im.convert("L")  # grey stays grey
+        else:
+            im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         mode = im.mode
     elif mode == "PA":
         im = im.convert("RGBA")
@@ -300,6 +397,20 @@ def _decode_pil(pil: "object", icc: bytes | None) -> tuple[np.ndarray, np.ndarra
     if mode == "RGB":
         return a, None, 8, icc
     return a[:, :, :3], a[:, :, 3], 8, icc  # RGBA
+
+
+def _palette_is_gray(im: "object") -> bool:
+    """True when every colour of a palette image's palette is a grey (R = G = B)."""
+    try:
+        palette = im.getpalette()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    if not palette:
+        return False
+    rgb = np.asarray(palette[: len(palette) // 3 * 3], dtype=np.int32).reshape(-1, 3)
+    used = np.unique(np.asarray(im))  # only the entries the pixels use
+    used = used[used < len(rgb)]
+    return bool(len(used)) and bool((rgb[used, 0] == rgb[used, 1]).all() and (rgb[used, 1] == rgb[used, 2]).all())
 
 
 def _cmyk_to_rgb(im: "object", icc: bytes | None) -> tuple["object", bytes | None]:
@@ -410,10 +521,15 @@ def output_depth(image: Image, format: str) -> int:
 
 
 def encode_image(
-    image: Image, format: str, quality: int = 95, png_compression: int = DEFAULT_PNG_COMPRESSION
+    image: Image, format: str, quality: int = 95, png_compression: int = DEFAULT_PNG_COMPRESSION,
+    record: str | None = None,
 ) -> bytes:
     """Encode to bytes in ``format`` (png, jpg, webp, tiff). ``quality``: JPEG/WebP (1-100);
-    ``png_compression``: PNG zlib level (0 = none, fastest ... 9 = smallest, slowest)."""
+    ``png_compression``: PNG zlib level (0 = none, fastest ... 9 = smallest, slowest).
+    ``record``: ASCII text stored in the file where :func:`read_record` finds it (a PNG ``tEXt``
+    chunk before the image data, a TIFF ImageDescription, a JPEG comment, WebP XMP)."""
+    if record is not None and not (record.isascii() and record.isprintable()):
+        raise ValueError("record must be printable ASCII")
     fmt = _EXT_TO_FORMAT.get("." + format.lower().lstrip("."), format.lower())
     if fmt not in FORMATS:
         raise ImageError(f"cannot write format '{format}'", hint=f"choose one of {', '.join(FORMATS)}")
@@ -427,7 +543,7 @@ def encode_image(
         alpha = None
     depth = output_depth(image, fmt)
     if depth == 16:
-        return _encode_16(pixels, alpha, fmt, image.icc_profile, image.exif, int(png_compression))
+        return _encode_16(pixels, alpha, fmt, image.icc_profile, image.exif, int(png_compression), record)
     from PIL import Image as PILImage
 
     gray = pixels.shape[2] == 1
@@ -458,6 +574,19 @@ def encode_image(
         kwargs.update(compress_level=int(png_compression))
     elif fmt == "tiff":
         kwargs.update(compression="tiff_deflate")
+    if record is not None:
+        if fmt == "png":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_text(RECORD_KEY, record)
+            kwargs["pnginfo"] = info
+        elif fmt == "jpg":
+            kwargs["comment"] = record
+        elif fmt == "webp":
+            kwargs["xmp"] = _xmp_packet(record)
+        else:
+            kwargs["description"] = record
     out = io.BytesIO()
     pil.save(out, format={"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF"}[fmt], **kwargs)
     return out.getvalue()
@@ -469,7 +598,7 @@ def _icc_is_gray(icc: bytes) -> bool:
 
 def _encode_16(
     pixels: np.ndarray, alpha: np.ndarray | None, fmt: str, icc: bytes | None, exif: bytes | None,
-    png_compression: int = DEFAULT_PNG_COMPRESSION,
+    png_compression: int = DEFAULT_PNG_COMPRESSION, record: str | None = None,
 ) -> bytes:
     import cv2
 
@@ -492,7 +621,9 @@ def _encode_16(
         raise ImageError(f"OpenCV could not encode a 16-bit {fmt}")
     data = buf.tobytes()
     if fmt == "png":
-        data = _png_add_chunks(data, icc, exif)
+        data = _png_add_chunks(data, icc, exif, record)
+    elif record is not None:
+        data = _tiff_add_description(data, record)
     return data
 
 
@@ -500,12 +631,14 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF)
 
 
-def _png_add_chunks(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
-    """Insert iCCP / eXIf chunks after IHDR (OpenCV does not write them)."""
-    if not icc and not exif:
+def _png_add_chunks(png: bytes, icc: bytes | None, exif: bytes | None, record: str | None = None) -> bytes:
+    """Insert iCCP / eXIf / tEXt chunks after IHDR (OpenCV does not write them)."""
+    if not icc and not exif and record is None:
         return png
     ihdr_end = 8 + 8 + struct.unpack(">I", png[8:12])[0] + 4
     extra = b""
+    if record is not None:
+        extra += _png_chunk(b"tEXt", RECORD_KEY.encode("latin-1") + b"\x00" + record.encode("ascii"))
     if icc:
         extra += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
     if exif:
@@ -520,6 +653,7 @@ def write_image(
     format: str | None = None,
     quality: int = 95,
     png_compression: int = DEFAULT_PNG_COMPRESSION,
+    record: str | None = None,
 ) -> Path:
     """Encode ``image`` and write it to ``path`` atomically; returns ``path``.
 
@@ -531,22 +665,90 @@ def write_image(
     fmt = format or format_for_path(path)
     if fmt is None:
         raise ImageError(f"{path}: unknown image extension", hint=f"use one of {', '.join(_EXT_TO_FORMAT)}")
-    data = encode_image(image, fmt, quality, png_compression)
+    data = encode_image(image, fmt, quality, png_compression, record)
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:  # full disk, no permission, a file where a folder should be...
-        raise ImageError(f"{path}: cannot write: {exc.strerror or exc}",
-                         hint="check the output folder (free space, permissions)") from None
+        cls = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ImageError
+        raise cls(f"{shown(path)}: cannot write: {exc.strerror or exc}",
+                  hint="check the output folder (free space, permissions)") from None
     return path
 
 
-def remove_stale_temps(path: Path) -> None:
-    """Delete temporary files a killed run left for ``path`` (only that output's own ones)."""
+# -- the record of what made a file -------------------------------------------------------
+
+#: PNG text keyword of the record (:func:`encode_image`)
+RECORD_KEY = "sresr"
+_XMP_NS = "https://github.com/sresr/sresr/ns/record/1.0/"
+
+
+def _xmp_packet(record: str) -> bytes:
+    from xml.sax.saxutils import escape
+
+    value = escape(record, {'"': "&quot;"})
+    return (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        f'<rdf:Description rdf:about="" xmlns:sresr="{_XMP_NS}" sresr:record="{value}"/>'
+        "</rdf:RDF></x:xmpmeta>"
+    ).encode("utf-8")
+
+
+def _from_xmp(xmp: bytes | str) -> str | None:
+    import re
+    from xml.sax.saxutils import unescape
+
+    text = xmp.decode("utf-8", "replace") if isinstance(xmp, bytes) else xmp
+    found = re.search(r'sresr:record="([^"]*)"', text)
+    return unescape(found.group(1), {"&quot;": '"'}) if found else None
+
+
+def read_record(path: str | os.PathLike[str]) -> str | None:
+    """The record :func:`write_image` stored in ``path``, or None (no record, or not an image).
+    Reads only the file's header (the record sits before the image data)."""
+    from PIL import Image as PILImage
+
     try:
-        for p in stale_temps(path):
-            try:
-                p.unlink()
-            except OSError:
-                pass
-    except OSError:
-        pass
+        with PILImage.open(path) as im:
+            fmt = im.format
+            if fmt == "PNG":
+                value = im.info.get(RECORD_KEY)
+            elif fmt == "JPEG":
+                value = im.info.get("comment")
+            elif fmt == "WEBP":
+                xmp = im.info.get("xmp")
+                value = _from_xmp(xmp) if xmp else None
+            elif fmt == "TIFF":
+                value = im.tag_v2.get(270)  # type: ignore[attr-defined]
+            else:
+                value = None
+    except Exception:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _tiff_add_description(data: bytes, text: str) -> bytes:
+    """A classic TIFF with ImageDescription (tag 270) set in its first IFD: the IFD is rewritten
+    at the end of the file (the old one stays, unreferenced), so no image data moves."""
+    order = data[:2]
+    e = "<" if order == b"II" else ">" if order == b"MM" else None
+    if e is None or struct.unpack_from(e + "H", data, 2)[0] != 42:
+        return data  # BigTIFF or not a TIFF: left as it is
+    (ifd,) = struct.unpack_from(e + "I", data, 4)
+    (count,) = struct.unpack_from(e + "H", data, ifd)
+    entries = [bytes(data[ifd + 2 + 12 * i : ifd + 14 + 12 * i]) for i in range(count)]
+    (next_ifd,) = struct.unpack_from(e + "I", data, ifd + 2 + 12 * count)
+    out = bytearray(data)
+    if len(out) % 2:
+        out += b"\x00"
+    value = text.encode("ascii") + b"\x00"
+    value_at = len(out)
+    out += value + (b"\x00" if len(value) % 2 else b"")
+    entries = [en for en in entries if struct.unpack_from(e + "H", en)[0] != 270]
+    entries.append(struct.pack(e + "HHII", 270, 2, len(value), value_at))
+    entries.sort(key=lambda en: struct.unpack_from(e + "H", en)[0])
+    new_ifd = len(out)
+    out += struct.pack(e + "H", len(entries)) + b"".join(entries) + struct.pack(e + "I", next_ifd)
+    struct.pack_into(e + "I", out, 4, new_ifd)
+    return bytes(out)

@@ -9,6 +9,15 @@ from __future__ import annotations
 
 from typing import Iterable
 
+
+def check_counts(arch: str, **values: object) -> None:
+    """Raise ValueError unless every value is a whole number >= 1 (channels, features, blocks...):
+    a factory that accepted ``blocks=-1`` would build an empty network that runs and outputs
+    garbage."""
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{arch}: {name} must be a whole number >= 1, got {value!r}")
+
 # (model name, keys that must all be present); first match wins, most specific first.
 _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("esrgan", ("conv_first.weight", "body.0.rdb1.conv1.weight")),

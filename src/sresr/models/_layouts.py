@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from ..errors import LayoutError, UnsafeCheckpointError, WeightsError
+from ..errors import LayoutError, ScaleUnknownError, UnsafeCheckpointError, WeightsError
 
 #: wrapper keys around a state dict, in order of preference (BasicSR/Real-ESRGAN keep both
 #: ``params_ema`` and ``params``: the EMA weights are the released ones).
@@ -80,14 +80,22 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file", hint="check the path given to --weights")
-    if path.suffix.lower() == ".safetensors":
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        raise WeightsError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".safetensors" or looks_like_safetensors(head):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return unwrap_state_dict(load_file(str(path), device="cpu"))
-        except SafetensorError as exc:
-            raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from exc
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise WeightsError(f"{path}: not a valid safetensors file ({exc})") from None
+    if not head.startswith((b"PK\x03\x04", b"\x80")):  # torch's zip format, or a legacy pickle
+        raise WeightsError(f"{path}: not a weights file (it starts with {_describe_start(head)})",
+                           hint="expected a .safetensors file or a PyTorch checkpoint (.pth/.pt/.ckpt/.bin)")
     import pickle
 
     import torch
@@ -106,14 +114,46 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                 "torch.save(torch.load(path, weights_only=False).state_dict(), 'clean.pth') "
                 "(or save them as .safetensors), then pass that file",
             ) from None
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({text.splitlines()[0]})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({torch_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
+        raise WeightsError(f"{path}: not a readable PyTorch checkpoint ({torch_reason(exc)})",
+                           hint="the file may be truncated or damaged; fetch it again") from None
     try:
         return unwrap_state_dict(obj)
     except WeightsError as exc:
         raise WeightsError(f"{path}: {exc.message}", hint=exc.hint) from None
+
+
+def looks_like_safetensors(head: bytes) -> bool:
+    """Whether a file's first bytes are a safetensors header (length, then a JSON object)."""
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 2 <= n < 100_000_000 and head[8:9] == b"{"
+
+
+def _describe_start(head: bytes) -> str:
+    text = head[:16]
+    if text.lstrip().lower().startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
+        return f"{text!r}: an HTML/XML page"
+    return repr(text) if text else "nothing: it is empty"
+
+
+#: sentences of torch.load's errors that advise what sresr never does (unpickle with code)
+_ADVICE = ("weights_only", "re-run", "trusted source", "arbitrary code", "if you are seeing this error",
+           "file an issue", "add_safe_globals", "safe_globals", "can still be loaded", "in pytorch 2.6")
+
+
+def torch_reason(exc: BaseException) -> str:
+    """torch.load's error in one short line, without its advice to load with
+    ``weights_only=False`` (that would run code from the file)."""
+    text = " ".join(str(exc).split())
+    found = re.search(r"WeightsUnpickler error: (.*?)(?:\.(?:\s|$)|$)", text)
+    if found:
+        return f"unpickling stopped: {found.group(1)}"
+    sentences = [t.strip() for t in re.split(r"(?<=\.)\s+", text) if t.strip()]
+    kept = [t for t in sentences if not any(a in t.lower() for a in _ADVICE)]
+    return (kept[0] if kept else type(exc).__name__).rstrip(".")
 
 
 # -- layouts ---------------------------------------------------------------------------------
@@ -175,12 +215,17 @@ def load_with_layouts(
     default_scale: int,
     scale: int | None = None,
     overrides: Mapping[str, Any] | None = None,
+    scale_from_shapes_only: bool = False,
 ) -> tuple[Any, int, dict[str, Any]]:
     """Match ``state_dict`` against ``layouts`` and load the first exact match strictly.
 
     ``scale`` is used when the layout cannot tell it from shapes (SRCNN, FSRCNN, VDSR); when the
-    checkpoint does tell it and ``scale`` differs, that is an error. ``overrides`` are extra
-    factory kwargs for hyperparameters that shapes cannot show (activation, res_scale...).
+    checkpoint does tell it and ``scale`` differs, that is an error. When neither tells it,
+    ``default_scale`` is taken, unless ``scale_from_shapes_only`` (a network whose weights serve
+    one scale only, and whose scale is not in its tensors: FSRCNN), which raises
+    :class:`~sresr.errors.ScaleUnknownError` for an exact match of unknown scale instead of
+    guessing. ``overrides`` are extra factory kwargs for hyperparameters that shapes cannot show
+    (activation, res_scale...).
     Returns ``(module in eval mode, scale, kwargs)`` with ``factory(scale=scale, **kwargs)``
     rebuilding the same network.
     """
@@ -218,6 +263,12 @@ def load_with_layouts(
         ]
         attempt = _Attempt(layout, len(expected) - len(missing), missing, unexpected, mismatched)
         if ok and not missing and not unexpected and not mismatched:
+            if found_scale is None and scale is None and scale_from_shapes_only:
+                raise ScaleUnknownError(
+                    f"these {arch} weights ({layout.name} layout) do not tell their scale: their tensors are "
+                    "the same at every scale",
+                    hint="pass --scale S (or name the file like NAME_x3.pth)",
+                )
             module = factory(scale=use_scale, **kwargs)
             mapped = {ours: sd[pub].to(own[ours].dtype) for pub, ours in expected.items()}
             module.load_state_dict(mapped, strict=True)

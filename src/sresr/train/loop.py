@@ -2,8 +2,9 @@
 
 Layout of a run folder (RUNDIR):
   config.toml         the full typed config of the run
-  checkpoint.pt       model, optimiser(s), scheduler(s), EMA, GradScaler, RNG states, iteration
-                      (written atomically: temp file + rename)
+  checkpoint.pt       model, optimiser(s), scheduler(s), EMA, GradScaler, RNG states, iteration, config
+                      (written atomically, with a sha256 of its content: see sresr.train.checkpoint)
+  checkpoint.prev.pt  the checkpoint before it, resumed from when checkpoint.pt is damaged
   metrics.csv         one row per log interval and per validation
   loss.png, val_psnr.png   plots
   weights.safetensors the final weights (the EMA's when EMA is on), usable as --weights
@@ -17,11 +18,11 @@ import fnmatch
 import inspect
 import json
 import math
-import os
 import random
 import signal
 import sys
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,19 @@ from torch import nn
 from ..errors import SresrError, UsageError, WeightsError
 from ..registry import get_spec
 from ..spec import ModelSpec, resolve
-from ..atomic import TEMP_SUFFIX, atomic_write
+from ..atomic import atomic_write
+from ..ranks import env_int
+from .checkpoint import (  # save/load_checkpoint and CheckpointError are re-exported from here
+    CHECKPOINT,
+    FORMAT as CHECKPOINT_FORMAT,
+    PREVIOUS as PREVIOUS_CHECKPOINT,
+    CheckpointError,  # noqa: F401
+    _first_line,
+    clean_stale_temps as _clean_stale_temps,
+    load_checkpoint,  # noqa: F401
+    load_resume_checkpoint,
+    save_checkpoint,
+)
 from .config import TrainConfig, save_toml, to_dict
 from .data import PatchDataset, load_pairs, make_loader, prepare_pair, read_rgb, resolve_sources
 from .losses import (
@@ -44,7 +57,6 @@ from .losses import (
     pixel_loss,
 )
 
-CHECKPOINT = "checkpoint.pt"
 WEIGHTS = "weights.safetensors"
 METRICS = "metrics.csv"
 CONFIG = "config.toml"
@@ -88,14 +100,18 @@ class Dist:
 
 def init_distributed(device_kind: str) -> tuple[Dist, bool]:
     """From torchrun's env vars (WORLD_SIZE, RANK, LOCAL_RANK); gloo on CPU, nccl on CUDA.
-    Returns (dist, whether we created the process group)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    Returns (dist, whether we created the process group). A variable that is set but not an
+    integer is a usage error naming it, even when WORLD_SIZE says one process."""
+    world = env_int("WORLD_SIZE", 1)
+    rank = env_int("RANK", 0)
+    local = env_int("LOCAL_RANK", 0)
     if world <= 1:
         return Dist(), False
+    if not 0 <= rank < world or local < 0:
+        raise UsageError(f"invalid RANK={rank} / WORLD_SIZE={world} / LOCAL_RANK={local}",
+                         hint="run under torchrun, which sets them, or unset them to train in one process")
     import torch.distributed as tdist
 
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     created = False
     if not tdist.is_initialized():
         backend = "nccl" if device_kind == "cuda" else "gloo"
@@ -174,24 +190,34 @@ def build_model(cfg: TrainConfig, spec: ModelSpec | None = None) -> tuple[nn.Mod
 
 
 def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """The tensors of ``init`` and the model kwargs they were built with (None when not recorded)."""
+    """The tensors of ``init`` and the model kwargs they were built with (None when not recorded).
+
+    A file is read as ``--weights`` reads one (:func:`sresr.models._layouts.read_checkpoint`: pickles
+    only through ``torch.load(weights_only=True)``, so no code from the file runs; the same wrapper
+    keys and prefixes unwrapped); any file it cannot read is a one-line error naming it. Otherwise
+    ``MODEL.TAG`` names a registered variant."""
+    from ..models._layouts import read_checkpoint
+    from ..weights import _registered, _weights_file
+
     path = Path(init).expanduser()
     if path.is_file():
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            from ..weights import _weights_file
-
+        kwargs = None
+        if path.suffix.lower() == ".safetensors":
             made_by_sresr = _weights_file(path, init)  # None for a foreign file
-            return load_file(str(path)), dict(made_by_sresr.kwargs) if made_by_sresr else None
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        for key in ("params_ema", "params", "state_dict", "model"):
-            if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-                state = state[key]
-                break
-        return {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()
-                if isinstance(v, torch.Tensor)}, None
-    if "." in init and not path.suffix:
+            kwargs = dict(made_by_sresr.kwargs) if made_by_sresr else None
+        try:
+            with warnings.catch_warnings():  # torch.load's pickle-protocol warnings: the error says it
+                warnings.simplefilter("ignore")
+                return read_checkpoint(path), kwargs
+        except SresrError:
+            raise
+        except Exception as exc:  # a file that is not a checkpoint at all (e.g. text: torch.load's KeyError)
+            raise WeightsError(f"initial weights {init}: not a readable checkpoint ({_first_line(exc)})",
+                               hint="give a .safetensors/.pth file or MODEL.TAG") from None
+    if path.exists():
+        raise WeightsError(f"initial weights {init} is not a file", hint="give a .safetensors/.pth file or MODEL.TAG")
+    # MODEL.TAG: tested by registration, not by the look of the name (Path("fsrcnn.x2").suffix is ".x2")
+    if "." in init and _registered(init):
         from ..weights import load_model
 
         loaded = load_model(init, None)
@@ -436,26 +462,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise SresrError(f"cannot read checkpoint {path}: {type(exc).__name__}: {exc}",
-                         hint="delete it to start over, or restore a copy") from None
-
-
-def _clean_stale_temps(rundir: Path) -> None:
-    for p in rundir.glob(".*" + TEMP_SUFFIX):
-        try:
-            p.unlink()
-        except OSError:
-            pass
-
-
 # -- metrics, plots, progress -------------------------------------------------------------------------
 
 
@@ -628,16 +634,22 @@ def _default_log(msg: str) -> None:
 
 
 def train(cfg: TrainConfig, out: str | Path, resume: bool = False, spec: ModelSpec | None = None,
-          progress: bool = True, log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train ``cfg`` into the run folder ``out``; continue from its checkpoint when ``resume``."""
+          progress: bool = True, log: Callable[[str], None] | None = None,
+          warn: Callable[[str], None] | None = None) -> TrainResult:
+    """Train ``cfg`` into the run folder ``out``; continue from its checkpoint when ``resume``.
+    ``warn`` gets one-line warnings (a damaged checkpoint resumed from the previous one, say;
+    default: ``log`` with a ``warning:`` prefix)."""
     cfg.validate()
     log = log or _default_log
+    warn = warn or (lambda msg: log(f"warning: {msg}"))
     rundir = Path(out)
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
         else "cpu"
     dist, created_group = init_distributed(device_kind)
     try:
-        return _train(cfg, rundir, resume, spec, progress, log if dist.main else (lambda m: None), dist)
+        quiet = lambda m: None  # noqa: E731
+        return _train(cfg, rundir, resume, spec, progress, log if dist.main else quiet, dist,
+                      warn if dist.main else quiet)
     finally:
         if created_group:
             import gc
@@ -652,13 +664,14 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, spec: ModelSp
 
 
 def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None, progress: bool,
-           log: Callable[[str], None], dist: Dist) -> TrainResult:
+           log: Callable[[str], None], dist: Dist, warn: Callable[[str], None]) -> TrainResult:
     ckpt_path = rundir / CHECKPOINT
     if dist.main:
         rundir.mkdir(parents=True, exist_ok=True)
         _clean_stale_temps(rundir)
-        if ckpt_path.exists() and not resume:
-            raise UsageError(f"{rundir} already holds a training run ({CHECKPOINT})",
+        held = [name for name in (CHECKPOINT, PREVIOUS_CHECKPOINT) if (rundir / name).exists()]
+        if held and not resume:
+            raise UsageError(f"{rundir} already holds a training run ({held[0]})",
                              hint="pass --resume to continue it, or choose another --out")
     _barrier(dist)
     if cfg.threads > 0:
@@ -740,8 +753,12 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     # resume
     start = 0
     elapsed0 = 0.0
-    if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+    # after a fall-back to checkpoint.prev.pt, the damaged checkpoint.pt must not replace it at the next save
+    keep_previous = True
+    found = load_resume_checkpoint(ckpt_path, warn) if resume else None
+    if found is not None:
+        state, resumed_path, fell_back = found
+        keep_previous = not fell_back
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
@@ -755,7 +772,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
         _set_rng_state(state["rng"])
         start = int(state["iteration"])
         elapsed0 = float(state.get("seconds", 0.0))
-        log(f"resumed from {ckpt_path} at iteration {start}")
+        log(f"resumed from {resumed_path} at iteration {start}")
     elif resume:
         log(f"nothing to resume in {rundir}: starting from iteration 0")
 
@@ -773,10 +790,11 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
         fwd = torch.compile(train_module)  # type: ignore[assignment]
 
     def checkpoint(it: int, seconds: float) -> None:
+        nonlocal keep_previous
         if not dist.main:
             return
         payload = {
-            "format": "sresr-train-checkpoint-1",
+            "format": CHECKPOINT_FORMAT,
             "iteration": it,
             "seconds": seconds,
             "samples_seen": it * cfg.data.batch_size,
@@ -791,7 +809,8 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
             "rng": _rng_state(),
             "config": to_dict(cfg),
         }
-        save_checkpoint(ckpt_path, payload)
+        save_checkpoint(ckpt_path, payload, keep_previous=keep_previous)
+        keep_previous = True
 
     eval_module = ema.module if ema is not None else module
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else nullcontext

@@ -25,4 +25,6 @@ SPEC = ModelSpec(
         "set5/x4/psnr": 32.09, "set5/x4/ssim": 0.8938, "set14/x4/psnr": 28.58, "set14/x4/ssim": 0.7813,
         "b100/x4/psnr": 27.57, "b100/x4/ssim": 0.7357, "urban100/x4/psnr": 26.04, "urban100/x4/ssim": 0.7849,
     },
+    weights_hint="sresr ships no EDSR weights yet: "
+    "pass --weights FILE (the official EDSR .pt files load as they are) or train them with 'sresr train edsr'",
 )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
@@ -67,6 +67,7 @@ class EDSR(nn.Module):
 def edsr(scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16, res_scale: float = 1.0,
          img_range: float = 255.0) -> EDSR:
     """EDSR-baseline by default; the paper's EDSR is ``features=256, blocks=32, res_scale=0.1``."""
+    check_counts("edsr", channels=channels, features=features, blocks=blocks)
     return EDSR(scale, channels, features, blocks, res_scale, img_range)
 
 

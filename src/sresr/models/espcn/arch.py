@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 
 ACTIVATIONS = ("tanh", "relu")
@@ -31,6 +31,7 @@ class ESPCN(nn.Module):
 
 def espcn(scale: int = 3, channels: int = 1, n1: int = 64, n2: int = 32, activation: str = "tanh") -> ESPCN:
     """ESPCN 5-3-3; ``activation="tanh"`` (paper) or ``"relu"``."""
+    check_counts("espcn", channels=channels, n1=n1, n2=n2)
     return ESPCN(scale, channels, n1, n2, activation)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
 UNSHUFFLE = {4: 1, 2: 2, 1: 4}
@@ -78,6 +78,7 @@ class RRDBNet(nn.Module):
 
 def rrdbnet(scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 23, growth: int = 32) -> RRDBNet:
     """RRDBNet(nf=features, nb=blocks, gc=growth); ``blocks=6`` is Real-ESRGAN's anime_6B."""
+    check_counts("esrgan", channels=channels, features=features, blocks=blocks, growth=growth)
     return RRDBNet(scale, channels, features, blocks, growth)
 
 

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from . import centered_padding  # torch-free, defined with the spec; also importable from here
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -46,6 +46,7 @@ class FSRCNN(nn.Module):
 def fsrcnn(scale: int = 2, channels: int = 1, d: int = 56, s: int = 12, m: int = 4,
            deconv_padding: int = 4) -> FSRCNN:
     """FSRCNN(d, s, m); the paper's FSRCNN-s is ``d=32, s=5, m=1``."""
+    check_counts("fsrcnn", channels=channels, d=d, s=s)
     if scale < 1:
         raise ValueError("scale must be >= 1")
     # output_padding = scale + 2 * padding - 9 must be in [0, scale): the centred padding is the least
@@ -91,5 +92,6 @@ LAYOUTS = (Layout("fsrcnn-yjn870", _infer, description="first_part/mid_part/last
 
 def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides: Any):
     """``(module, scale, kwargs)``. The transposed convolution's stride is not stored in the
-    weights, so pass ``scale`` (default 2)."""
-    return load_with_layouts(sd, LAYOUTS, fsrcnn, "fsrcnn", 2, scale, overrides)
+    weights, so ``scale`` must be given: without it an exact match raises
+    :class:`~sresr.errors.ScaleUnknownError` rather than guess."""
+    return load_with_layouts(sd, LAYOUTS, fsrcnn, "fsrcnn", 2, scale, overrides, scale_from_shapes_only=True)

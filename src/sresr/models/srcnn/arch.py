@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
 
 
@@ -36,6 +36,7 @@ def srcnn(scale: int = 2, channels: int = 1, f1: int = 9, f2: int = 5, f3: int =
 
     ``scale`` only selects the weights: the network maps the upsampled image to the same size.
     """
+    check_counts("srcnn", channels=channels, n1=n1, n2=n2)
     return SRCNN(channels, f1, f2, f3, n1, n2)
 
 

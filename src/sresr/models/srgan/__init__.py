@@ -21,4 +21,6 @@ SPEC = ModelSpec(
     license="Apache-2.0",
     # Table 2 of the paper; its SSIM variant differs, so only PSNR is kept. Judge GANs by LPIPS.
     paper_metrics={"set5/x4/psnr": 29.40, "set14/x4/psnr": 26.02, "b100/x4/psnr": 25.16},
+    weights_hint="sresr ships no SRGAN weights yet: "
+    "train them ('sresr train srgan', after the srgan-pretrain recipe) or pass --weights FILE",
 )

@@ -23,4 +23,6 @@ SPEC = ModelSpec(
         "set5/x4/psnr": 32.05, "set5/x4/ssim": 0.9019, "set14/x4/psnr": 28.49, "set14/x4/ssim": 0.8184,
         "b100/x4/psnr": 27.58, "b100/x4/ssim": 0.7620,
     },
+    weights_hint="sresr ships no SRResNet weights yet: "
+    "train them with 'sresr train srresnet' or pass --weights FILE (e.g. BasicSR's MSRResNet_x4 .pth)",
 )

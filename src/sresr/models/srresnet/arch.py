@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
 NORMS = ("bn", "in", "none")
@@ -140,6 +140,7 @@ def srresnet(scale: int = 4, variant: str = "paper", channels: int = 3, features
     """SRResNet. ``variant="paper"`` (default; ablation switches ``blocks``, ``norm``,
     ``global_skip``, ``upsampler``) or ``variant="msrresnet"`` (BasicSR MSRResNet; only
     ``channels``, ``features``, ``blocks`` apply)."""
+    check_counts("srresnet", channels=channels, features=features, blocks=blocks)
     if variant == "paper":
         return SRResNet(scale, channels, features, blocks, norm, global_skip, upsampler)
     if variant == "msrresnet":

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 
 ACTIVATIONS = ("prelu", "relu", "leakyrelu")
@@ -49,6 +49,7 @@ class SRVGGNetCompact(nn.Module):
 def srvgg(scale: int = 4, channels: int = 3, features: int = 64, num_conv: int = 16,
           act_type: str = "prelu") -> SRVGGNetCompact:
     """SRVGGNetCompact; ``num_conv=16`` (animevideov3, default) or ``32`` (general-x4v3)."""
+    check_counts("realesrgan-compact", channels=channels, features=features, num_conv=num_conv)
     return SRVGGNetCompact(scale, channels, features, num_conv, act_type)
 
 

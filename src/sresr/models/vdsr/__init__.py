@@ -26,4 +26,6 @@ SPEC = ModelSpec(
         "set5/x4/psnr": 31.35, "set5/x4/ssim": 0.8838, "set14/x4/psnr": 28.01, "set14/x4/ssim": 0.7674,
         "b100/x4/psnr": 27.29, "b100/x4/ssim": 0.7251, "urban100/x4/psnr": 25.18, "urban100/x4/ssim": 0.7524,
     },
+    weights_hint="sresr ships no VDSR weights yet: "
+    "train them with 'sresr train vdsr' or pass --weights FILE (a published VDSR checkpoint)",
 )

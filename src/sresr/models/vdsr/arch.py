@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .. import _rf
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
 
@@ -39,6 +39,7 @@ class VDSR(nn.Module):
 
 def vdsr(scale: int = 2, channels: int = 1, depth: int = 20, features: int = 64) -> VDSR:
     """VDSR: one network for every scale (``scale`` only selects weights)."""
+    check_counts("vdsr", channels=channels, depth=depth, features=features)
     return VDSR(channels, depth, features)
 
 
