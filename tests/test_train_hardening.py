@@ -5,6 +5,7 @@ and real subprocesses; each message is one ``error:`` line (plus a ``hint:``), n
 from __future__ import annotations
 
 import pickle
+import shutil
 import struct
 import sys
 import zipfile
@@ -61,13 +62,30 @@ def _sresr(*args: str, **env: str):
     return run_sresr(*args, extra_paths=[PLUGIN], OMP_NUM_THREADS="1", **env)
 
 
+_TRAINED: dict[int, Path] = {}  # iterations -> a finished run, trained once per module
+_BASE: list[Path] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _trained_runs(tmp_path_factory: pytest.TempPathFactory):
+    _BASE.append(tmp_path_factory.mktemp("trained"))
+    yield
+    _BASE.clear()
+    _TRAINED.clear()
+
+
 def _train_run(tmp_path: Path, iters: int) -> tuple[Path, Path]:
-    """A finished tinysr run (a checkpoint every 10 iterations): (config file, run folder)."""
+    """A finished tinysr run (a checkpoint every 10 iterations): (config file, run folder), a copy
+    of one trained once for the module (each test damages its own copy)."""
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(CONFIG.format(iters=iters))
+    if iters not in _TRAINED:
+        run = _BASE[0] / f"run{iters}"
+        res = _sresr("train", "tinysr", "--config", str(cfg), "--out", str(run), "-q")
+        assert res.returncode == 0, res.stderr
+        _TRAINED[iters] = run
     run = tmp_path / "run"
-    res = _sresr("train", "tinysr", "--config", str(cfg), "--out", str(run), "-q")
-    assert res.returncode == 0, res.stderr
+    shutil.copytree(_TRAINED[iters], run)
     return cfg, run
 
 

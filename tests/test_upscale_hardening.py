@@ -37,17 +37,27 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
+def _run(inputs, out: Path, **options):
+    """``sresr upscale`` through its library API, in this process: {input name: FileResult}."""
+    from sresr.pipeline import UpscaleOptions, upscale_paths
+
+    results = upscale_paths([str(i) for i in inputs], out, UpscaleOptions(**options))
+    return {Path(r.path).name: r for r in results}
+
+
+def _statuses(results) -> list[str]:
+    return [r.status for r in results.values()]
+
+
 # -- reruns: skip only what this run would make ------------------------------------------------
 
 
 def test_rerun_with_another_model_or_scale_refuses_and_keeps_outputs(tmp_path):
     src, out = _folder(tmp_path / "in"), tmp_path / "out"
-    run_sresr("upscale", str(src), "-o", str(out), "-m", "fsrcnn", "-s", "2", check=True)
+    assert _statuses(_run([src], out, model="fsrcnn", scale=2)) == ["ok"] * 3
     made = _snapshot(out)
-    assert len(made) == 3 and all(PILImage.open(out / n).size == (40, 32) for n in made)
-
-    again = run_sresr("upscale", str(src), "-o", str(out), "-m", "fsrcnn", "-s", "2")
-    assert again.returncode == 0 and "3 skipped" in again.stdout, again.stdout + again.stderr
+    assert all(PILImage.open(out / n).size == (40, 32) for n in made)
+    assert _statuses(_run([src], out, model="fsrcnn", scale=2)) == ["skipped"] * 3
 
     other = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "4")
     assert other.returncode == 1, other.stdout + other.stderr
@@ -55,56 +65,64 @@ def test_rerun_with_another_model_or_scale_refuses_and_keeps_outputs(tmp_path):
     assert len(lines) == 3 and all("fsrcnn" in ln and "bicubic" in ln and "--overwrite" in ln for ln in lines)
     assert _snapshot(out) == made  # nothing replaced
 
-    jpeg = run_sresr("upscale", str(src), "-o", str(out), "-m", "fsrcnn", "-s", "2", "--png-compression", "9")
-    assert jpeg.returncode == 1 and "compression 3" in jpeg.stderr and "compression 9" in jpeg.stderr
+    level = _run([src], out, model="fsrcnn", scale=2, png_compression=9)
+    assert _statuses(level) == ["failed"] * 3
+    assert all("compression 3" in r.error and "compression 9" in r.error for r in level.values())
+    assert _snapshot(out) == made
 
-    replaced = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "4", "--overwrite")
-    assert replaced.returncode == 0, replaced.stderr
+    assert _statuses(_run([src], out, model="bicubic", scale=4, overwrite=True)) == ["ok"] * 3
     assert all(PILImage.open(out / n).size == (80, 64) for n in made)
 
 
 def test_rerun_after_the_input_changed_is_not_skipped(tmp_path):
     src, out = _folder(tmp_path / "in", 2), tmp_path / "out"
-    run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", check=True)
+    _run([src], out, model="bicubic", scale=2)
     _png(src / "img1.png")  # edited since
-    proc = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2")
-    assert proc.returncode == 1 and "1 skipped" in proc.stdout
-    assert "img1.png exists, made from another version of the input" in proc.stderr
+    again = _run([src], out, model="bicubic", scale=2)
+    assert again["img0.png"].status == "skipped" and again["img1.png"].status == "failed"
+    assert "img1.png exists, made from another version of the input" in again["img1.png"].error
 
 
 def test_output_not_made_by_sresr_is_neither_skipped_nor_replaced(tmp_path):
     src, out = _folder(tmp_path / "in", 1), tmp_path / "out"
     mine = _png(out / "img0.png", 5, 5)
     before = mine.read_bytes()
-    proc = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2")
-    assert proc.returncode == 1 and "holds no sresr record" in proc.stderr
+    (result,) = _run([src], out, model="bicubic", scale=2).values()
+    assert result.status == "failed" and "holds no sresr record" in result.error
     assert mine.read_bytes() == before
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg", "webp", "tiff"])
 @pytest.mark.parametrize("depth", [8, 16])
 def test_every_format_records_what_made_it(tmp_path, fmt, depth):
+    import cv2
+
+    from sresr.imaging.io import read_record
+
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     a = (RNG.random((12, 14, 3)) * (65535 if depth == 16 else 255)).astype(np.uint16 if depth == 16 else np.uint8)
-    import cv2
-
     cv2.imwrite(str(src / "a.png"), a[:, :, ::-1])
-    args = ("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", "--format", fmt, "--json")
-    first = json.loads(run_sresr(*args, check=True).stdout)
-    assert first[0]["status"] == "ok"
-    second = json.loads(run_sresr(*args, check=True).stdout)
-    assert second[0]["status"] == "skipped"
-    third = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "3", "--format", fmt, "--json")
-    assert third.returncode == 1 and json.loads(third.stdout)[0]["status"] == "failed"
+    (first,) = _run([src], out, model="bicubic", scale=2, format=fmt).values()
+    assert first.status == "ok"
+    record = json.loads(read_record(first.output))
+    assert record["model"] == "bicubic" and record["scale"] == 2 and record["format"] == fmt
+    assert _statuses(_run([src], out, model="bicubic", scale=2, format=fmt)) == ["skipped"]
+    assert _statuses(_run([src], out, model="bicubic", scale=3, format=fmt)) == ["failed"]
+    assert PILImage.open(first.output).size == (28, 24)  # the x2 output kept
 
 
 def test_bad_model_or_scale_is_an_error_even_when_every_output_exists(tmp_path):
+    from sresr.errors import SresrError
+
     src, out = _folder(tmp_path / "in", 1), tmp_path / "out"
-    run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", check=True)
-    for args in (("-m", "no-such-model", "-s", "2"), ("-m", "fsrcnn", "-s", "7"), ("-m", "bicubic", "-s", "2", "-w", "nope.pth")):
-        proc = run_sresr("upscale", str(src), "-o", str(out), *args)
-        assert proc.returncode in (1, 2) and proc.stderr.startswith("error:"), (args, proc.stdout, proc.stderr)
+    _run([src], out, model="bicubic", scale=2)
+    for options in ({"model": "no-such-model", "scale": 2}, {"model": "fsrcnn", "scale": 7},
+                    {"model": "bicubic", "scale": 2, "weights": "nope.pth"}):
+        with pytest.raises(SresrError):
+            _run([src], out, **options)
+    proc = run_sresr("upscale", str(src), "-o", str(out), "-m", "no-such-model", "-s", "2")
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
 
 
 # -- names and paths ------------------------------------------------------------------------------
@@ -112,26 +130,34 @@ def test_bad_model_or_scale_is_an_error_even_when_every_output_exists(tmp_path):
 
 @pytest.mark.parametrize("suffix", ["/../../../escaped", "/tmp/absolute", "a\\b", "x\ny"])
 def test_suffix_with_a_path_is_refused(tmp_path, suffix):
+    from sresr.errors import UsageError
+
     src, out = _folder(tmp_path / "deep" / "er" / "in", 1), tmp_path / "deep" / "er" / "out"
-    proc = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", "--suffix", suffix)
-    assert proc.returncode == 2 and "--suffix" in proc.stderr
+    with pytest.raises(UsageError, match="--suffix"):
+        _run([src], out, model="bicubic", scale=2, suffix=suffix)
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent != src]
     assert written == [] and not Path("/tmp/absolute").exists()
 
 
-def test_output_folder_that_contains_the_input_folder(tmp_path):
+def test_suffix_with_a_path_is_a_usage_error_on_the_command_line(tmp_path):
+    src = _folder(tmp_path / "in", 1)
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), "-m", "bicubic", "-s", "2",
+                     "--suffix", "/../../x")
+    assert proc.returncode == 2 and "--suffix" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_output_folder_that_contains_the_input_folder(tmp_path, monkeypatch):
     _folder(tmp_path / "photos", 2)
-    proc = run_sresr("upscale", "photos", "-o", ".", "-m", "bicubic", "-s", "2", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    monkeypatch.chdir(tmp_path)
+    assert _statuses(_run(["photos"], Path("."), model="bicubic", scale=2)) == ["ok", "ok"]
     assert PILImage.open(tmp_path / "img0.png").size == (40, 32)
     assert PILImage.open(tmp_path / "img1.png").size == (40, 32)
 
 
 def test_output_inside_the_input_folder_is_not_taken_as_input(tmp_path):
     src = _folder(tmp_path / "in", 2)
-    run_sresr("upscale", str(src), "-o", str(src / "up"), "-m", "bicubic", "-s", "2", "-r", check=True)
-    again = run_sresr("upscale", str(src), "-o", str(src / "up"), "-m", "bicubic", "-s", "2", "-r", "--json")
-    assert [r["status"] for r in json.loads(again.stdout)] == ["skipped", "skipped"]
+    _run([src], src / "up", model="bicubic", scale=2, recursive=True)
+    assert _statuses(_run([src], src / "up", model="bicubic", scale=2, recursive=True)) == ["skipped", "skipped"]
 
 
 def test_collision_and_folder_lines_name_the_input(tmp_path):
@@ -141,14 +167,12 @@ def test_collision_and_folder_lines_name_the_input(tmp_path):
     out = tmp_path / "out"
     (out / "b.png").mkdir(parents=True)
     _png(src / "b.png")
-    proc = run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", "--format", "png", "--json")
-    assert proc.returncode == 1
-    by_name = {Path(r["path"]).name: r for r in json.loads(proc.stdout)}
-    statuses = sorted((by_name["a.png"]["status"], by_name["a.jpg"]["status"]))
+    by_name = _run([src], out, model="bicubic", scale=2, format="png")
+    statuses = sorted((by_name["a.png"].status, by_name["a.jpg"].status))
     assert statuses == ["failed", "ok"]  # the first in natural order (a.jpg) is written
-    error = by_name["a.png"]["error"] or by_name["a.jpg"]["error"]
+    error = by_name["a.png"].error or by_name["a.jpg"].error
     assert str(src / "a.jpg") in error and str(src / "a.png") in error
-    assert by_name["b.png"]["status"] == "failed" and "is a folder" in by_name["b.png"]["error"]
+    assert by_name["b.png"].status == "failed" and "is a folder" in by_name["b.png"].error
 
 
 def test_a_newline_in_a_file_name_stays_on_one_line(tmp_path):
@@ -195,7 +219,7 @@ def test_temp_files_of_a_live_run_are_left_alone(tmp_path):
     gone = out / f".img0.png.{HOST}.{dead.pid}-efgh{TEMP_SUFFIX}"
     live.write_bytes(b"in flight")
     gone.write_bytes(b"left by a killed run")
-    run_sresr("upscale", str(src), "-o", str(out), "-m", "bicubic", "-s", "2", check=True)
+    assert _statuses(_run([src], out, model="bicubic", scale=2)) == ["ok"]
     assert live.read_bytes() == b"in flight"
     assert not gone.exists()
 
@@ -264,7 +288,7 @@ def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
 
     src = tmp_path / "in"
     for i in range(6):
-        PILImage.fromarray((RNG.random((700, 700, 3)) * 255).astype(np.uint8)).save(_png(src / f"{i}.png"))
+        PILImage.fromarray((RNG.random((400, 400, 3)) * 255).astype(np.uint8)).save(_png(src / f"{i}.png"))
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "sresr", "upscale", str(src), "-o", str(out), "-m", "fsrcnn",
                              "-s", "4"], env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -279,17 +303,25 @@ def test_ctrl_c_prints_interrupted_and_exits_130(tmp_path):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
-def test_debug_works_after_the_subcommand_too(tmp_path):
+def test_debug_works_after_the_subcommand_too(tmp_path, capsys):
+    from sresr.cli.main import main
+    from sresr.errors import UnknownModelError
+
     src = _folder(tmp_path / "in", 1)
-    after = run_sresr("upscale", str(src), "-o", str(tmp_path / "o"), "-m", "no-such-model", "--debug")
-    before = run_sresr("--debug", "upscale", str(src), "-o", str(tmp_path / "o"), "-m", "no-such-model")
-    for proc in (after, before):
-        assert "Traceback" in proc.stderr and "UnknownModelError" in proc.stderr
-    plain = run_sresr("upscale", str(src), "-o", str(tmp_path / "o"), "-m", "no-such-model")
-    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    args = ["upscale", str(src), "-o", str(tmp_path / "o"), "-m", "no-such-model"]
+    for argv in (args + ["--debug"], ["--debug"] + args):
+        with pytest.raises(UnknownModelError):  # --debug lets the exception through, with its traceback
+            main(argv)
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    assert info.value.code == 2 and capsys.readouterr().err.startswith("error: unknown model")
 
 
-def test_huge_outscale_is_a_usage_error(tmp_path):
+def test_huge_outscale_is_a_usage_error(tmp_path, capsys):
+    from sresr.cli.main import main
+
     src = _folder(tmp_path / "in", 1)
-    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "o"), "-m", "bicubic", "-s", "2", "--outscale", "1e9")
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "outscale" in proc.stderr.lower()
+    with pytest.raises(SystemExit) as info:
+        main(["upscale", str(src), "-o", str(tmp_path / "o"), "-m", "bicubic", "-s", "2", "--outscale", "1e9"])
+    assert info.value.code == 2 and "outscale" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "o").exists()

@@ -179,7 +179,7 @@ def test_damaged_pulled_variant_is_downloaded_again(plugin, online, tmp_path, mo
 def test_damaged_imported_weights_fail_upscale_in_one_line(plugin, tmp_path):
     pth, _ = _pth(tmp_path / "w_x4.pth")
     env = {"PYTHONPATH": f"{plugin}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    run_sresr("weights", "import", str(pth), "--name", "mine", check=True, **env)
+    import_weights(pth, name="mine")
     _flip_tensor_byte(imported_dir() / "mine.safetensors")
     PILImage.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     proc = run_sresr("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-m", "mine", **env)
@@ -191,7 +191,7 @@ def test_damaged_imported_weights_fail_upscale_in_one_line(plugin, tmp_path):
 
 
 def test_concurrent_imports_under_one_name_one_wins_the_other_is_told(plugin, tmp_path):
-    files = [_pth(tmp_path / f"w{i}_x4.pth", seed=20 + i)[0] for i in range(4)]
+    files = [_pth(tmp_path / f"w{i}_x4.pth", seed=20 + i)[0] for i in range(3)]
     env = subprocess_env([plugin])
     procs = [subprocess.Popen([sys.executable, "-m", "sresr", "weights", "import", str(f), "--name", "same"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for f in files]
@@ -239,14 +239,15 @@ def test_fsrcnn_scale_comes_from_scale_then_file_name_never_a_guess(tmp_path):
 
 
 def test_fsrcnn_import_then_upscale_at_that_scale(tmp_path):
+    from sresr.pipeline import UpscaleOptions, upscale_paths
+    from sresr.weights import list_cached
+
     named = _fsrcnn_file(tmp_path / "FSRCNN-x4.pth", 4)
-    run_sresr("weights", "import", str(named), "-m", "fsrcnn", "--name", "f4", check=True)
-    listed = {r["id"]: r for r in json.loads(run_sresr("weights", "list", "--json", check=True).stdout)}
-    assert listed["f4"]["scale"] == 4
+    import_weights(named, model="fsrcnn", name="f4")
+    assert {e.id: e.scale for e in list_cached(include_bundled=False)}["f4"] == 4
     PILImage.fromarray(np.full((10, 12, 3), 128, np.uint8)).save(tmp_path / "a.png")
-    run_sresr("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o1"), "-s", "4", "--weights", str(named),
-              check=True)
-    assert PILImage.open(tmp_path / "o1" / "a.png").size == (48, 40)
+    (res,) = upscale_paths([tmp_path / "a.png"], tmp_path / "o1", UpscaleOptions(scale=4, weights=str(named)))
+    assert res.status == "ok" and PILImage.open(tmp_path / "o1" / "a.png").size == (48, 40)
 
 
 # -- models without weights -----------------------------------------------------------------------
@@ -269,14 +270,15 @@ def test_builtin_family_without_weights_says_where_they_come_from(tmp_path):
     assert proc.returncode == 1
     assert "has no weights" in proc.stderr and "sresr train vdsr" in proc.stderr
     assert "pick a scale" not in proc.stderr
-    other = run_sresr("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "out"), "-m", "srcnn", "-s", "2")
-    assert other.returncode == 1 and "srcnn.x3 (x3)" in other.stderr
+    with pytest.raises(WeightsError, match="no weights for x2") as info:
+        load_model("srcnn", scale=2)  # some scale has weights: they are named
+    assert "srcnn.x3 (x3)" in info.value.hint
 
 
 # -- a cache folder that cannot be written ----------------------------------------------------------
 
 
-def test_cache_home_that_is_a_file_is_one_line(tmp_path):
+def test_cache_home_that_is_a_file_is_one_line(tmp_path, monkeypatch):
     home = tmp_path / "home"
     home.write_text("not a folder")
     pth = _fsrcnn_file(tmp_path / "fsrcnn_x2.pth", 2)
@@ -285,8 +287,10 @@ def test_cache_home_that_is_a_file_is_one_line(tmp_path):
                      SRESR_HOME=str(home))
     assert proc.returncode == 1 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr
     assert "cannot write" in proc.stderr and "SRESR_HOME" in proc.stderr
-    imp = run_sresr("weights", "import", str(pth), "--name", "x", SRESR_HOME=str(home))
-    assert imp.returncode == 1 and "SRESR_HOME" in imp.stderr
+    monkeypatch.setenv("SRESR_HOME", str(home))
+    with pytest.raises(WeightsError, match="cannot write") as info:
+        import_weights(pth, name="x")
+    assert "SRESR_HOME" in info.value.hint
 
 
 @pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare")
