@@ -101,7 +101,6 @@ def load_tinyy(sd):
 
 def make_plugin(root: Path) -> Path:
     """Write the distribution under ``root`` (put ``root`` on sys.path / PYTHONPATH)."""
-    import torch
     from safetensors.torch import save_file
 
     pkg = root / "tinysr_plugin"
@@ -153,3 +152,15 @@ def tinysr_reference(state: dict, x):
     h = F.prelu(h, state["net.1.weight"])
     h = F.conv2d(h, state["net.2.weight"], state["net.2.bias"], padding=1)
     return F.pixel_shuffle(h, scale)
+
+
+def forget_plugin() -> None:
+    """Drop the imported plugin and the registry's cache, so the next lookup reads the spec anew
+    (after the environment that the spec reads, or the plugin's files, changed)."""
+    import sys
+
+    from sresr import registry
+
+    for name in [m for m in sys.modules if m == "tinysr_plugin" or m.startswith("tinysr_plugin.")]:
+        del sys.modules[name]
+    registry.refresh()

@@ -66,3 +66,19 @@ def _few_threads() -> None:
     except Exception:  # pragma: no cover
         return
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """The tiny third-party distribution of ``_plugin.py``, written to a temp dir and put on
+    sys.path (without its published variant: set TINYSR_URL / TINYSR_SHA256, then
+    ``forget_plugin()``, to declare one)."""
+    from _plugin import forget_plugin, make_plugin
+
+    root = make_plugin(tmp_path_factory.mktemp("plugin"))
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.delenv("TINYSR_URL", raising=False)
+    monkeypatch.delenv("TINYSR_SHA256", raising=False)
+    forget_plugin()
+    yield root
+    forget_plugin()

@@ -5,7 +5,6 @@ be written. A real HTTP server on 127.0.0.1, real files, real subprocesses."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -20,10 +19,9 @@ from PIL import Image as PILImage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _http import FileServer  # noqa: E402
-from _plugin import make_plugin, tinysr_reference, tinysr_state  # noqa: E402
+from _plugin import forget_plugin, tinysr_reference, tinysr_state  # noqa: E402
 from conftest import run_sresr, subprocess_env  # noqa: E402
 
-from sresr import registry  # noqa: E402
 from sresr.errors import DamagedWeightsError, ScaleUnknownError, UsageError, WeightsError  # noqa: E402
 from sresr.models._layouts import read_checkpoint  # noqa: E402
 from sresr.weights import (  # noqa: E402
@@ -40,21 +38,7 @@ X = torch.rand(1, 3, 7, 9, generator=torch.Generator().manual_seed(0))
 GOOD = Path(__file__).resolve().parent / "plugins" / "good"
 
 
-def _forget_plugin() -> None:
-    for name in [m for m in sys.modules if m == "tinysr_plugin" or m.startswith("tinysr_plugin.")]:
-        del sys.modules[name]
-    registry.refresh()
-
-
-@pytest.fixture
-def plugin(tmp_path_factory, monkeypatch):
-    root = make_plugin(tmp_path_factory.mktemp("plugin"))
-    monkeypatch.syspath_prepend(str(root))
-    monkeypatch.delenv("TINYSR_URL", raising=False)
-    monkeypatch.delenv("TINYSR_SHA256", raising=False)
-    _forget_plugin()
-    yield root
-    _forget_plugin()
+_forget_plugin = forget_plugin
 
 
 @pytest.fixture

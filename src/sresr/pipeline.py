@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from . import ranks
 from .download import sha256_file
-
 from .errors import NoSpaceError, SresrError, UsageError, shown
 from .imaging.io import (
     DEFAULT_MAX_PIXELS,
@@ -424,8 +423,6 @@ def _existing_output(job: Job, want: "Callable[[str], OutputRecord]") -> tuple[S
     """What to do about an output that exists: ("skipped", None) when this run would make the same
     file, ("failed", reason) when another model, option or input made it (or no sresr), None to
     (re)do it (the input cannot be read: decoding it reports why)."""
-    if job.output.is_dir():
-        return "failed", f"{shown(job.source)}: its output {shown(job.output)} is a folder"
     try:
         st = job.source.stat()
         regular = stat.S_ISREG(st.st_mode)

@@ -20,8 +20,10 @@ metadata (:func:`content_digest`), checked at every load. A cached file that fai
 a pulled variant or a conversion is rebuilt from its source (downloaded again, or converted again
 when the original file is given again); any other file fails with an error that names its id.
 Downloads whose sha256 is unknown (``--weights URL``) are kept only once they load as the
-weights file they claim to be; a cached one that no longer loads is fetched again, once. A foreign checkpoint's architecture is found by the model's
-published-layout ``loader`` (``--model``), or by trying every registered model's loader.
+weights file they claim to be; a cached one that no longer loads is fetched again, once.
+
+A foreign checkpoint's architecture is found by the model's published-layout ``loader``
+(``--model``), or by trying every registered model's loader.
 """
 
 from __future__ import annotations
@@ -260,7 +262,8 @@ def scale_from_name(name: str) -> int | None:
     """The scale a weights file's name states (``fsrcnn_x3.pth``, ``FSRCNN-x4``, ``x2_model``,
     ``edsr_3x.pt``), or None when it states none or several."""
     stem = str(name).split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1].lower()
-    found = {int(m.group(1) or m.group(2)) for m in re.finditer(r"(?<![a-z0-9])(?:x(\d{1,2})|(\d{1,2})x)(?![a-z0-9])", stem)}
+    words = re.finditer(r"(?<![a-z0-9])(?:x(\d{1,2})|(\d{1,2})x)(?![a-z0-9])", stem)
+    found = {int(m.group(1) or m.group(2)) for m in words}
     return found.pop() if len(found) == 1 else None
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+import warnings
 from typing import Annotated
 
 import typer
@@ -80,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ``--debug`` works anywhere on the command line (``sresr upscale ... --debug`` too): it is taken
     out of the arguments here, before the commands parse theirs."""
+    # Pillow warns (UserWarning, to stderr) about damaged metadata it skips; sresr reports what
+    # matters about a file in its own one line
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     args = list(argv if argv is not None else sys.argv[1:])
     cut = args.index("--") if "--" in args else len(args)
     _state["debug"] = "--debug" in args[:cut]

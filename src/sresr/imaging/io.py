@@ -154,7 +154,7 @@ def read_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> byt
         raise ImageError(f"{name}: cannot read: no such file") from None
     except OSError as exc:
         raise ImageError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb", buffering=0) as f:
+    with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise ImageError(f"{name}: is a folder, not an image")
@@ -164,9 +164,8 @@ def read_file(path: str | os.PathLike[str], max_bytes: int | None = None) -> byt
         if max_bytes is not None and st.st_size > max_bytes:
             raise ImageError(f"{name}: {st.st_size / 1e6:.1f} MB is more than an image within the pixel limit needs",
                              hint="raise --max-pixels if the file is trusted")
-        limit = st.st_size + 1 if max_bytes is None else min(st.st_size, max_bytes) + 1
         try:
-            data = f.read(limit) if limit > 1 else f.read()
+            data = f.read(-1 if max_bytes is None else max_bytes + 1)  # a buffered read: every byte, or the cap
         except OSError as exc:
             raise ImageError(f"{name}: cannot read: {exc.strerror or exc}") from None
     if max_bytes is not None and len(data) > max_bytes:  # the file grew while it was read
