@@ -424,8 +424,14 @@ class Upscaler:
             raise UsageError(
                 f"model '{self.spec.name}' ({self.colorspace}) takes {self.in_channels} channel(s), got {x.shape[1]}"
             )
+        return self._run(_float_pixels(x), on_tiles, out, blocks)
+
+    __call__ = run
+
+    def _run(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
+             blocks: BlockCallback | None) -> torch.Tensor | None:
+        """:meth:`run` of an input already checked: float32 on the CPU, finite, in [0, 1]."""
         t0 = time.perf_counter()
-        x = _float_pixels(x)
         lr_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if self.spec.input == "upsampled":
             from .imaging.resize import imresize
@@ -457,8 +463,6 @@ class Upscaler:
         self.stats.seconds += time.perf_counter() - t0
         return result
 
-    __call__ = run
-
     def upscale_rgb(
         self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -475,7 +479,10 @@ class Upscaler:
         if x.dim() != 4 or x.shape[1] != 3:
             raise UsageError(f"expected an Nx3xHxW RGB tensor, got shape {tuple(x.shape)}",
                              hint="add a batch dimension with x[None]; grey images: x.expand(-1, 3, -1, -1)")
-        x = _float_pixels(x)
+        return self._upscale_rgb(_float_pixels(x), on_tiles, out)
+
+    def _upscale_rgb(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`upscale_rgb` of an input already checked: float32 on the CPU, finite, in [0, 1]."""
         n, _, h, w = x.shape
         s = self.scale
         if out is None:
@@ -484,7 +491,7 @@ class Upscaler:
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n, 3, h * s, w * s)}")
         if self.colorspace != "y":
             for i in range(n):
-                self.run(x[i : i + 1], on_tiles, out=out[i : i + 1])
+                self._run(x[i : i + 1], on_tiles, out[i : i + 1], None)
             return out
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 
@@ -499,7 +506,7 @@ class Upscaler:
         mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
         for i in range(n):
             colour = functools.partial(self._colour_block, cbcr[i : i + 1], out[i : i + 1], mix, bias, coef)
-            self.run(luma_in[i : i + 1], on_tiles, blocks=colour)
+            self._run(luma_in[i : i + 1], on_tiles, None, colour)
         return out
 
     def _colour_block(
@@ -572,10 +579,10 @@ class Upscaler:
             # for transparent huge pages on large arrays, and faulting those in tile by tile across
             # a wide canvas costs up to twice the time per pixel on big images (kernel compaction)
             canvas = torch.empty((h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
-            self.upscale_rgb(px, on_tiles, out=canvas.permute(2, 0, 1).unsqueeze(0))
+            self._upscale_rgb(px, on_tiles, canvas.permute(2, 0, 1).unsqueeze(0))
             pixels = canvas.numpy()
         else:
-            out = self.upscale_rgb(px.expand(1, 3, h, w).contiguous() if gray else px, on_tiles)
+            out = self._upscale_rgb(px.expand(1, 3, h, w).contiguous() if gray else px, on_tiles, None)
             if gray:
                 out = out.mean(dim=1, keepdim=True)
             pixels = resample(out, out_h, out_w)[0].permute(1, 2, 0).numpy()
@@ -593,7 +600,7 @@ class Upscaler:
                 alpha_np = np.full((out_h, out_w), one[0, 0], one.dtype)
             else:
                 if self.alpha == "model":
-                    alpha = self.upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles).mean(dim=1, keepdim=True)
+                    alpha = self._upscale_rgb(a.expand(1, 3, h, w).contiguous(), on_tiles, None).mean(dim=1, keepdim=True)
                 else:
                     from .imaging.resize import imresize
 
@@ -626,19 +633,18 @@ def ieee_fp32(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
 
 def _check_finite(a: Any, what: str) -> None:
     """Float pixels must be finite and within [0, 1] (within rounding); integers are always fine."""
+    # min and max in one pass each, no temporary: NaN propagates into them and Inf shows as a bound
     if isinstance(a, torch.Tensor):
-        if not a.is_floating_point():
+        if not a.is_floating_point() or not a.numel():
             return
-        t = a.detach()
-        finite = bool(torch.isfinite(t).all())
-        lo, hi = (float(t.min()), float(t.max())) if finite and t.numel() else (0.0, 0.0)
+        lo_t, hi_t = torch.aminmax(a.detach())
+        lo, hi = float(lo_t), float(hi_t)
     else:
         arr = np.asarray(a)
-        if arr.dtype.kind != "f":
+        if arr.dtype.kind != "f" or not arr.size:
             return
-        finite = bool(np.isfinite(arr).all())
-        lo, hi = (float(arr.min()), float(arr.max())) if finite and arr.size else (0.0, 0.0)
-    if not finite:
+        lo, hi = float(arr.min()), float(arr.max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
         raise UsageError(f"the input {what} hold NaN or infinite values", hint="give finite pixel values in [0, 1]")
     if lo < -_RANGE_SLACK or hi > 1 + _RANGE_SLACK:
         hint = "divide 0-255 values by 255 (or pass a uint8 array)" if hi > 2 else "clip the values to [0, 1]"
