@@ -483,17 +483,19 @@ def test_y_model_chroma_strips_equal_the_whole_image_conversion(model, tile, mon
 
 
 _FAULTS = r"""
-import resource, sys, torch
+import resource, statistics, sys, torch
 from sresr.engine import tune_cpu_allocator
 applied = tune_cpu_allocator() if sys.argv[1] == "1" else None
 def tile():  # three 16 MiB activations alive at once, then all freed, as a tile's forward does
     bufs = [torch.ones(4 << 20) for _ in range(3)]
     del bufs
 tile()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
+rounds = []
+for _ in range(7):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     tile()
-print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    rounds.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(applied, int(statistics.median(rounds)))
 """
 
 
@@ -510,14 +512,18 @@ def test_tuned_allocator_reuses_freed_tile_buffers():
     for mode in ("0", "1"):
         out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True,
                              env=subprocess_env(), check=True).stdout.split()
-        faults[mode] = int(out[1])
+        faults[mode] = int(out[1])  # page faults of a typical round (the median of 7)
         if mode == "1":
             assert out[0] == "True"
-    pages = 4 * 3 * (16 << 20) // 4096
-    # untuned: freed buffers go back to the OS and are faulted in afresh (all of them, or about a
-    # third once glibc's dynamic mmap threshold has risen: it varies from run to run)
-    assert faults["0"] > 3 * faults["1"]
-    assert faults["1"] < pages // 8  # tuned: the freed buffers are reused
+    pages = 3 * (16 << 20) // 4096  # one round's three buffers
+    # Tuned: the freed buffers are reused, every round. The median round, not the total: the
+    # kernel may reclaim retained pages now and then (DAMON), which refaults one round of a tuned
+    # run too. Untuned, glibc gives freed buffers back to the OS and faults them in afresh (all of
+    # them, or about a third, or, once its dynamic mmap threshold has risen early, none: it
+    # depends on the heap's history, so on what was imported before), so it is no fixed baseline
+    # to compare with; it is run to show the measurement sees faults where there are some.
+    assert faults["1"] < pages // 8
+    assert faults["0"] >= faults["1"]
 
 
 def _rounded(a: np.ndarray, depth: int) -> np.ndarray:
