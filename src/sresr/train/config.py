@@ -78,12 +78,17 @@ class ScheduleConfig:
 class LossConfig:
     """Generator loss = pixel_weight * pixel + perceptual_weight * VGG + gan.weight * adversarial.
 
-    ``pixel``: l1, mse or charbonnier. ``perceptual_layer``: a VGG19 layer such as ``conv5_4``
+    ``pixel``: l1, mse or charbonnier. ``pixel_reduction``: ``mean`` (over every pixel of the
+    batch) or ``sum`` (over each sample's pixels and channels, then the mean over the batch: the
+    Euclidean loss of the Caffe/MatConvNet-era papers, SRCNN and VDSR, whose learning rates and
+    gradient clipping assume it; with ``pixel_weight = 0.5`` it is Caffe's EuclideanLoss).
+    ``perceptual_layer``: a VGG19 layer such as ``conv5_4``
     (features taken before the ReLU when ``perceptual_before_activation``); ``vgg_weights``: a
     local file with torchvision VGG19 weights (otherwise torchvision's download/cache is used)."""
 
     pixel: str = "l1"
     pixel_weight: float = 1.0
+    pixel_reduction: str = "mean"
     charbonnier_eps: float = 1e-3
     perceptual_weight: float = 0.0
     perceptual_layer: str = "conv5_4"
@@ -165,6 +170,8 @@ class TrainConfig:
                      if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0 and math.isfinite(v))]
         if bad_scale:
             errs.append(f"optim.lr_scale['{bad_scale[0]}'] must be a number >= 0")
+        if self.loss.pixel_reduction not in ("mean", "sum"):
+            errs.append("loss.pixel_reduction must be mean or sum")
         if self.optim.grad_clip_mode not in ("norm", "value", "adjustable"):
             errs.append("optim.grad_clip_mode must be norm, value or adjustable")
         if self.schedule.name not in ("constant", "step", "multistep", "cosine"):

@@ -734,7 +734,8 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     ema = EMA(module, cfg.ema) if cfg.ema > 0 else None
 
-    crit_pixel = pixel_loss(cfg.loss.pixel, cfg.loss.charbonnier_eps).to(device) if cfg.loss.pixel_weight else None
+    crit_pixel = (pixel_loss(cfg.loss.pixel, cfg.loss.charbonnier_eps, cfg.loss.pixel_reduction).to(device)
+                  if cfg.loss.pixel_weight else None)
     crit_vgg = None
     if cfg.loss.perceptual_weight:
         crit_vgg = VGGPerceptualLoss(cfg.loss.perceptual_layer, cfg.loss.perceptual_before_activation,

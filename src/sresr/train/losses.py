@@ -23,14 +23,33 @@ class CharbonnierLoss(nn.Module):
         return torch.sqrt((x - y).pow(2) + self.eps * self.eps).mean()
 
 
-def pixel_loss(name: str, charbonnier_eps: float = 1e-3) -> nn.Module:
+class PerSampleSum(nn.Module):
+    """A mean pixel loss turned into its sum over each sample's elements, averaged over the batch."""
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+
+    def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        return self.base(sr, hr) * sr[0].numel()
+
+
+def pixel_loss(name: str, charbonnier_eps: float = 1e-3, reduction: str = "mean") -> nn.Module:
+    """The pixel loss ``name`` (l1, mse, charbonnier); ``reduction``: ``mean`` over every element,
+    or ``sum`` over each sample's elements with the mean over the batch (see LossConfig)."""
     if name == "l1":
-        return nn.L1Loss()
-    if name == "mse":
-        return nn.MSELoss()
-    if name == "charbonnier":
-        return CharbonnierLoss(charbonnier_eps)
-    raise UsageError(f"unknown pixel loss '{name}'", hint="use l1, mse or charbonnier")
+        base: nn.Module = nn.L1Loss()
+    elif name == "mse":
+        base = nn.MSELoss()
+    elif name == "charbonnier":
+        base = CharbonnierLoss(charbonnier_eps)
+    else:
+        raise UsageError(f"unknown pixel loss '{name}'", hint="use l1, mse or charbonnier")
+    if reduction == "sum":
+        return PerSampleSum(base)
+    if reduction != "mean":
+        raise UsageError(f"unknown pixel loss reduction '{reduction}'", hint="mean or sum")
+    return base
 
 
 # torchvision VGG19 ``features`` indices: name -> index of that conv (its ReLU is index + 1)

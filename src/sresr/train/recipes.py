@@ -73,15 +73,20 @@ def _espcn(scale: int) -> TrainConfig:
 
 def _vdsr(scale: int) -> TrainConfig:
     # Kim et al. 2016: 291 images, 41x41 patches, batch 64, SGD momentum 0.9, weight decay 1e-4,
-    # lr 0.1 divided by 10 every 20 of 80 epochs, adjustable gradient clipping theta = 0.4 (each
-    # gradient clipped to +-theta/lr), one network trained on x2, x3 and x4 at once.
+    # lr 0.1 divided by 10 every 20 of 80 epochs, gradient clipping, one network trained on x2, x3
+    # and x4 at once. lr 0.1 is meant for the paper's Euclidean loss, 1/2 of the squared error
+    # summed over the patch (pixel_reduction "sum", pixel_weight 0.5): with the mean over the
+    # patch's 1681 pixels instead, the gradients are ~840x smaller and 200 CPU iterations gained
+    # 0.25 dB on T91 where the summed loss gained 1.8 dB. Clipping as twtygqyy/pytorch-vdsr (the
+    # reproduction that reaches the paper): the gradients' global norm clipped to 0.4, which
+    # bounds every early step (the per-element +-theta/lr clipping let lr 0.1 diverge).
     return TrainConfig(
         model="vdsr", scale=scale, recipe="vdsr", iters=80_000,
         data=DataConfig(train=("t91", "bsds200"), patch_size=41, batch_size=64, scales=(2, 3, 4)),
         optim=OptimConfig(name="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, grad_clip=0.4,
-                          grad_clip_mode="adjustable"),
+                          grad_clip_mode="norm"),
         schedule=ScheduleConfig(name="step", step_size=20_000, gamma=0.1),
-        loss=LossConfig(pixel="mse"),
+        loss=LossConfig(pixel="mse", pixel_weight=0.5, pixel_reduction="sum"),
         val=ValConfig(every=2000),
     )
 
@@ -184,7 +189,7 @@ RECIPES: dict[str, tuple[Recipe, int, str]] = {
     "fsrcnn": (_fsrcnn, 2, "FSRCNN: T91 + BSDS200, MSE, PReLU"),
     "fsrcnn-finetune": (_fsrcnn_finetune, 3, "FSRCNN x3/x4 from x2: retrain only the deconvolution"),
     "espcn": (_espcn, 3, "ESPCN: T91, MSE, sub-pixel convolution"),
-    "vdsr": (_vdsr, 2, "VDSR: 291 images, 41x41, SGD + adjustable clipping, multi-scale x2/x3/x4"),
+    "vdsr": (_vdsr, 2, "VDSR: 291 images, 41x41, SGD lr 0.1 on the summed loss, norm clipping, x2/x3/x4"),
     "srresnet": (_srresnet, 4, "SRResNet: Adam 1e-4, MSE (or --loss l1), 96x96 HR patches"),
     "edsr": (_edsr, 4, "EDSR: DIV2K, L1, 48x48 LR patches, lr halved every 2e5"),
     "srgan-pretrain": (_srgan_pretrain, 4, "SRGAN stage 1: SRResNet generator with MSE"),
