@@ -246,9 +246,19 @@ def test_discriminators() -> None:
     from sresr.models import discriminators as D
     from sresr.models.srgan import arch as srgan_arch
 
-    vgg = srgan_arch.discriminator()
-    assert isinstance(vgg, D.VGGStyleDiscriminator)
+    vgg = D.VGGStyleDiscriminator()
     assert _nparams(vgg) == 14499401
+    paper = srgan_arch.discriminator()  # SRGAN's own, for 96x96 patches (Ledig et al. 2017, Fig. 4)
+    assert isinstance(paper, D.SRGANDiscriminator)
+    convs = [(3, 64, False)] + [(a, b, True) for a, b in ((64, 64), (64, 128), (128, 128), (128, 256), (256, 256),
+                                                          (256, 512), (512, 512))]
+    expected = sum(9 * a * b + (2 * b if bn else b) for a, b, bn in convs) + (512 * 6 * 6 + 1) * 1024 + 1025
+    assert _nparams(paper) == expected
+    with torch.no_grad():
+        assert paper.eval()(torch.rand(2, 3, 96, 96)).shape == (2, 1)
+        assert D.VGGStyleDiscriminator(input_size=96).eval()(torch.rand(1, 3, 96, 96)).shape == (1, 1)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        D.SRGANDiscriminator(input_size=100)
     unet = D.UNetDiscriminatorSN(3, 64)
     assert _nparams(unet) == 4376897
     keys = set(unet.state_dict())

@@ -134,19 +134,6 @@ def test_pixel_losses_against_direct_formulas():
     assert math.isclose(float(discriminator_loss("ragan", real, fake)), d_expected, rel_tol=1e-6)
 
 
-def test_vgg_loss_without_torchvision_is_a_clear_error():
-    from sresr.train.losses import VGGPerceptualLoss
-
-    try:
-        import torchvision  # noqa: F401
-        pytest.skip("torchvision works here")
-    except Exception:
-        pass
-    with pytest.raises(SresrError) as exc:
-        VGGPerceptualLoss("conv5_4")
-    assert "torchvision" in exc.value.message and "sresr[vgg]" in (exc.value.hint or "")
-
-
 # -- data --------------------------------------------------------------------------------------------
 
 

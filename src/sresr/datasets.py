@@ -141,6 +141,11 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
+#: other names people use for the named datasets (``sresr train vdsr --data div2k``)
+ALIASES = {"div2k": "div2k-train", "div2k-val": "div2k-valid", "div2k-validation": "div2k-valid",
+           "bsd100": "b100", "bsds100": "b100", "91": "t91", "91-image": "t91"}
+
+
 def list_datasets() -> list[DatasetInfo]:
     return list(DATASETS.values())
 
@@ -300,7 +305,7 @@ def load_dataset(name_or_path: str | Path, *, sha256: str | None = None, downloa
     (b100, urban100, div2k-*); you vouch for it.
     """
     key = str(name_or_path)
-    info = DATASETS.get(key.lower()) if not isinstance(name_or_path, Path) else None
+    info = DATASETS.get(ALIASES.get(key.lower(), key.lower())) if not isinstance(name_or_path, Path) else None
     if info is None:
         path = Path(name_or_path).expanduser()
         if path.exists() or os.sep in key or key.startswith("."):

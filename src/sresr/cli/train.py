@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Sequence
 
 import typer
 
@@ -17,11 +17,11 @@ _Data = Annotated[
 
 
 def build_config(model: str, scale: int | None, recipe: str | None, config: Path | None, out: Path | None,
-                 resume: bool, overrides: dict[str, Any]) -> tuple[Any, Path]:
+                 resume: bool, overrides: dict[str, Any], settings: Sequence[str] = ()) -> tuple[Any, Path]:
     """The run's TrainConfig and folder: recipe (or the run's saved config on --resume), then the
-    --config file, then the command-line overrides."""
-    from ..train.config import TrainConfig, load_toml, override
-    from ..train.recipes import get_recipe, recipe_for_model
+    --config file, then the command-line options, then the ``--set KEY=VALUE`` lines in order."""
+    from ..train.config import TrainConfig, apply_settings, load_toml, override
+    from ..train.recipes import get_recipe, recipe_for_model, run_folder
 
     base_model = model.split(".", 1)[0]
     saved = out / "config.toml" if out is not None else None
@@ -55,8 +55,9 @@ def build_config(model: str, scale: int | None, recipe: str | None, config: Path
             if scale is not None and scale != cfg.scale:
                 cfg = override(cfg, {"scale": scale})
     cfg = override(cfg, {k: v for k, v in overrides.items() if v is not None})
+    cfg = apply_settings(cfg, settings)
     cfg.validate()
-    rundir = out if out is not None else Path("runs") / f"{cfg.model}-x{cfg.scale}"
+    rundir = out if out is not None else Path(run_folder(cfg.recipe, cfg.model, cfg.scale))
     return cfg, rundir
 
 
@@ -121,6 +122,9 @@ def train_cmd(
     checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", min=0, help="Checkpoint every N "
                                                           "iterations.")] = None,
     threads: Annotated[int | None, typer.Option("--threads", min=0, help="torch CPU threads (0 = default).")] = None,
+    settings: Annotated[list[str] | None, typer.Option(
+        "--set", help="KEY=VALUE for any config key of --print-config (repeatable; the value is read as TOML: "
+        "--set optim.lr=1e-3 --set data.augment=false --set model_kwargs.blocks=8).")] = None,
     print_config: Annotated[bool, typer.Option("--print-config", help="Print the full config as TOML and exit.")]
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -148,7 +152,7 @@ def train_cmd(
         "checkpoint_every": checkpoint_every,
         "threads": threads,
     }
-    cfg, rundir = build_config(model, scale, recipe, config, out, resume, overrides)
+    cfg, rundir = build_config(model, scale, recipe, config, out, resume, overrides, settings or ())
     if print_config:
         from ..train.config import dump_toml
 

@@ -13,7 +13,7 @@ import math
 import tomllib
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, get_args, get_origin, get_type_hints
+from typing import Any, Mapping, Sequence, get_args, get_origin, get_type_hints
 
 from ..errors import UsageError
 
@@ -295,6 +295,44 @@ def override(cfg: TrainConfig, assignments: Mapping[str, Any]) -> TrainConfig:
             node = node.setdefault(p, {})
         node[parts[-1]] = value
     return from_dict(TrainConfig, nested, base=cfg)
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` (``--set``) -> (dotted key, value). The value is read as TOML (``1e-3``,
+    ``false``, ``[2, 3]``, ``{blocks = 8}``, ``"text"``); anything that is not valid TOML is taken
+    as a bare string (``loss.pixel=l1``)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part.strip() or part != part.strip() for part in key.split(".")):
+        raise UsageError(f"--set {text!r} is not KEY=VALUE", hint="for example --set optim.lr=1e-3 "
+                         "--set data.augment=false --set model_kwargs.blocks=8")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_settings(cfg: TrainConfig, settings: Sequence[str]) -> TrainConfig:
+    """Apply ``--set KEY=VALUE`` lines in order, typed by the config's fields (any key of
+    ``--print-config``). A key inside a table of free keys (``model_kwargs.blocks``,
+    ``optim.lr_scale.@last``) changes that entry and keeps the others."""
+    for text in settings:
+        key, value = parse_setting(text)
+        parts = key.split(".")
+        node: Any = cfg
+        for i, part in enumerate(parts[:-1]):
+            if is_dataclass(node) and part in {f.name for f in fields(node)}:
+                node = getattr(node, part)
+                if not is_dataclass(node) and isinstance(node, Mapping):  # a free-key table: merge
+                    merged = {**dict(node), ".".join(parts[i + 1:]): value}
+                    key, value = ".".join(parts[: i + 1]), merged
+                    break
+            else:
+                break
+        cfg = override(cfg, {key: value})
+    return cfg
 
 
 # -- TOML ------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -187,6 +187,34 @@ def build_model(cfg: TrainConfig, spec: ModelSpec | None = None) -> tuple[nn.Mod
     if sum(p.numel() for p in module.parameters()) == 0:
         raise UsageError(f"model '{spec.name}' has no trainable parameters", hint="pick a network, not bicubic")
     return module, spec
+
+
+def build_discriminator(cfg: TrainConfig) -> nn.Module:
+    """The discriminator ``cfg.gan`` names. A factory that takes ``input_size`` gets the HR patch
+    size unless the config sets it; a patch it cannot take (or a set size that differs from the
+    patch) is a usage error here, before training, not a crash at the first iteration."""
+    try:
+        factory = resolve(cfg.gan.discriminator)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise UsageError(f"cannot load the discriminator '{cfg.gan.discriminator}': {exc}",
+                         hint="gan.discriminator must be 'module:attr' of a discriminator factory") from None
+    kwargs = dict(cfg.gan.discriminator_kwargs)
+    try:
+        takes_size = "input_size" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        takes_size = False
+    if takes_size:
+        size = kwargs.setdefault("input_size", cfg.data.patch_size)
+        if size != cfg.data.patch_size:
+            raise UsageError(f"the discriminator takes {size}x{size} patches, the training patches are "
+                             f"{cfg.data.patch_size}x{cfg.data.patch_size}",
+                             hint="drop gan.discriminator_kwargs.input_size (it follows the patch size) or change "
+                             "--patch-size")
+    try:
+        return factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"the discriminator {cfg.gan.discriminator} cannot be built with {kwargs}: {exc}",
+                         hint="check --patch-size and gan.discriminator_kwargs") from None
 
 
 def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
@@ -646,10 +674,17 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, spec: ModelSp
     device_kind = "cuda" if (cfg.device.startswith("cuda") or (cfg.device == "auto" and torch.cuda.is_available())) \
         else "cpu"
     dist, created_group = init_distributed(device_kind)
+    # the run folder and the parents this run creates (runs/ for runs/vdsr-x2): removed again when
+    # the start fails, so a mistyped command leaves nothing behind
+    created = [d for d in (rundir, *rundir.parents) if not d.exists()] if dist.main else []
     try:
         quiet = lambda m: None  # noqa: E731
         return _train(cfg, rundir, resume, spec, progress, log if dist.main else quiet, dist,
                       warn if dist.main else quiet)
+    except BaseException:
+        if created:
+            _remove_if_untrained(rundir, created[1:])
+        raise
     finally:
         if created_group:
             import gc
@@ -661,6 +696,34 @@ def train(cfg: TrainConfig, out: str | Path, resume: bool = False, spec: ModelSp
             # process aborts at exit ("terminate called without an active exception").
             gc.collect()
             tdist.destroy_process_group()
+
+
+def _remove_if_untrained(rundir: Path, parents: Sequence[Path] = ()) -> None:
+    """A run folder this run created and that holds nothing of a training (no checkpoint, weights
+    or metrics: a start that failed on its data, model or options) is removed, not left empty,
+    and so are the ``parents`` this run created, when nothing else is in them."""
+    if any((rundir / name).exists() for name in (CHECKPOINT, PREVIOUS_CHECKPOINT, WEIGHTS, METRICS)):
+        return
+    import shutil
+
+    shutil.rmtree(rundir, ignore_errors=True)
+    for parent in parents:  # nearest first
+        try:
+            parent.rmdir()
+        except OSError:
+            break  # not empty (or not ours to remove)
+
+
+def _long_run_warning(cfg: TrainConfig, it: int, start: int, seconds: float, device: torch.device) -> str | None:
+    """One line when the iterations left would take more than a day at the speed measured so far."""
+    rate = (it - start) / max(seconds, 1e-9)
+    left = (cfg.iters - it) / max(rate, 1e-9)
+    if left <= 24 * 3600:
+        return None
+    hour = max(1, int(rate * 3600))
+    gpu = " or train on a GPU" if device.type == "cpu" else ""
+    return (f"at {rate:.3g} iterations/s on {device.type} the {cfg.iters - it} iterations left take about "
+            f"{left / 86400:.1f} days; for a shorter run pass --iters {hour} (about an hour here){gpu}")
 
 
 def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None, progress: bool,
@@ -742,12 +805,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
                                      cfg.loss.perceptual_criterion, cfg.loss.vgg_weights).to(device)
     disc = d_opt = d_sched = None
     if cfg.gan.weight:
-        try:
-            factory = resolve(cfg.gan.discriminator)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise UsageError(f"cannot load the discriminator '{cfg.gan.discriminator}': {exc}",
-                             hint="gan.discriminator must be 'module:attr' of a discriminator factory") from None
-        disc = factory(**dict(cfg.gan.discriminator_kwargs)).to(device)
+        disc = build_discriminator(cfg).to(device)
         d_opt = make_optimizer(list(disc.parameters()), "adam", cfg.gan.lr, cfg.gan.betas)
         d_sched = make_scheduler(d_opt, cfg)
 
@@ -823,6 +881,7 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
     last_val: dict[str, float] = {}
     t0 = time.perf_counter()
     it = start
+    eta_said = False
     module.train()
     with _StopFlag() as stop:
         try:
@@ -873,6 +932,11 @@ def _train(cfg: TrainConfig, rundir: Path, resume: bool, spec: ModelSpec | None,
                 if ema is not None:
                     ema.update(module)
                 it += 1
+                if not eta_said and (it - start >= 20 or time.perf_counter() - t0 > 30):
+                    eta_said = True
+                    long_run = _long_run_warning(cfg, it, start, time.perf_counter() - t0, device)
+                    if long_run:
+                        warn(long_run)
                 loss_v = float(loss.detach())
                 if not math.isfinite(loss_v):
                     raise SresrError(f"the loss became {loss_v} at iteration {it}",

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import SresrError, UsageError
+from ..errors import UsageError
 
 
 class CharbonnierLoss(nn.Module):
@@ -52,72 +51,30 @@ def pixel_loss(name: str, charbonnier_eps: float = 1e-3, reduction: str = "mean"
     return base
 
 
-# torchvision VGG19 ``features`` indices: name -> index of that conv (its ReLU is index + 1)
-_VGG19_LAYERS: dict[str, int] = {}
-_i = 0
-for _block, _n in enumerate((2, 2, 4, 4, 4), start=1):
-    for _c in range(1, _n + 1):
-        _VGG19_LAYERS[f"conv{_block}_{_c}"] = _i
-        _i += 2
-    _i += 1  # max pool
-del _i, _block, _n, _c
-
-VGG_HINT = (
-    "install torchvision built for your torch (pip install 'sresr[vgg]' with matching torch/torchvision "
-    "versions, e.g. from the same PyTorch index), or train with a pixel loss only "
-    "(set loss.perceptual_weight = 0 in a --config file)"
-)
-
-
-def _import_vgg19() -> Any:
-    try:
-        from torchvision.models import vgg19  # noqa: PLC0415
-    except Exception as exc:  # torchvision can fail in many ways (missing, ABI mismatch, ops)
-        raise SresrError(
-            f"the VGG perceptual loss needs torchvision, which cannot be imported: {type(exc).__name__}: {exc}",
-            hint=VGG_HINT,
-        ) from None
-    return vgg19
-
-
 class VGGPerceptualLoss(nn.Module):
     """Distance between VGG19 features of SR and HR (ImageNet-normalised RGB input in [0, 1]).
 
     ``layer`` like ``conv5_4``; ``before_activation`` takes the conv output (ESRGAN), else the
-    ReLU output (SRGAN). ``weights``: a local torchvision ``vgg19`` state-dict file; when empty
-    torchvision's pretrained weights are used (downloaded by torchvision unless cached).
-    Y (1-channel) inputs are repeated to 3 channels.
+    ReLU output (SRGAN). ``weights``: where torchvision's ImageNet VGG19 weights come from (see
+    :func:`sresr.models.vgg.vgg19_state`): empty downloads the published file once into the
+    weights cache; a URL or a local file. No torchvision is needed. Y (1-channel) inputs are
+    repeated to 3 channels.
     """
 
     def __init__(self, layer: str = "conv5_4", before_activation: bool = True, criterion: str = "mse",
                  weights: str | Path = ""):
         super().__init__()
-        if layer not in _VGG19_LAYERS:
-            raise UsageError(f"unknown VGG19 layer '{layer}'", hint="layers: " + ", ".join(_VGG19_LAYERS))
-        vgg19 = _import_vgg19()
-        if weights:
-            path = Path(weights)
-            if not path.is_file():
-                raise SresrError(f"VGG19 weights file not found: {path}", hint="pass an existing vgg19 .pth file")
-            net = vgg19(weights=None)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "state_dict" in state:
-                state = state["state_dict"]
-            net.load_state_dict(state, strict=True)
-        else:
-            try:
-                net = vgg19(weights="IMAGENET1K_V1")
-            except Exception as exc:
-                raise SresrError(
-                    f"cannot get the pretrained VGG19 weights: {type(exc).__name__}: {exc}",
-                    hint="download vgg19-dcbb9e9d.pth once and give it as loss.vgg_weights",
-                ) from None
-        end = _VGG19_LAYERS[layer] + (1 if before_activation else 2)
-        self.features = nn.Sequential(*list(net.features.children())[:end]).eval()
+        from ..models.vgg import IMAGENET_MEAN, IMAGENET_STD, VGG19Features, features_up_to, vgg19_state
+
+        end = features_up_to(layer, before_activation)
+        net = VGG19Features(end)
+        state = vgg19_state(weights)
+        net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=True)
+        self.features = net.features.eval()
         for p in self.features.parameters():
             p.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.criterion = nn.L1Loss() if criterion == "l1" else nn.MSELoss()
 
     def train(self, mode: bool = True) -> VGGPerceptualLoss:

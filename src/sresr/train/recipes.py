@@ -123,21 +123,25 @@ def _srgan_pretrain(scale: int) -> TrainConfig:
 
 
 def _srgan(scale: int) -> TrainConfig:
-    # SRGAN stage 2: from the stage-1 generator, VGG54 content loss (features after the ReLU,
-    # rescaled by 1/12.75 -> weight 1/12.75^2) + 1e-3 adversarial; lr 1e-4 then 1e-5, 1e5 each.
-    # ``--loss mse`` with ``loss.perceptual_weight = 0`` in a config file gives SRGAN-MSE.
-    # The discriminator (VGG-style, as in BasicSR) takes 128x128 HR patches.
+    # SRGAN stage 2: from the stage-1 generator (runs/srgan-pretrain-xS), 96x96 HR patches, VGG54
+    # content loss (features after the ReLU, rescaled by 1/12.75 -> weight 1/12.75^2) + 1e-3
+    # adversarial with the paper's discriminator; lr 1e-4 then 1e-5, 1e5 iterations each.
     base = _srresnet(scale, model="srgan", recipe="srgan")
     return replace(
-        base, iters=200_000, init_weights=f"runs/srgan-pretrain-x{scale}/weights.safetensors",
-        data=replace(base.data, patch_size=128),
+        base, iters=200_000, init_weights=f"{run_folder('srgan-pretrain', 'srgan', scale)}/weights.safetensors",
+        data=replace(base.data, patch_size=96),
         schedule=ScheduleConfig(name="multistep", milestones=(100_000,), gamma=0.1),
         loss=LossConfig(pixel="mse", pixel_weight=0.0, perceptual_weight=1 / 12.75**2,
                         perceptual_layer="conv5_4", perceptual_before_activation=False),
         gan=GanConfig(weight=1e-3, kind="vanilla", lr=1e-4,
-                      discriminator="sresr.models.discriminators:VGGStyleDiscriminator",
-                      discriminator_kwargs={"input_size": 128}),
+                      discriminator="sresr.models.discriminators:SRGANDiscriminator"),
     )
+
+
+def _srgan_l1(scale: int) -> TrainConfig:
+    # The pixel-loss SRGAN variant (no VGG): L1 + 1e-3 adversarial, from the stage-1 generator.
+    base = _srgan(scale)
+    return replace(base, recipe="srgan-l1", loss=LossConfig(pixel="l1", pixel_weight=1.0, perceptual_weight=0.0))
 
 
 def _esrgan_pretrain(scale: int) -> TrainConfig:
@@ -159,14 +163,14 @@ def _esrgan(scale: int) -> TrainConfig:
     # before activation (L1, weight 1) + L1 pixel (1e-2); lr 1e-4 halved at 50k, 100k, 200k, 300k.
     base = _esrgan_pretrain(scale)
     return replace(
-        base, recipe="esrgan", iters=400_000, init_weights=f"runs/esrgan-pretrain-x{scale}/weights.safetensors",
+        base, recipe="esrgan", iters=400_000,
+        init_weights=f"{run_folder('esrgan-pretrain', 'esrgan', scale)}/weights.safetensors",
         optim=OptimConfig(name="adam", lr=1e-4),
         schedule=ScheduleConfig(name="multistep", milestones=(50_000, 100_000, 200_000, 300_000), gamma=0.5),
         loss=LossConfig(pixel="l1", pixel_weight=1e-2, perceptual_weight=1.0, perceptual_layer="conv5_4",
                         perceptual_before_activation=True, perceptual_criterion="l1"),
         gan=GanConfig(weight=5e-3, kind="ragan", lr=1e-4,
-                      discriminator="sresr.models.discriminators:VGGStyleDiscriminator",
-                      discriminator_kwargs={"input_size": 128}),
+                      discriminator="sresr.models.discriminators:VGGStyleDiscriminator"),
         ema=0.999,
     )
 
@@ -194,10 +198,19 @@ RECIPES: dict[str, tuple[Recipe, int, str]] = {
     "edsr": (_edsr, 4, "EDSR: DIV2K, L1, 48x48 LR patches, lr halved every 2e5"),
     "srgan-pretrain": (_srgan_pretrain, 4, "SRGAN stage 1: SRResNet generator with MSE"),
     "srgan": (_srgan, 4, "SRGAN stage 2: VGG54 content + 1e-3 adversarial, from stage 1"),
+    "srgan-l1": (_srgan_l1, 4, "SRGAN stage 2, pixel-loss variant: L1 + 1e-3 adversarial, from stage 1"),
     "esrgan-pretrain": (_esrgan_pretrain, 4, "ESRGAN stage 1: RRDBNet with L1"),
     "esrgan": (_esrgan, 4, "ESRGAN stage 2: RaGAN + VGG54 before activation + L1, lr halving"),
     "generic": (_generic, 4, "any other model: L1, Adam 2e-4"),
 }
+
+
+def run_folder(recipe: str, model: str, scale: int) -> str:
+    """The default run folder: ``runs/RECIPE-xS`` (``runs/MODEL-xS`` for the generic recipe), so a
+    chain's stages never share a folder and a stage finds the one before it (SRGAN's stage 2 reads
+    ``runs/srgan-pretrain-x4``, which stage 1 writes)."""
+    name = recipe if recipe and recipe != "generic" else model
+    return f"runs/{name}-x{scale}"
 
 
 def list_recipes() -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from ..discriminators import VGGStyleDiscriminator
+from ..discriminators import SRGANDiscriminator
 from ..srresnet import arch as _srresnet
 
 generator = _srresnet.srresnet
@@ -19,9 +19,9 @@ def srgan(scale: int = 4, **kwargs: Any) -> nn.Module:
     return _srresnet.srresnet(scale=scale, **kwargs)
 
 
-def discriminator(in_channels: int = 3, features: int = 64, input_size: int = 128) -> VGGStyleDiscriminator:
-    """The VGG-style 128x128 discriminator used to train SRGAN/ESRGAN."""
-    return VGGStyleDiscriminator(in_channels, features, input_size)
+def discriminator(in_channels: int = 3, features: int = 64, input_size: int = 96) -> SRGANDiscriminator:
+    """The SRGAN paper's discriminator (96x96 HR patches by default; any multiple of 16)."""
+    return SRGANDiscriminator(in_channels, features, input_size)
 
 
 def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides: Any):
