@@ -23,6 +23,7 @@ iters = 25
 seed = 3
 threads = 1
 checkpoint_every = 10
+device = "cpu"  # gloo on the CPU: two ranks on one GPU is not what this tests (NCCL refuses it)
 [data]
 train = ["{DATA / 'hr'}"]
 patch_size = 24

@@ -159,7 +159,7 @@ _WRITER = """
 import sys, torch
 sys.path.insert(0, {src!r})
 from pathlib import Path
-from sresr.train.loop import save_checkpoint
+from sresr.train.checkpoint import save_checkpoint
 path = Path(sys.argv[1])
 save_checkpoint(path, {{"iteration": 1, "w": torch.ones(10)}})
 print("first", flush=True)
@@ -169,7 +169,7 @@ print("second", flush=True)
 
 
 def test_checkpoint_killed_while_being_written_keeps_the_previous_one(tmp_path: Path):
-    from sresr.train.loop import _clean_stale_temps, load_checkpoint
+    from sresr.train.checkpoint import clean_stale_temps as _clean_stale_temps, load_checkpoint
 
     script = tmp_path / "w.py"
     script.write_text(_WRITER.format(src=str(SRC)))

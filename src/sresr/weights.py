@@ -403,23 +403,32 @@ def _save(
     source: str,
     source_sha256: str,
 ) -> None:
-    """Write ``module``'s state dict with sresr metadata, atomically."""
+    """Write ``module``'s state dict with sresr metadata, atomically (a cache file)."""
+    meta = {META_PREFIX + "source": source, META_PREFIX + "source_sha256": source_sha256}
+    with cache.writing(f"weights {out.name}", out.parent, WeightsError):
+        write_weights(module.state_dict(), out, spec.name, scale, kwargs, colorspace, meta)
+
+
+def write_weights(state: Mapping[str, Any], out: Path, model: str, scale: int, kwargs: Mapping[str, Any],
+                  colorspace: str, extra: Mapping[str, str] | None = None) -> Path:
+    """The one writer of sresr weights files: ``state`` as safetensors with the metadata that
+    rebuilds the network (``sresr.model``, ``sresr.scale``, ``sresr.kwargs``, ``sresr.colorspace``),
+    any ``extra`` entries, and ``sresr.digest`` (:func:`content_digest`), written atomically by
+    plain file I/O (a full disk is an OSError). Used for the cache and for training runs' weights."""
     from safetensors.torch import save
 
-    state = {k: v.detach().to("cpu").contiguous().clone() for k, v in module.state_dict().items()}
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     meta = {
+        "format": "pt",
         META_PREFIX + "format": FORMAT_VERSION,
-        META_PREFIX + "model": spec.name,
+        META_PREFIX + "model": model,
         META_PREFIX + "scale": str(int(scale)),
         META_PREFIX + "kwargs": json.dumps(dict(kwargs), sort_keys=True, default=str),
         META_PREFIX + "colorspace": colorspace,
-        META_PREFIX + "source": source,
-        META_PREFIX + "source_sha256": source_sha256,
+        **dict(extra or {}),
     }
-    meta[DIGEST_KEY] = content_digest(state, meta)
-    data = save(state, metadata=meta)  # bytes, written by plain file I/O: a full disk is an OSError
-    with cache.writing(f"weights {out.name}", out.parent, WeightsError):
-        atomic_write_bytes(out, data)
+    meta[DIGEST_KEY] = content_digest(tensors, meta)
+    return atomic_write_bytes(Path(out), save(tensors, metadata=meta))
 
 
 def content_digest(state: Mapping[str, Any], metadata: Mapping[str, str]) -> str:

@@ -116,7 +116,6 @@ def train_cmd(
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,
     precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=0, help="DataLoader worker processes.")] = None,
     ema: Annotated[float | None, typer.Option("--ema", min=0.0, max=0.99999, help="EMA decay (0 = off).")] = None,
     compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="Use torch.compile.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", min=0, help="Checkpoint every N "
@@ -146,7 +145,6 @@ def train_cmd(
         "seed": seed,
         "device": device,
         "precision": precision,
-        "data.workers": workers,
         "ema": ema,
         "compile": compile_,
         "checkpoint_every": checkpoint_every,

@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import numpy as np
 import torch
 
 from ..atomic import TEMP_SUFFIX, atomic_write, make_temp
@@ -215,3 +217,77 @@ def clean_stale_temps(rundir: Path) -> None:
             p.unlink()
         except OSError:
             pass
+
+
+# -- random number generators -----------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    py = random.getstate()
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    n = state["numpy"]
+    np.random.set_state((n[0], n[1].numpy().astype(np.uint32), n[2], n[3], n[4]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# -- the state a checkpoint holds ----------------------------------------------------------------------
+
+
+class TrainState:
+    """Everything a run's checkpoint holds besides the iteration: the network, its optimiser,
+    schedule and GradScaler, the EMA copy, and the discriminator's (for GAN runs). The one
+    checkpoint schema: :meth:`payload` writes it, :meth:`restore` reads it."""
+
+    def __init__(self, module: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any, scaler: Any,
+                 ema: Any = None, disc: torch.nn.Module | None = None, d_opt: Any = None, d_sched: Any = None):
+        self.module, self.opt, self.sched, self.scaler = module, opt, sched, scaler
+        self.ema, self.disc, self.d_opt, self.d_sched = ema, disc, d_opt, d_sched
+
+    def payload(self, iteration: int, seconds: float, samples_seen: int, config: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "iteration": iteration,
+            "seconds": seconds,
+            "samples_seen": samples_seen,
+            "model": self.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "disc": self.disc.state_dict() if self.disc is not None else None,
+            "disc_optimizer": self.d_opt.state_dict() if self.d_opt is not None else None,
+            "disc_scheduler": self.d_sched.state_dict() if self.d_sched is not None else None,
+            "rng": rng_state(),
+            "config": dict(config),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> tuple[int, float]:
+        """Load a payload; return (iteration, seconds trained so far)."""
+        self.module.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.module.load_state_dict(state["ema"])
+        if self.disc is not None and state.get("disc") is not None:
+            self.disc.load_state_dict(state["disc"])
+            self.d_opt.load_state_dict(state["disc_optimizer"])
+            self.d_sched.load_state_dict(state["disc_scheduler"])
+        set_rng_state(state["rng"])
+        return int(state["iteration"]), float(state.get("seconds", 0.0))

@@ -39,8 +39,8 @@ class DataConfig:
     colorspace: str = "auto"
     scales: tuple[int, ...] = ()
     resize_factors: tuple[float, ...] = ()
-    workers: int = 0
-    pin_memory: bool = True  # only used on CUDA
+    workers: int = 0  # unused: batches are made on the training device (kept so older configs load)
+    pin_memory: bool = True  # unused, as workers
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,19 @@ Each image is read once, mod-cropped, and its LR made once per scale with the pr
 bicubic ``imresize`` (rounded to uint8 like the benchmark LR files), then kept in memory in the
 model's colorspace. Sample ``k`` (global index ``iteration * batch + position``) draws its image,
 crop and flips/rotation from ``numpy.random.default_rng((seed, k))``, so a run resumed at
-iteration ``i`` sees exactly the batches an uninterrupted run would, whatever the DataLoader
-workers did, and DDP ranks read disjoint slices of the same global batch.
+iteration ``i`` sees exactly the batches an uninterrupted run would, and DDP ranks read disjoint
+slices of the same global batch. :class:`DeviceBatcher` keeps the prepared images on the training
+device and gathers each batch there (no worker processes, no host copy per batch); ``ds[k]`` of
+:class:`PatchDataset` is the reference it equals.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -181,6 +182,12 @@ class PatchDataset(torch.utils.data.Dataset):
         self.seed = int(seed)
         self.augment = augment
         self.upsampled = upsampled
+        self.sizes = {s: [pair.inp.shape[-2:] for pair in ps] for s, ps in pairs.items()}  # input h, w
+
+    def release_images(self) -> None:
+        """Drop the images (a :class:`DeviceBatcher` holds them): :meth:`sample` still works,
+        ``ds[k]`` no longer does."""
+        self.pairs = {}
 
     def __len__(self) -> int:  # indices are unbounded; the sampler decides
         return 2**62
@@ -191,76 +198,113 @@ class PatchDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, 0x5CA1E, it))
         return self.scales[int(rng.integers(len(self.scales)))]
 
-    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        it = k // self.batch_size
-        scale = self.scale_for_iteration(it)
-        pairs = self.pairs[scale]
+    def input_patch(self, scale: int) -> int:
+        """The side of an input patch at ``scale`` (the HR patch's for pre-upsampled models)."""
+        return self.patch_size if self.upsampled else self.patch_size // scale
+
+    def sample(self, k: int) -> tuple[int, int, int, int, bool, bool, bool]:
+        """What sample ``k`` is: (scale, image index, y, x of the input patch, hflip, vflip,
+        transpose), drawn from ``default_rng((seed, k))``: the one definition of a sample, shared by
+        ``__getitem__`` and :class:`DeviceBatcher`."""
+        scale = self.scale_for_iteration(k // self.batch_size)
+        sizes = self.sizes[scale]
         rng = np.random.default_rng((self.seed, k))
-        pair = pairs[int(rng.integers(len(pairs)))]
-        if self.upsampled:
-            p = self.patch_size
-            h, w = pair.hr.shape[-2:]
-            y = int(rng.integers(h - p + 1))
-            x = int(rng.integers(w - p + 1))
-            inp = pair.inp[:, y : y + p, x : x + p]
-            hr = pair.hr[:, y : y + p, x : x + p]
-        else:
-            p = self.patch_size // scale
-            h, w = pair.inp.shape[-2:]
-            y = int(rng.integers(h - p + 1))
-            x = int(rng.integers(w - p + 1))
-            inp = pair.inp[:, y : y + p, x : x + p]
-            hr = pair.hr[:, y * scale : (y + p) * scale, x * scale : (x + p) * scale]
+        index = int(rng.integers(len(sizes)))
+        p = self.input_patch(scale)
+        h, w = sizes[index]
+        y = int(rng.integers(h - p + 1))
+        x = int(rng.integers(w - p + 1))
+        flips = (False, False, False)
         if self.augment:
             hflip, vflip, rot = (bool(b) for b in rng.integers(0, 2, size=3))
-            if hflip:
-                inp, hr = inp[:, :, ::-1], hr[:, :, ::-1]
-            if vflip:
-                inp, hr = inp[:, ::-1, :], hr[:, ::-1, :]
-            if rot:
-                inp, hr = inp.transpose(0, 2, 1), hr.transpose(0, 2, 1)
+            flips = (hflip, vflip, rot)
+        return scale, index, y, x, *flips
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        scale, index, y, x, hflip, vflip, rot = self.sample(k)
+        pair = self.pairs[scale][index]
+        p = self.input_patch(scale)
+        f = 1 if self.upsampled else scale  # input pixel -> HR pixels
+        inp = pair.inp[:, y : y + p, x : x + p]
+        hr = pair.hr[:, y * f : (y + p) * f, x * f : (x + p) * f]
+        if hflip:
+            inp, hr = inp[:, :, ::-1], hr[:, :, ::-1]
+        if vflip:
+            inp, hr = inp[:, ::-1, :], hr[:, ::-1, :]
+        if rot:
+            inp, hr = inp.transpose(0, 2, 1), hr.transpose(0, 2, 1)
         return as_float(inp), as_float(hr)
 
 
-class IterationBatchSampler(torch.utils.data.Sampler[list[int]]):
-    """Batches for iterations ``start .. stop-1``: this rank's slice of each global batch."""
+class DeviceBatcher:
+    """The batches of a :class:`PatchDataset`, made where the model trains, without workers.
 
-    def __init__(self, start: int, stop: int, global_batch: int, rank: int = 0, world: int = 1):
-        if global_batch % world:
-            raise DatasetError(f"batch size {global_batch} is not divisible by the {world} processes",
+    Every prepared image of each scale lives in one flat tensor on ``device`` (uint8 or float32,
+    as prepared); for an iteration only the samples' draws (``PatchDataset.sample``: 7 numbers
+    each) are computed on the host, and the patches, their flips and transposes are one
+    ``torch.take`` per tensor with indices built on the device. The batches equal the
+    DataLoader's bit for bit (same draws, same values: uint8 / 255 in float32), so a run keeps its
+    bit-exact resume whichever made them; there is no per-iteration host sync.
+    """
+
+    def __init__(self, dataset: PatchDataset, device: torch.device, rank: int = 0, world: int = 1):
+        if dataset.batch_size % world:
+            raise DatasetError(f"batch size {dataset.batch_size} is not divisible by the {world} processes",
                                hint="pick a batch size that is a multiple of the number of processes")
-        self.start, self.stop = start, stop
-        self.global_batch, self.local = global_batch, global_batch // world
+        self.ds, self.device = dataset, device
+        self.local = dataset.batch_size // world
         self.rank = rank
+        self.flat: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.meta: dict[int, np.ndarray] = {}  # per image: inp offset, hr offset, channels, inp h, inp w
+        for scale, pairs in dataset.pairs.items():
+            f = 1 if dataset.upsampled else scale
+            rows, inp_off, hr_off = [], 0, 0
+            for pair in pairs:
+                c, h, w = pair.inp.shape
+                rows.append((inp_off, hr_off, c, h, w))
+                inp_off += pair.inp.size
+                hr_off += pair.hr.size
+                assert pair.hr.shape == (c, h * f, w * f), (pair.name, pair.hr.shape, pair.inp.shape)
+            inp = torch.from_numpy(np.concatenate([np.ascontiguousarray(q.inp).reshape(-1) for q in pairs]))
+            hr = torch.from_numpy(np.concatenate([np.ascontiguousarray(q.hr).reshape(-1) for q in pairs]))
+            self.flat[scale] = (inp.to(device), hr.to(device))
+            self.meta[scale] = np.asarray(rows, dtype=np.int64)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        for it in range(self.start, self.stop):
-            base = it * self.global_batch + self.rank * self.local
-            yield list(range(base, base + self.local))
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-
-def _worker_init(_: int) -> None:
-    # Ctrl-C goes to the whole process group: the main process saves a checkpoint and stops the
-    # workers itself, so the workers must not die on SIGINT first.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    def batch(self, it: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, HR) float32 batches of iteration ``it`` (this rank's slice), on the device."""
+        base = it * self.ds.batch_size + self.rank * self.local
+        draws = np.asarray([self.ds.sample(k) for k in range(base, base + self.local)], dtype=np.int64)
+        scale = int(draws[0, 0])
+        meta = self.meta[scale][draws[:, 1]]  # (n, 5): inp offset, hr offset, channels, h, w
+        params = torch.from_numpy(np.concatenate([meta, draws[:, 2:]], axis=1)).to(self.device, non_blocking=True)
+        p = self.ds.input_patch(scale)
+        f = 1 if self.ds.upsampled else scale
+        channels = int(meta[0, 2])
+        inp, hr = self.flat[scale]
+        return (_gather(inp, params, 0, channels, p, 1), _gather(hr, params, 1, channels, p * f, f))
 
 
-def make_loader(dataset: PatchDataset, start: int, stop: int, rank: int, world: int, workers: int,
-                pin_memory: bool) -> torch.utils.data.DataLoader:
-    sampler = IterationBatchSampler(start, stop, dataset.batch_size, rank, world)
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=workers,
-        pin_memory=pin_memory,
-        worker_init_fn=_worker_init if workers > 0 else None,
-        persistent_workers=False,
-        prefetch_factor=4 if workers > 0 else None,
-    )
+def _gather(flat: torch.Tensor, params: torch.Tensor, which: int, channels: int, p: int, f: int) -> torch.Tensor:
+    """``n x C x p x p`` patches of ``flat``: sample ``i``'s image starts at ``params[i, which]``, is
+    ``C x (h*f) x (w*f)`` (``params[i, 3:5]`` are its input size), its patch at ``f * (y, x)``
+    (``params[i, 5:7]``), flipped / transposed as ``params[i, 7:10]`` say (as PatchDataset does:
+    hflip, then vflip, then transpose)."""
+    n = params.shape[0]
+    dev = params.device
+    off, h, w = params[:, which], params[:, 3] * f, params[:, 4] * f
+    y0, x0 = params[:, 5] * f, params[:, 6] * f
+    hflip, vflip, rot = (params[:, 7 + j].bool().view(n, 1, 1) for j in range(3))
+    r = torch.arange(p, device=dev).view(1, p, 1).expand(n, p, p)
+    q = torch.arange(p, device=dev).view(1, 1, p).expand(n, p, p)
+    a = torch.where(rot, q, r)  # output (r, q) of a transposed patch reads (q, r)
+    b = torch.where(rot, r, q)
+    row = torch.where(vflip, p - 1 - a, a) + y0.view(n, 1, 1)
+    col = torch.where(hflip, p - 1 - b, b) + x0.view(n, 1, 1)
+    pix = (row * w.view(n, 1, 1) + col).unsqueeze(1)  # n x 1 x p x p
+    plane = (h * w).view(n, 1, 1, 1) * torch.arange(channels, device=dev).view(1, channels, 1, 1)
+    idx = off.view(n, 1, 1, 1) + plane + pix
+    out = torch.take(flat, idx)
+    return out.float() / 255.0 if out.dtype == torch.uint8 else out.float()
 
 
 _CACHE_VERSION = 1
