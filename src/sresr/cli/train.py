@@ -14,6 +14,11 @@ _Data = Annotated[
     list[str] | None,
     typer.Option("--data", "-d", help="Training data: a folder of HR images or a dataset name (repeatable)."),
 ]
+_DataLR = Annotated[
+    list[str] | None,
+    typer.Option("--data-lr", help="Your own LR images for --data's HR images, paired by name "
+                 "(0001.png with 0001.png or 0001x4.png); sizes are checked (repeatable)."),
+]
 
 
 def build_config(model: str, scale: int | None, recipe: str | None, config: Path | None, out: Path | None,
@@ -96,6 +101,7 @@ def _recorded_config(out: Path) -> tuple[Any, str]:
 def train_cmd(
     model: Annotated[str, typer.Argument(help="Model to train (see 'sresr models').")],
     data: _Data = None,
+    data_lr: _DataLR = None,
     scale: Annotated[int | None, typer.Option("--scale", "-s", min=1, help="Upscaling factor (default: the recipe's).")]
     = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML config (full or partial) over the recipe.")]
@@ -134,6 +140,7 @@ def train_cmd(
     Run under torchrun for multi-process DDP."""
     overrides: dict[str, Any] = {
         "data.train": tuple(data) if data else None,
+        "data.train_lr": tuple(data_lr) if data_lr else None,
         "init_weights": init,
         "iters": iters,
         "data.batch_size": batch_size,

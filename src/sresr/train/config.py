@@ -23,6 +23,9 @@ class DataConfig:
     """Training patches.
 
     ``train``: dataset names or folders of HR images (several are concatenated).
+    ``train_lr``: folders of the user's own LR images, paired with ``train``'s HR images by name
+    (``--data-lr``); empty: the LR is made with MATLAB bicubic (the protocol's degradation). Paired
+    data trains ``scale`` alone, without ``scales`` or ``resize_factors`` (which would unpair it).
     ``patch_size``: HR patch side in pixels (the LR patch is ``patch_size // scale``; for
     pre-upsampled models any size works). ``batch_size`` is the *global* batch (split over DDP ranks).
     ``colorspace``: ``auto`` (the model's), ``y`` or ``rgb``. ``scales``: several scales for
@@ -33,6 +36,7 @@ class DataConfig:
     """
 
     train: tuple[str, ...] = ()
+    train_lr: tuple[str, ...] = ()
     patch_size: int = 48
     batch_size: int = 16
     augment: bool = True  # random h/v flips and 90-degree rotations

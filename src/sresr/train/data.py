@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -135,12 +136,14 @@ def resize_hr(rgb: np.ndarray, factor: float) -> np.ndarray:
     return imresize(x, scale=factor).permute(1, 2, 0).numpy()
 
 
-def prepare_pair(name: str, rgb: np.ndarray, scale: int, colorspace: str, upsampled: bool) -> Pair:
-    """HR (mod-cropped) and the model input for one image, in the model's colorspace."""
+def prepare_pair(name: str, rgb: np.ndarray, scale: int, colorspace: str, upsampled: bool,
+                 lr_rgb: np.ndarray | None = None) -> Pair:
+    """HR (mod-cropped) and the model input for one image, in the model's colorspace. ``lr_rgb``:
+    the user's own LR image (paired data); otherwise the protocol's MATLAB-bicubic LR is made."""
     from ..imaging.resize import imresize  # noqa: PLC0415
 
     hr_u8 = modcrop(rgb, scale)
-    lr_u8 = make_lr(hr_u8, scale)
+    lr_u8 = make_lr(hr_u8, scale) if lr_rgb is None else lr_rgb
     hr_t = torch.from_numpy(hr_u8).permute(2, 0, 1)
     lr_t = torch.from_numpy(lr_u8).permute(2, 0, 1)
     if colorspace == "y":
@@ -368,6 +371,76 @@ def cached_pair(src: _Source, scale: int, colorspace: str, upsampled: bool, cach
     except OSError:
         pass  # a read-only cache only costs speed
     return pair
+
+
+_HR_MARKS = re.compile(r"(?:[_\-. ]?(?:hr|gt))+$")
+
+
+def _lr_marks(scale: int) -> re.Pattern[str]:
+    return re.compile(rf"(?:[_\-. ]?(?:lr|x{scale}|lrx{scale}|bicubic))+$")
+
+
+def pair_files(hr_paths: Sequence[Path], lr_sources: Sequence[str], scale: int,
+               log=None) -> list[tuple[Path, Path]]:
+    """Pair HR files with the user's LR files (``--data-lr``) on the image's own name: the stem
+    without ``_HR`` / ``_GT`` on the HR side and without ``x4`` / ``_x4`` / ``_LR`` / ``_LRx4`` /
+    ``_bicubic`` on the LR side (``0001.png`` with DIV2K's ``0001x4.png``). An HR image without an
+    LR one, or with several, is named in a ``skipped:`` line; none at all is an error."""
+    lr_files: list[Path] = []
+    for src in lr_sources:
+        p = Path(src).expanduser()
+        if not p.is_dir():
+            raise DatasetError(f"LR data folder {p} does not exist", hint="--data-lr takes a folder of LR images")
+        lr_files.extend(x for x in sorted(p.rglob("*")) if x.is_file() and x.suffix.lower() in IMAGE_EXTS)
+    lr_marks = _lr_marks(scale)
+    by_name: dict[str, list[Path]] = {}
+    for f in lr_files:
+        by_name.setdefault(lr_marks.sub("", f.stem.lower()), []).append(f)
+    pairs: list[tuple[Path, Path]] = []
+    for hr in hr_paths:
+        found = by_name.get(_HR_MARKS.sub("", hr.stem.lower()), [])
+        if len(found) == 1:
+            pairs.append((hr, found[0]))
+        elif log is not None:
+            why = "no LR image of that name" if not found else "several LR images: " + ", ".join(f.name for f in found)
+            log(f"skipped: {hr}: {why} in {', '.join(lr_sources)}")
+    if not pairs:
+        raise DatasetError(f"no HR image has an LR image of its name in {', '.join(lr_sources)}",
+                           hint=f"name them alike: HR 0001.png with LR 0001.png or 0001x{scale}.png")
+    return pairs
+
+
+def _paired(hr: Path, lr: Path, scale: int, colorspace: str, upsampled: bool) -> Pair:
+    """One user-made LR/HR pair, sizes checked: HR (mod-cropped) must be ``scale`` x LR."""
+    hr_rgb, lr_rgb = read_rgb(hr), read_rgb(lr)
+    h, w = lr_rgb.shape[:2]
+    cropped = modcrop(hr_rgb, scale)
+    if cropped.shape[:2] != (h * scale, w * scale):
+        raise DatasetError(f"{lr} ({w}x{h}) is not the x{scale} LR of {hr} ({hr_rgb.shape[1]}x{hr_rgb.shape[0]}): "
+                           f"the HR image must be {w * scale}x{h * scale}")
+    return prepare_pair(hr.name, cropped, scale, colorspace, upsampled, lr_rgb=lr_rgb)
+
+
+def load_paired(pairs: Sequence[tuple[Path, Path]], scale: int, colorspace: str, upsampled: bool, min_hr: int,
+                log=None) -> dict[int, list[Pair]]:
+    """Prepare the user's LR/HR pairs (no LR is made); a pair that cannot be read, whose sizes do
+    not match, or smaller than the patch is named in a ``skipped:`` line."""
+    out: list[Pair] = []
+    for hr, lr in pairs:
+        try:
+            pair = _paired(hr, lr, scale, colorspace, upsampled)
+        except DatasetError as exc:
+            if log is not None:
+                log(f"skipped: {exc.message}")
+            continue
+        if min(pair.hr.shape[-2:]) < min_hr:
+            if log is not None:
+                log(f"skipped: {hr}: smaller than the {min_hr}px patch")
+            continue
+        out.append(pair)
+    if not out:
+        raise DatasetError(f"none of the {len(pairs)} LR/HR pairs can be used (see the skipped: lines)")
+    return {scale: out}
 
 
 def load_pairs(paths: Sequence[Path], scales: Sequence[int], colorspace: str, upsampled: bool,

@@ -37,7 +37,7 @@ from ..errors import SresrError, UsageError
 from ..spec import ModelSpec
 from .checkpoint import CHECKPOINT, PREVIOUS, TrainState, clean_stale_temps, load_resume_checkpoint, save_checkpoint
 from .config import TrainConfig, save_toml, to_dict
-from .data import DeviceBatcher, PatchDataset, load_pairs, resolve_sources
+from .data import DeviceBatcher, PatchDataset, load_paired, load_pairs, pair_files, resolve_sources
 from .dist import Dist, all_true, barrier, init_distributed, resolve_device, resolve_precision
 from .losses import VGGPerceptualLoss, pixel_loss
 from .runlog import CONFIG, METRICS, WEIGHTS, MetricsLog, Progress, save_weights, write_plots, hms
@@ -223,10 +223,21 @@ def _build_batches(cfg: TrainConfig, net: _Network, device: torch.device, dist: 
         raise UsageError(f"patch size {cfg.data.patch_size} is not a multiple of the scale {cfg.scale}",
                          hint=f"use --patch-size {cfg.data.patch_size // cfg.scale * cfg.scale or cfg.scale}")
     t_load = time.perf_counter()
-    pairs = load_pairs(resolve_sources(cfg.data.train), scales, net.colorspace, net.upsampled,
-                       min_hr=cfg.data.patch_size, log=log, resize_factors=cfg.data.resize_factors)
-    resized = f" (resized by {', '.join(f'{f:g}' for f in cfg.data.resize_factors)})" if cfg.data.resize_factors else ""
-    log(f"training data: {len(pairs[scales[0]])} images{resized} x{'/x'.join(map(str, scales))} "
+    hr_files = resolve_sources(cfg.data.train)
+    if cfg.data.train_lr:  # the user's own LR/HR pairs
+        if len(scales) > 1 or cfg.data.resize_factors:
+            log(f"note: paired LR data: training x{cfg.scale} alone, without the recipe's multi-scale or resize "
+                "augmentation (they would unpair the images)")
+            scales = (cfg.scale,)
+        pairs = load_paired(pair_files(hr_files, cfg.data.train_lr, cfg.scale, log), cfg.scale, net.colorspace,
+                            net.upsampled, min_hr=cfg.data.patch_size, log=log)
+    else:
+        pairs = load_pairs(hr_files, scales, net.colorspace, net.upsampled, min_hr=cfg.data.patch_size, log=log,
+                           resize_factors=cfg.data.resize_factors)
+    resized = (f" (resized by {', '.join(f'{f:g}' for f in cfg.data.resize_factors)})"
+               if cfg.data.resize_factors and not cfg.data.train_lr else "")
+    paired = " (paired with the given LR images)" if cfg.data.train_lr else ""
+    log(f"training data: {len(pairs[scales[0]])} images{resized}{paired} x{'/x'.join(map(str, scales))} "
         f"({time.perf_counter() - t_load:.1f} s to prepare)")
     dataset = PatchDataset(pairs, cfg.data.patch_size, cfg.data.batch_size, cfg.seed, cfg.data.augment, net.upsampled)
     batcher = DeviceBatcher(dataset, device, dist.rank, dist.world)
