@@ -6,8 +6,9 @@ each trained from scratch with the same seed, data order and schedule; Set5 PSNR
         [--scales 3 4] [--iters 20000] [--batch 16] [--patch LR_PX] [--jobs 2] [--out runs/padding]
         > benchmarks/results/fsrcnn-padding.md
 
-`--scales 4 --iters 60000 --batch 32 --patch 16` is `recipes/fsrcnn-x4.toml` against
-`recipes/fsrcnn-x4c.toml` (the first stage of the bundled x4 chain), which end level.
+`--scales 4 --iters 60000 --batch 32 --patch 16` is the first stage of the bundled x4 chain
+(`recipes/chains/fsrcnn-x4.toml`, padding 4) against the same with the centred padding; they end
+level.
 
 Each run is `sresr train fsrcnn` in its own process with one torch thread (``--jobs`` at a time);
 a run folder that already finished is read, not trained again. About 5 minutes per run here.

@@ -1,11 +1,12 @@
-"""Move a trained FSRCNN to the centred transposed-convolution padding, to fine-tune from:
+"""Move a trained FSRCNN to the centred transposed-convolution padding:
 
     python recipes/center_fsrcnn.py runs/fsrcnn-x4-aug3
 
 reads RUN/weights.safetensors (padding 4 unless its metadata says otherwise) and writes
-RUN/weights-centered.safetensors (sresr.models.fsrcnn.arch.centered_padding for its scale), the
-kernel moved so every output pixel keeps its place. The taps moved off the kernel's edge are
-lost, so the result is worse until fine-tuned (recipes/fsrcnn-x*-center*.toml do that).
+RUN/weights-centered.safetensors (``sresr.models.fsrcnn.centered_padding`` for its scale), the
+kernel moved so every output pixel keeps its place (``sresr.models.fsrcnn.arch.center_init``). The
+taps moved off the kernel's edge are lost, so the result is worse until fine-tuned. Chains do this
+themselves with ``init_transform = "sresr.models.fsrcnn.arch:center_init"`` on a stage.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ from pathlib import Path
 
 from safetensors.torch import load_file, save_file
 
-from sresr.models.fsrcnn import centered_padding
-from sresr.models.fsrcnn.arch import repad_state_dict
+from sresr.models.fsrcnn.arch import center_init
 from sresr.weights import read_metadata
 
-CENTERED = "weights-centered.safetensors"  # what it writes into the run folder (bundle.py follows it)
+CENTERED = "weights-centered.safetensors"
 
 
 def main(runs: list[str]) -> None:
@@ -29,15 +29,13 @@ def main(runs: list[str]) -> None:
         meta = dict(read_metadata(src))
         kwargs = json.loads(meta.get("sresr.kwargs", "{}") or "{}")
         old = int(kwargs.get("deconv_padding", 4))
-        new = centered_padding(int(meta["sresr.scale"]))
-        kwargs["deconv_padding"] = new
+        state, kwargs = center_init(load_file(str(src)), kwargs, int(meta["sresr.scale"]))
         meta["sresr.kwargs"] = json.dumps(kwargs, sort_keys=True)
+        meta.pop("sresr.digest", None)  # the tensors changed
         dest = run / CENTERED
-        save_file(repad_state_dict(load_file(str(src)), old, new), str(dest), metadata=meta)
-        print(f"{dest}: transposed-conv padding {old} -> {new}")
+        save_file(state, str(dest), metadata=meta)
+        print(f"{dest}: transposed-conv padding {old} -> {kwargs['deconv_padding']}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 2:
-        sys.exit(__doc__)
     main(sys.argv[1:])

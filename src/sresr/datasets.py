@@ -146,6 +146,23 @@ ALIASES = {"div2k": "div2k-train", "div2k-val": "div2k-valid", "div2k-validation
            "bsd100": "b100", "bsds100": "b100", "91": "t91", "91-image": "t91"}
 
 
+#: folders (os.pathsep-separated) holding local copies of named datasets (``sresr train --data-dir``)
+ENV_DATA_DIR = "SRESR_DATA_DIR"
+
+
+def local_copy(name: str) -> Path | None:
+    """A local copy of the named dataset: a folder of its name (any case: ``T91`` for ``t91``) in
+    one of the folders ``$SRESR_DATA_DIR`` lists, used instead of downloading it."""
+    for root in filter(None, os.environ.get(ENV_DATA_DIR, "").split(os.pathsep)):
+        base = Path(root).expanduser()
+        if not base.is_dir():
+            continue
+        for child in base.iterdir():
+            if child.is_dir() and child.name.lower() == name.lower():
+                return child
+    return None
+
+
 def list_datasets() -> list[DatasetInfo]:
     return list(DATASETS.values())
 
@@ -318,6 +335,9 @@ def load_dataset(name_or_path: str | Path, *, sha256: str | None = None, downloa
     if info.bundled:
         root = Path(str(resources.files("sresr.data").joinpath(info.bundled)))
         return Dataset(info.name, _images_in(root), None, info.name)
+    local = local_copy(info.name)
+    if local is not None:
+        return _from_folder(local, info.name)
     root = cache.datasets_dir() / info.name
     if not (root / ".complete").is_file():
         if not download:

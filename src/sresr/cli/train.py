@@ -99,7 +99,15 @@ def _recorded_config(out: Path) -> tuple[Any, str]:
 
 
 def train_cmd(
-    model: Annotated[str, typer.Argument(help="Model to train (see 'sresr models').")],
+    model: Annotated[str | None, typer.Argument(help="Model to train (see 'sresr models'); with --chain, the chain's.",
+                                                show_default=False)] = None,
+    chain: Annotated[Path | None, typer.Option("--chain", help="Run (or continue) a chain file of stages "
+                                               "(recipes/chains/*.toml): each in --out/STAGE (default runs/).")]
+    = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="With --chain --print-config: the stage (number or "
+                                              "name) to print.")] = None,
+    data_dir: Annotated[Path | None, typer.Option("--data-dir", help="A folder with local copies of named datasets "
+                                                  "(T91/, BSDS200/...), used instead of downloading them.")] = None,
     data: _Data = None,
     data_lr: _DataLR = None,
     scale: Annotated[int | None, typer.Option("--scale", "-s", min=1, help="Upscaling factor (default: the recipe's).")]
@@ -134,10 +142,35 @@ def train_cmd(
     = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
 ) -> None:
-    """Train MODEL with its paper recipe, into a run folder.
+    """Train MODEL with its paper recipe, into a run folder; or the stages of a chain file.
 
     The run folder gets config.toml, checkpoint.pt, metrics.csv, plots and weights.safetensors.
     Run under torchrun for multi-process DDP."""
+    if data_dir is not None:
+        import os
+
+        from ..datasets import ENV_DATA_DIR
+
+        if not data_dir.is_dir():
+            raise UsageError(f"--data-dir {data_dir} is not a folder")
+        os.environ[ENV_DATA_DIR] = str(data_dir.resolve())
+    if chain is not None:
+        given = [flag for flag, value in (("--scale", scale), ("--config", config), ("--resume", resume or None),
+                 ("--recipe", recipe), ("--init", init), ("--iters", iters), ("--batch-size", batch_size),
+                 ("--patch-size", patch_size), ("--lr", lr), ("--loss", loss), ("--val-data", val_data),
+                 ("--val-every", val_every), ("--seed", seed), ("--ema", ema), ("--compile", compile_),
+                 ("--checkpoint-every", checkpoint_every), ("--data", data), ("--data-lr", data_lr))
+                 if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} does not go with --chain: the chain file says how each stage trains",
+                             hint="edit the chain file, or pass --set KEY=VALUE to change every stage")
+        _run_chain(chain, model, out, stage, print_config, quiet,
+                   {"device": device, "precision": precision, "threads": threads}, settings or ())
+        return
+    if stage is not None:
+        raise UsageError("--stage goes with --chain")
+    if model is None:
+        raise UsageError("no model given", hint="sresr train MODEL (see 'sresr models'), or sresr train --chain FILE")
     overrides: dict[str, Any] = {
         "data.train": tuple(data) if data else None,
         "data.train_lr": tuple(data_lr) if data_lr else None,
@@ -169,6 +202,37 @@ def train_cmd(
                    warn=_warn)
     if result.weights is not None:
         console.print(f"weights: {result.weights}", highlight=False, soft_wrap=True)
+
+
+def _run_chain(path: Path, model: str | None, out: Path | None, stage: str | None, print_config: bool, quiet: bool,
+               overrides: dict[str, Any], settings: Sequence[str]) -> None:
+    """``--chain``: print one stage's config, or run the stages (finished ones skipped)."""
+    from dataclasses import replace
+
+    from ..train.chain import load_chain, run_chain
+    from ..train.config import apply_settings, dump_toml, override
+
+    runs = out if out is not None else Path("runs")
+    chain = load_chain(path, runs)
+    if model is not None and model.split(".", 1)[0] != chain.model:
+        raise UsageError(f"{path} trains '{chain.model}', not '{model}'", hint=f"sresr train --chain {path}")
+    changed = []
+    for st in chain.stages:
+        cfg = apply_settings(override(st.config, {k: v for k, v in overrides.items() if v is not None}), settings)
+        cfg.validate()
+        changed.append(replace(st, config=cfg))
+    chain = replace(chain, stages=tuple(changed))
+    if print_config:
+        picked = chain.stage(stage if stage is not None else len(chain.stages))
+        typer.echo(f"# stage '{picked.name}' of {path} (run folder {runs / picked.name})")
+        typer.echo(dump_toml(picked.config), nl=False)
+        return
+    if stage is not None:
+        raise UsageError("--stage goes with --print-config", hint="a chain runs all its stages in order")
+    results = run_chain(chain, runs, progress=not quiet, log=(lambda m: None) if quiet else _log, warn=_warn)
+    last = runs / chain.stages[-1].name / "weights.safetensors"
+    if results or last.is_file():
+        console.print(f"weights: {last}", highlight=False, soft_wrap=True)
 
 
 def _log(msg: str) -> None:

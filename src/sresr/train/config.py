@@ -134,6 +134,9 @@ class TrainConfig:
     iters: int = 1000
     seed: int = 0
     init_weights: str = ""  # MODEL.TAG or a .safetensors file; loaded where shapes match
+    # "module:attr": f(state, kwargs, scale) -> (state, kwargs), applied to init_weights before they load
+    # (e.g. "sresr.models.fsrcnn.arch:center_init": FSRCNN's transposed conv moved to the centred padding)
+    init_transform: str = ""
     trainable: tuple[str, ...] = ()  # fnmatch patterns of parameter names; "@new": not in init_weights
     ema: float = 0.0  # EMA decay, 0 = off (final weights are the EMA's when on)
     device: str = "auto"

@@ -3,7 +3,8 @@ the papers (and the reproductions users run). torch-free.
 
 ``get_recipe(name, scale)`` returns a :class:`TrainConfig`; ``recipe_for_model(model)`` names the
 recipe ``sresr train MODEL`` uses when no ``--recipe`` is given. Iteration counts are the papers'
-(GPU-sized); the CPU-sized recipes that produce the bundled weights are in ``recipes/*.toml``.
+(GPU-sized); the chains of CPU-sized stages that produce the bundled weights are in
+``recipes/chains/*.toml`` (:mod:`sresr.train.chain`).
 """
 
 from __future__ import annotations

@@ -112,6 +112,14 @@ def apply_init(module: nn.Module, cfg: TrainConfig, log: Callable[[str], None],
     if not cfg.init_weights:
         return set()
     state, init_kwargs = _read_init_state(cfg.init_weights, cfg)
+    if cfg.init_transform:
+        try:
+            transform = resolve(cfg.init_transform)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise UsageError(f"cannot load init_transform '{cfg.init_transform}': {exc}",
+                             hint="init_transform is 'module:attr' of f(state, kwargs, scale)") from None
+        state, init_kwargs = transform(state, init_kwargs, cfg.scale)
+        log(f"initial weights transformed by {cfg.init_transform}")
     if init_kwargs is not None and spec is not None:
         defaults = _factory_defaults(spec)
         theirs = {**defaults, **init_kwargs}

@@ -73,6 +73,18 @@ def repad_state_dict(sd: Mapping[str, Any], old: int, new: int) -> dict[str, Any
     return out
 
 
+def center_init(state: Mapping[str, Any], kwargs: Mapping[str, Any] | None, scale: int
+                ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An ``init_transform`` for training: FSRCNN weights (padded as their ``kwargs`` say, 4 when
+    unknown) moved to the padding that centres the transposed convolution on the HR grid
+    (:func:`centered_padding`), with the kwargs that now describe them."""
+    kwargs = dict(kwargs or {})
+    old = int(kwargs.get("deconv_padding", 4))
+    new = centered_padding(scale)
+    kwargs["deconv_padding"] = new
+    return repad_state_dict(state, old, new), kwargs
+
+
 def receptive_field(scale: int = 2, m: int = 4, deconv_padding: int = 4, **_: Any) -> int:
     ops = [("conv", 5), ("conv", 1)] + [("conv", 3)] * m + [("conv", 1), ("deconv", 9, scale, deconv_padding)]
     return _rf.radius(ops, scale)

@@ -17,7 +17,7 @@ SPEC = ModelSpec(
     weights=(
         WeightsSpec(tag="x3", scale=3, file="srcnn_x3.safetensors", default=True, license="Apache-2.0",
             metrics={'set5/psnr': 32.59, 'set5/ssim': 0.9066, 'set14/psnr': 29.1, 'set14/ssim': 0.8165},
-            recipe="recipes/srcnn-x3.toml",
+            recipe="recipes/chains/srcnn-x3.toml",
             description="trained by sresr on T91: 40000 iterations, 33 min on one CPU thread"),
     ),
     num_params={2: 57281, 3: 57281, 4: 57281},
