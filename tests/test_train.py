@@ -39,7 +39,7 @@ def tiny_config(model: str = "tinysr", scale: int = 2, **changes) -> TrainConfig
     cfg = get_recipe("generic", scale, model=model)
     base = {"data.train": [str(DATA / "hr")], "val.data": str(DATA / "val"), "iters": 30, "data.patch_size": 24,
             "data.batch_size": 4, "val.every": 10, "checkpoint_every": 10, "optim.lr": 1e-2, "log_every": 1,
-            "threads": 1}
+            "threads": 1, "device": "cpu"}  # the CPU's numbers; the CUDA tests ask for "cuda"
     base.update(changes)
     return override(cfg, base)
 

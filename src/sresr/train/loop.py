@@ -280,8 +280,11 @@ def _build_step(cfg: TrainConfig, net: _Network, state: TrainState, params: list
     if cfg.loss.perceptual_weight:
         crit_vgg = VGGPerceptualLoss(cfg.loss.perceptual_layer, cfg.loss.perceptual_before_activation,
                                      cfg.loss.perceptual_criterion, cfg.loss.vgg_weights).to(device)
+    from ..engine import ieee_fp32
+
+    exact = (lambda: ieee_fp32(device, torch.float32)) if amp is None else nullcontext  # fp32 means fp32 (no TF32)
     common = dict(cfg=cfg, forward=forward, opt=state.opt, scaler=state.scaler, params=params, autocast=autocast,
-                  crit_pixel=crit_pixel, crit_vgg=crit_vgg)
+                  crit_pixel=crit_pixel, crit_vgg=crit_vgg, exact=exact)
     if state.disc is not None:
         return GanStep(**common, disc=state.disc, d_opt=state.d_opt, d_sched=state.d_sched)  # type: ignore[arg-type]
     return PixelStep(**common)  # type: ignore[arg-type]

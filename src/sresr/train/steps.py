@@ -11,7 +11,7 @@ there and reads them only when it logs, so no step waits for the device.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -37,6 +37,7 @@ class PixelStep:
     autocast: Callable[[], AbstractContextManager[Any]]
     crit_pixel: nn.Module | None = None
     crit_vgg: nn.Module | None = None
+    exact: Callable[[], AbstractContextManager[Any]] = nullcontext  # around the whole step: IEEE fp32 on CUDA
     sr: torch.Tensor | None = field(default=None, repr=False)  # the last output (the GAN step reuses it)
 
     def generator_loss(self, sr: torch.Tensor, hr: torch.Tensor, parts: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -52,6 +53,10 @@ class PixelStep:
         return loss
 
     def __call__(self, inp: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self.exact():
+            return self._step(inp, hr)
+
+    def _step(self, inp: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
         parts: dict[str, torch.Tensor] = {}
         with self.autocast():
             sr = self.forward(inp)
@@ -90,8 +95,8 @@ class GanStep(PixelStep):
         parts["loss_adv"] = la.detach()
         return loss + self.cfg.gan.weight * la
 
-    def __call__(self, inp: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-        parts = super().__call__(inp, hr)
+    def _step(self, inp: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = super()._step(inp, hr)
         assert self.disc is not None and self.d_opt is not None and self.sr is not None
         for p in self.disc.parameters():
             p.requires_grad_(True)

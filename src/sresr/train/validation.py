@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..engine import ieee_fp32
 from .config import TrainConfig
 from .data import prepare_pair, read_rgb, resolve_sources
 
@@ -55,7 +56,8 @@ def validate(module: nn.Module, images: list[ValImage], scale: int, colorspace: 
     scores = []
     try:
         for im in images:
-            sr = module(im.inp.to(device)).float().cpu()
+            with ieee_fp32(device, torch.float32):  # the protocol's numbers: no TF32 on CUDA
+                sr = module(im.inp.to(device)).float().cpu()
             h, w = im.hr.shape[:2]
             arr = (sr[0, :, :h, :w] * 255.0).permute(1, 2, 0).double().numpy()
             scores.append(score(arr, im.hr, scale, Protocol(), sr_is_y=(colorspace == "y" and im.hr.ndim == 3)))
