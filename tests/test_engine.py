@@ -42,6 +42,46 @@ def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m):
     assert (owner == 1).all()  # every pixel owned by exactly one tile
 
 
+
+@pytest.mark.parametrize("h,w,pad,budget,m", [(300, 200, 10, 60_000, 1), (300, 200, 10, 59_999, 1),
+                                               (4000, 3000, 68, 4_000_000, 1), (4000, 3000, 20, 1_000_000, 4),
+                                               (2001, 2001, 30, 90_000, 3), (500, 500, 60, 10_000, 1)])
+def test_tile_from_a_memory_budget_fits_it_or_is_the_whole_image(h, w, pad, budget, m):
+    """The CUDA default tile (free memory over the model's bytes per pixel): the whole image when
+    it fits the budget, else windows no larger than the budget, and no more than a 64 px step
+    below the largest tile that would fit."""
+    from sresr.tiling import tile_for_budget
+
+    floor = 128
+    tile = tile_for_budget(h, w, pad, budget, m, floor=floor)
+    if h * w <= budget:
+        assert tile == 0
+        return
+    assert tile > 0 and tile % m == 0
+    plan = plan_tiles(h, w, tile, pad, m)
+    wy, wx = plan.window
+    if tile > floor:
+        assert wy * wx <= budget
+        pad_m = -(-pad // m) * m
+        assert (tile + 64 + 2 * m + 2 * pad_m) ** 2 > budget  # a larger step would not fit
+    else:  # the budget is below the floor's window: the out-of-memory fallback takes over from there
+        assert (floor + 2 * pad) ** 2 > budget or tile == floor
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_default_tile_is_the_whole_image_when_it_fits_and_matches_the_cpu():
+    loaded = load_model("fsrcnn", scale=2)
+    up = Upscaler(loaded, device="cuda", precision="fp32")
+    assert up.auto_tile and "from free memory" in up.describe()
+    x = torch.rand(1, 1, 200, 150, generator=torch.Generator().manual_seed(3))
+    assert len(up.plan_for(200, 150).tiles) == 1  # a small image fits a GPU whole
+    per_pixel, _ = up._footprint()
+    assert per_pixel >= 2 * 4 * 4  # at least the double-buffered output rows
+    cpu = Upscaler(loaded, device="cpu", tile=0).run(x)
+    torch.testing.assert_close(up.run(x), cpu, atol=2e-6, rtol=0)
+
+
 @pytest.mark.parametrize("pad", [0, 4, 20, 34, 40, 46, 47, 349])
 def test_default_tile_keeps_the_overlap_cheap_or_the_memory_bounded(pad):
     from sresr.tiling import CPU_TILE, MAX_AUTO_TILE, default_tile

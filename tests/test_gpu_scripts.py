@@ -21,3 +21,23 @@ def test_gpu_smoke_dry_run(tmp_path):
     assert all(r["samples_per_s"] > 0 and r["synthetic_per_s"] > 0 for r in report["rows"])
     assert report["resumed"] == {"recipe": "srcnn", "from": 4, "to": 8, "ok": True}
     assert "| srgan-l1 | fp32 |" in (tmp_path / "gpu_smoke.md").read_text()
+
+
+def test_gpu_check_dry_run(tmp_path):
+    """benchmarks/gpu_check.py end to end on the CPU with tiny sizes: every step runs, every model
+    of the side-by-side table is measured, tiled equals whole on the device, the folder is upscaled."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(tmp_path)],
+                          env=subprocess_env(), capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["errors"] == {} and report["tests"]["returncode"] == 0 and "passed" in report["tests"]["summary"]
+    rows = report["side_by_side"]
+    assert [r["model"] for r in rows] == ["realesrgan-compact", "esrgan", "srresnet", "edsr", "fsrcnn"]
+    assert all("error" not in r and r["sresr"] > 0 and r["network"] > 0 for r in rows)
+    assert report["exact"]["max_abs_diff"] <= 1e-6
+    assert [(r["model"], r["ok"]) for r in report["upscale"]] == [("realesrgan-compact", 2), ("esrgan", 2)]
+    assert len(report["memory"]) == 4
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "| realesrgan-compact x4 | fp32 |" in md and "## `sresr upscale` on a folder" in md

@@ -33,7 +33,8 @@ def test_every_model_tag_named_exists():
 def test_tile_help_states_the_default_rule():
     text = " ".join(run_sresr("upscale", "--help", check=True, COLUMNS="400").stdout.split())
     assert "default 512" not in text
-    assert "max(256, 2 x pad)" in text and "512-1280" in text
+    assert "max(256, 2 x pad)" in text and "free GPU memory" in text  # tiling.default_tile / Upscaler._tile_for
+    assert "`max(256, 2 * pad)`" in README and "whole image when it fits the free GPU memory" in README
 
 
 def test_debug_is_documented_where_it_works():

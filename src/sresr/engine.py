@@ -20,7 +20,10 @@ says what is expected, never silent black or white blocks.
 
 Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
 field, so the result equals an untiled run. Memory is bounded by the tile: the image and the
-output canvas stay in host memory. An out-of-memory error halves the batch, then the tile, and
+output canvas stay in host memory. On CUDA the default tile comes from the device's free memory
+and the model's footprint measured at the first image (two probe passes): the whole image when it
+fits, else the largest tile that does (:func:`sresr.tiling.tile_for_budget`); cuDNN's autotuner
+is on while an image is tiled (every window has one shape). An out-of-memory error halves the batch, then the tile, and
 retries. Half precision output that is not finite is recomputed in float32.
 """
 
@@ -30,28 +33,32 @@ import copy
 import functools
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import SresrError, UsageError
-from .ranks import local_rank
+from .devices import cudnn_benchmark, ieee_fp32, inference_dtype, resolve_device, tf32_allowed
 from .imaging.io import Image
 from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
-from .tiling import default_tile, plan_tiles, run_tiled, store
+from .tiling import default_tile, plan_tiles, run_tiled, store, tile_for_budget
 from .weights import LoadedModel
 
 __all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
+
+#: the device/precision policy lives in sresr.devices; these names stay importable from here
+resolve_precision = inference_dtype
 
 #: Tile padding for models whose spec does not give a receptive field.
 UNKNOWN_RF_PAD = 32
 #: The smallest tile the out-of-memory fallback goes down to.
 MIN_TILE = 16
+#: The smallest tile chosen from free memory (below it, the out-of-memory fallback takes over).
+DEFAULT_AUTO_FLOOR = 128
 #: The largest output (pixels) ``upscale_image`` makes: 4.3 GPix, 13 GB as 8-bit RGB.
 MAX_OUTPUT_PIXELS = 1 << 32
 #: Float pixels beyond [0, 1] by more than this are an input mistake (0-255 values), not rounding.
@@ -60,7 +67,6 @@ _RANGE_SLACK = 0.01
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
 BlockCallback = Callable[[int, int, int, int, torch.Tensor], None]  # (y0, y1, x0, x1, a tile core's output)
 
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class OutOfMemory(SresrError):
@@ -104,72 +110,6 @@ def tune_cpu_allocator() -> bool:
         return False
     _ALLOCATOR_TUNED = ok
     return ok
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` (CUDA, under torchrun ``cuda:LOCAL_RANK``; else MPS; else CPU), ``cpu``, ``cuda``,
-    ``cuda:N`` or ``mps``; an unavailable device is a :class:`UsageError`."""
-    name = (device or "auto").strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            index = local_rank() % torch.cuda.device_count()
-            return torch.device("cuda", index)
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "mps":
-        if not _mps_available():
-            raise UsageError("device 'mps' is not available on this machine", hint="use --device cpu or auto")
-        return torch.device("mps")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise UsageError(f"device '{device}' is not available: torch sees no CUDA GPU", hint="use --device cpu or auto")
-        if name == "cuda":
-            return torch.device("cuda", local_rank() % torch.cuda.device_count())
-        try:
-            index = int(name.split(":", 1)[1])
-        except ValueError:
-            raise UsageError(f"invalid device '{device}'", hint="write cuda:N with N a number") from None
-        if not 0 <= index < torch.cuda.device_count():
-            raise UsageError(
-                f"device '{device}' does not exist", hint=f"this machine has {torch.cuda.device_count()} CUDA device(s)"
-            )
-        return torch.device("cuda", index)
-    raise UsageError(f"unknown device '{device}'", hint="use auto, cpu, cuda, cuda:N or mps")
-
-
-def _mps_available() -> bool:
-    try:
-        return bool(torch.backends.mps.is_available())
-    except Exception:
-        return False
-
-
-def resolve_precision(precision: str, device: torch.device, spec: Any) -> torch.dtype:
-    """``auto``: fp32 on CPU; on a GPU fp16 (else bf16) where the model's spec allows it.
-
-    An explicit fp16/bf16 the spec does not allow is a :class:`UsageError`; so is fp16 on CPU
-    (bf16 on CPU is allowed: fast on CPUs with AMX)."""
-    p = (precision or "auto").strip().lower()
-    if p == "auto":
-        if device.type == "cpu":
-            return torch.float32
-        if spec.supports_fp16:
-            return torch.float16
-        if spec.supports_bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if p not in _DTYPES:
-        raise UsageError(f"unknown precision '{precision}'", hint="use auto, fp32, fp16 or bf16")
-    if p == "fp32":
-        return torch.float32
-    if device.type == "cpu" and p == "fp16":
-        raise UsageError("precision fp16 is for GPUs; the CPU runs in fp32 (or bf16)", hint="use --precision fp32 or auto")
-    if (p == "fp16" and not spec.supports_fp16) or (p == "bf16" and not spec.supports_bf16):
-        raise UsageError(f"model '{spec.name}' does not support {p}", hint="use --precision fp32 or auto")
-    return _DTYPES[p]
 
 
 def model_geometry(loaded: LoadedModel) -> tuple[int, int]:
@@ -218,11 +158,14 @@ _CHROMA_PAD = 4
 class Upscaler:
     """Run ``loaded`` on images of any size. See the module docstring.
 
-    tile: core size in input pixels; None = :func:`sresr.tiling.default_tile` of the pad and device, 0 = whole image.
+    tile: core size in input pixels; 0 = whole image; None = on CUDA from free memory (the whole
+        image when it fits, see the module docstring), elsewhere :func:`sresr.tiling.default_tile`.
     tile_pad: overlap; None = the model's receptive field (exact stitching).
     batch: tiles per forward pass.
     optimize: fold BatchNorm, use sub-pixel convolutions and channels_last where verified equal.
     alpha: how the alpha channel is upscaled: ``"model"`` (as a grey image) or ``"bicubic"``.
+    resident: keep each image on the device from upload to rounded output rows (:class:`_Rows`);
+        None = on accelerators (on the CPU the direct path is faster: no bands to copy).
     """
 
     def __init__(
@@ -235,13 +178,15 @@ class Upscaler:
         batch: int = 1,
         optimize: bool = True,
         alpha: Literal["model", "bicubic"] = "model",
+        resident: bool | None = None,
     ):
         self.loaded = loaded
         self.spec = loaded.spec
         self.scale = int(loaded.scale)
         self.colorspace = loaded.colorspace
         self.device = device if isinstance(device, torch.device) else resolve_device(str(device))
-        self.dtype = resolve_precision(precision, self.device, self.spec)
+        self.dtype = inference_dtype(precision, self.device, self.spec)
+        self.allow_tf32 = tf32_allowed(precision)
         if tile is not None and tile < 0:
             raise UsageError(f"--tile must be >= 0, got {tile}")
         if tile_pad is not None and tile_pad < 0:
@@ -254,10 +199,18 @@ class Upscaler:
         self.receptive_field = rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
         self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
+        # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
+        self.auto_tile = tile is None and self.device.type == "cuda"
+        self._per_pixel: tuple[float, float] | None = None  # bytes per window pixel, fixed bytes
         self.batch = int(batch)
         self.alpha = alpha
         self.size_multiple = multiple
         self.stats = EngineStats()
+        # on an accelerator the work stays there from upload to rounded output (see _Rows); the same
+        # path runs on the CPU when asked for (resident=True), which is how the tests check it
+        self.resident = self.device.type != "cpu" if resident is None else bool(resident)
+        self._nonfinite: torch.Tensor | None = None
+        self._in_fp32 = False
         self.in_channels = 1 if self.colorspace == "y" else 3
         self.module_scale = 1 if self.spec.input == "upsampled" else self.scale
 
@@ -287,13 +240,15 @@ class Upscaler:
     # -- description ------------------------------------------------------------------------
     @property
     def precision(self) -> str:
+        if self.allow_tf32:
+            return "tf32"
         return {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[self.dtype]
 
     def describe(self) -> str:
         opts = ", ".join(self.report.applied) or "none"
         return (
             f"{self.loaded.weights_id} x{self.scale} on {self.device} ({self.precision}), "
-            f"tile {self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
+            f"tile {'from free memory' if self.auto_tile else self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
         )
 
     def plan_for(self, height: int, width: int) -> Any:
@@ -302,14 +257,17 @@ class Upscaler:
         if self.spec.input == "upsampled":
             h, w = height * self.scale, width * self.scale
         m = self.size_multiple
-        return plan_tiles(-(-h // m) * m, -(-w // m) * m, self.tile, self.tile_pad, m)
+        hp, wp = -(-h // m) * m, -(-w // m) * m
+        return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m)
 
     # -- the forward pass on one batch of windows --------------------------------------------
     def _forward(self, windows: torch.Tensor) -> torch.Tensor:
+        if self.resident:
+            return self._forward_resident(windows)
         xb = windows.to(self.device, self.dtype, non_blocking=True)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), ieee_fp32(self.device, self.dtype):
+        with torch.inference_mode(), ieee_fp32(self.device, self.dtype, self.allow_tf32):
             y = self.module(xb)
             if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
                 self.stats.fp32_fallbacks += 1
@@ -317,6 +275,21 @@ class Upscaler:
                 with ieee_fp32(self.device, torch.float32):
                     y = self._fp32_module()(self._to_fp32_input(windows))
         return y.to("cpu", torch.float32)
+
+    def _forward_resident(self, windows: torch.Tensor) -> torch.Tensor:
+        """Windows on the device -> float32 outputs on the device; the non-finite check of half
+        precision goes into a device flag (read once per image), not a host sync per tile."""
+        if self._in_fp32:
+            with torch.inference_mode(), ieee_fp32(self.device, torch.float32, self.allow_tf32):
+                return self._fp32_module()(self._to_fp32_input(windows)).float()
+        xb = windows.to(self.dtype)
+        if self.channels_last:
+            xb = xb.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), ieee_fp32(self.device, self.dtype, self.allow_tf32):
+            y = self.module(xb)
+            if self.dtype != torch.float32 and self._nonfinite is not None:
+                self._nonfinite |= ~torch.isfinite(y).all()
+        return y.float()
 
     def _to_fp32_input(self, windows: torch.Tensor) -> torch.Tensor:
         xb = windows.to(self.device, torch.float32)
@@ -360,7 +333,7 @@ class Upscaler:
                         y1, x1 = min(y1, h), min(x1, w)
                         inner(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])
         while True:
-            plan = plan_tiles(hp, wp, self.tile, self.tile_pad, m)
+            plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m)
             done = [0]
             total = len(plan.tiles)
             if on_tiles is not None:
@@ -373,7 +346,8 @@ class Upscaler:
                     on_tiles(done[0], total)
 
             try:
-                out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_block)
+                with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1):
+                    out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_block)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -383,8 +357,47 @@ class Upscaler:
                 self._shrink(plan)
         return None if out is None else out[:, :, : h * s, : w * s]
 
+    def _tile_for(self, height: int, width: int) -> int:
+        """The tile of one (padded) image: ``self.tile``, or on CUDA by default the largest that the
+        free memory holds (0 = the whole image)."""
+        if not self.auto_tile:
+            return self.tile
+        per_pixel, fixed = self._footprint()
+        free, _ = torch.cuda.mem_get_info(self.device)
+        free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        # headroom for fragmentation and the allocator's rounding; the output rows stay on the device too
+        budget = int((0.7 * free - fixed) / per_pixel) // self.batch
+        return tile_for_budget(height, width, self.tile_pad, budget, self.size_multiple, floor=DEFAULT_AUTO_FLOOR)
+
+    def _footprint(self) -> tuple[float, float]:
+        """Device bytes of one forward pass per window pixel, and fixed bytes: the peak of two probe
+        passes (windows of side e and 2e, after a warm-up) on random input, measured once; plus the rounded output
+        rows (a band of the output, double-buffered, up to 4 bytes a sample) per input pixel."""
+        if self._per_pixel is None:
+            m = self.size_multiple
+            e = -(-max(64, 2 * m) // m) * m
+            peaks = []
+            flag, self._nonfinite = self._nonfinite, None  # the probe's outputs are not the image's
+            for side in (e, e, 2 * e):  # the first pass warms up (cuDNN's handles and workspace)
+                x = torch.rand((self.batch, self.in_channels, side, side), device=self.device)
+                torch.cuda.synchronize(self.device)
+                base = torch.cuda.memory_allocated(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+                self._forward_resident(x) if self.resident else self._forward(x.cpu())
+                torch.cuda.synchronize(self.device)
+                peaks.append(torch.cuda.max_memory_allocated(self.device) - base)
+                del x
+            self._nonfinite = flag
+            peaks = peaks[1:]
+            slope = max(1.0, (peaks[1] - peaks[0]) / (self.batch * 3 * e * e))  # (2e)^2 - e^2 pixels a window
+            fixed = max(0.0, peaks[0] - slope * self.batch * e * e)
+            per_pixel = slope + 2 * self.module_scale**2 * self.in_channels * 4
+            self._per_pixel = (per_pixel, fixed)
+        return self._per_pixel
+
     def _shrink(self, plan: Any) -> None:
         self.stats.oom_retries += 1
+        self.auto_tile = False  # from here on the tile halves as on a device of fixed memory
         if self.batch > 1:
             self.batch //= 2
             self.stats.events.append(f"out of memory: batch lowered to {self.batch}")
@@ -431,6 +444,8 @@ class Upscaler:
     def _run(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
              blocks: BlockCallback | None) -> torch.Tensor | None:
         """:meth:`run` of an input already checked: float32 on the CPU, finite, in [0, 1]."""
+        if self.resident:
+            return self._run_resident(x, on_tiles, out, blocks)
         t0 = time.perf_counter()
         lr_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if self.spec.input == "upsampled":
@@ -462,6 +477,72 @@ class Upscaler:
         self.stats.input_pixels += lr_pixels
         self.stats.seconds += time.perf_counter() - t0
         return result
+
+    # -- on an accelerator: the image uploaded once, the output rounded there, rows copied back --
+    def _upload(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's input on the device (pre-upsampled there for SRCNN/VDSR-style models)."""
+        x = x.to(self.device, non_blocking=True)
+        if self.spec.input == "upsampled":
+            from .imaging.resize import imresize
+
+            x = imresize(x, scale=self.scale)
+        return x
+
+    def _run_resident(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
+                      blocks: BlockCallback | None) -> torch.Tensor | None:
+        t0 = time.perf_counter()
+        n, c, h, w = x.shape
+        if (out is not None or blocks is not None) and n != 1:
+            raise ValueError("out= and blocks= take one image at a time")
+        if blocks is not None and out is not None:
+            raise ValueError("give out= or blocks=, not both")
+        result = None
+        if blocks is not None:  # a caller's callback gets host tensors, as on the CPU
+            sink = blocks
+
+            def to_host(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+                sink(y0, y1, x0, x1, block.clamp(0.0, 1.0).to("cpu", torch.float32))
+
+            self._image_resident(self._upload(x), on_tiles, None, to_host)
+        else:
+            s = self.scale
+            result = out if out is not None else torch.empty((n, c, h * s, w * s), dtype=torch.float32)
+            ms = self.module_scale
+            for i in range(n):
+                rows = _Rows(result[i : i + 1], self.device)
+
+                def into_rows(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor, rows: _Rows = rows) -> None:
+                    band = rows.view(y0 * ms, y1 * ms)
+                    store(band[:, :, :, x0 * ms : x1 * ms], block if band.dtype != torch.float32 else block.clamp(0, 1))
+
+                self._image_resident(self._upload(x[i : i + 1]), on_tiles, rows, into_rows)
+        self.stats.images += n
+        self.stats.input_pixels += n * h * w
+        self.stats.seconds += time.perf_counter() - t0
+        return result
+
+    def _image_resident(self, x: torch.Tensor, on_tiles: TileCallback | None, rows: "_Rows | None",
+                        on_block: BlockCallback) -> None:
+        """One image already on the device through the tiles into ``on_block``, no host sync per
+        tile: half-precision outputs are checked for non-finite values with one flag read at the
+        end, and a bad image is computed again in fp32."""
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        try:
+            self._run_one(x, on_tiles, None, on_block)
+            if rows is not None:
+                rows.finish()
+            if self.dtype != torch.float32 and bool(self._nonfinite):
+                self.stats.fp32_fallbacks += 1
+                self.stats.events.append("non-finite half-precision output: image recomputed in fp32")
+                self._in_fp32 = True
+                if rows is not None:
+                    rows.reset()
+                self._run_one(x, on_tiles, None, on_block)
+                if rows is not None:
+                    rows.finish()
+        finally:
+            self._in_fp32 = False
+            self._nonfinite = None
 
     def upscale_rgb(
         self, x: torch.Tensor, on_tiles: TileCallback | None = None, out: torch.Tensor | None = None
@@ -504,14 +585,29 @@ class Upscaler:
         del ycc
         m, o = ycbcr_to_rgb_affine()
         mix, bias, coef = m[:, 1:].float(), o.float(), m[:, 0].tolist()
+        if self.resident:  # chroma and luma uploaded once; colour made, rounded and interleaved on the device
+            mix, bias = mix.to(self.device), bias.to(self.device)
+            for i in range(n):
+                rows = _Rows(out[i : i + 1], self.device)
+                chroma = cbcr[i : i + 1].to(self.device)
+                luma = self._upload(luma_in[i : i + 1])
+                colour = functools.partial(self._colour_block, chroma, rows, mix, bias, coef)
+
+                def clamped(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor, colour=colour) -> None:
+                    colour(y0, y1, x0, x1, block.clamp(0.0, 1.0))  # as run(blocks=...) hands luma over
+
+                self._image_resident(luma, on_tiles, rows, clamped)
+                self.stats.images += 1
+                self.stats.input_pixels += h * w
+            return out
         for i in range(n):
             colour = functools.partial(self._colour_block, cbcr[i : i + 1], out[i : i + 1], mix, bias, coef)
             self._run(luma_in[i : i + 1], on_tiles, None, colour)
         return out
 
     def _colour_block(
-        self, cbcr: torch.Tensor, dest: torch.Tensor, mix: torch.Tensor, bias: torch.Tensor, coef: list[float],
-        y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
+        self, cbcr: torch.Tensor, dest: "torch.Tensor | _Rows", mix: torch.Tensor, bias: torch.Tensor,
+        coef: list[float], y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
     ) -> None:
         """RGB for one tile core of a Y model: ``luma`` is the network's output for the model's input
         rows ``[y0, y1)`` and columns ``[x0, x1)``; the chroma of the same block is enlarged from
@@ -520,22 +616,25 @@ class Upscaler:
         s, ms = self.scale, self.module_scale  # ms: module pixels -> output pixels (1 if fed upsampled)
         h, w = cbcr.shape[2], cbcr.shape[3]
         a, b, c0, c1 = y0 * ms, y1 * ms, x0 * ms, x1 * ms  # the output block
+        # on a GPU the block's output rows are a band on the device (_Rows), copied to the host per row of tiles
+        canvas, row0 = (dest.view(a, b), a) if isinstance(dest, _Rows) else (dest, 0)
         k0, k1 = max(0, c0 // s - _CHROMA_PAD), min(w, -(-c1 // s) + _CHROMA_PAD)  # input columns + context
         step = max(1, _STRIP_PIXELS // max(1, k1 - k0)) * s  # output rows per strip
-        direct = dest.dtype == torch.float32
+        direct = canvas.dtype == torch.float32
         for a0 in range(a, b, step):
             a1 = min(b, a0 + step)
             p0, p1 = max(0, a0 // s - _CHROMA_PAD), min(h, -(-a1 // s) + _CHROMA_PAD)  # input rows + context
             chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
                 :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
             y = luma[:, :, a0 - a : a1 - a]
-            strip = dest[:, :, a0:a1, c0:c1] if direct else torch.empty((1, 3, a1 - a0, c1 - c0))
+            target = canvas[:, :, a0 - row0 : a1 - row0, c0:c1]
+            strip = target if direct else torch.empty((1, 3, a1 - a0, c1 - c0), device=cbcr.device)
             for ch in range(3):
                 torch.add(chroma[:, ch : ch + 1], y, alpha=coef[ch], out=strip[:, ch : ch + 1])
             if direct:
                 strip.clamp_(0.0, 1.0)
             else:  # clamped, scaled and rounded into the integer canvas
-                store(dest[:, :, a0:a1, c0:c1], strip, scratch=True)
+                store(target, strip, scratch=True)
 
     def upscale_image(
         self,
@@ -611,24 +710,6 @@ class Upscaler:
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
-
-
-@contextmanager
-def ieee_fp32(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
-    """fp32 means fp32: on CUDA, PyTorch lets cuDNN convolutions (and, when asked, matmuls) round
-    their inputs to TF32's 10-bit mantissa, which would make fp32 results (the protocol's numbers,
-    the exact-tiling guarantee) depend on the card. Turned off for sresr's own fp32 work, and
-    restored after."""
-    if device.type != "cuda" or dtype != torch.float32:
-        yield
-        return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _check_finite(a: Any, what: str) -> None:
@@ -714,6 +795,101 @@ def _upscale_foreign(up: "Upscaler", image: Any, outscale: float | None, on_tile
     if out.dtype == np.uint16:
         return PILImage.fromarray(out if out.ndim == 2 else out[:, :, 0], mode="I;16")
     return PILImage.fromarray(np.ascontiguousarray(out))
+
+
+class _Rows:
+    """The output of one image made on an accelerator, a row of tiles at a time.
+
+    A row of tiles writes (rounded, for an integer output; interleaved, when the host output is an
+    ``H x W x C`` array) into a band on the device; when the next row starts, the band is copied
+    to a pinned host buffer on a side stream while the device goes on with the next row in the
+    other band, and the host buffer is copied into the output once its copy has finished. The
+    device holds two bands of one row of tiles, whatever the image's height: memory is bounded by
+    a row, and only finished integer pixels cross the bus.
+    """
+
+    def __init__(self, out: torch.Tensor, device: torch.device):
+        self.out = out  # 1 x C x H x W on the host, any strides
+        self.device = device
+        self.hwc = out[0].permute(1, 2, 0)
+        self.interleaved = self.hwc.is_contiguous()
+        self.cuda = device.type == "cuda"
+        self.copier = torch.cuda.Stream(device) if self.cuda else None
+        self.slots: list[dict[str, Any]] = [{}, {}]
+        self.turn = 0
+        self.rows: tuple[int, int] | None = None  # output rows of the current band
+
+    def view(self, a: int, b: int) -> torch.Tensor:
+        """``1 x C x (b-a) x W`` on the device for output rows ``[a, b)`` (one row of tiles; a
+        new range flushes the band before it)."""
+        if self.rows is not None and self.rows[0] <= a and b <= self.rows[1]:
+            slot = self.slots[self.turn]
+            return slot["view"][:, :, a - self.rows[0] : b - self.rows[0]]
+        self._flush()
+        self.turn ^= 1
+        slot = self.slots[self.turn]
+        if slot.get("done") is not None:  # the device writes this band again only after its copy left it
+            torch.cuda.current_stream(self.device).wait_event(slot["done"])
+        _, c, _, w = self.out.shape
+        shape = (b - a, w, c) if self.interleaved else (1, c, b - a, w)
+        band = slot.get("band")
+        if band is None or band.shape[int(not self.interleaved) * 2] < b - a:
+            band = torch.empty(shape, dtype=self.out.dtype, device=self.device)
+            slot["band"] = band
+            slot["host"] = torch.empty(band.shape, dtype=band.dtype, pin_memory=self.cuda)
+        used = band[: b - a] if self.interleaved else band[:, :, : b - a]
+        slot["view"] = used.permute(2, 0, 1).unsqueeze(0) if self.interleaved else used
+        slot["used"] = used
+        self.rows = (a, b)
+        return slot["view"]
+
+    def _flush(self) -> None:
+        """Start copying the current band to the host (after finishing this slot's copy before:
+        its pinned buffer is written again)."""
+        if self.rows is None:
+            return
+        slot = self.slots[self.turn]
+        self._drain(slot)
+        host = slot["host"][: self.rows[1] - self.rows[0]] if self.interleaved else \
+            slot["host"][:, :, : self.rows[1] - self.rows[0]]
+        if self.cuda:
+            ready = torch.cuda.Event()
+            ready.record()
+            with torch.cuda.stream(self.copier):
+                self.copier.wait_event(ready)
+                host.copy_(slot["used"], non_blocking=True)
+                done = torch.cuda.Event()
+                done.record(self.copier)
+            slot["done"] = done
+        else:
+            host.copy_(slot["used"])
+            slot["done"] = None
+        slot["pending"] = (self.rows, host)
+        self.rows = None
+
+    def _drain(self, slot: dict[str, Any]) -> None:
+        """Finish a slot's copy: wait for it, then put the rows into the output."""
+        pending = slot.pop("pending", None)
+        if pending is None:
+            return
+        if slot.get("done") is not None:
+            slot["done"].synchronize()
+            slot["done"] = None
+        (a, b), host = pending
+        if self.interleaved:
+            self.hwc[a:b].copy_(host)
+        else:
+            self.out[:, :, a:b].copy_(host)
+
+    def finish(self) -> None:
+        """Every row in the output."""
+        self._flush()
+        for slot in self.slots:
+            self._drain(slot)
+
+    def reset(self) -> None:
+        """Drop what is in flight (the image is computed again)."""
+        self.finish()
 
 
 def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -450,6 +450,15 @@ def _frames_warning(image: "Image", source: Path) -> str | None:
             " (split it into single images to upscale every frame)")
 
 
+def encoder_threads(device_type: str) -> int:
+    """Threads that encode outputs while the next image computes: 2 when the CPU computes too; with
+    a GPU computing, up to half the cores (at most 6), since one big PNG takes longer to compress
+    than a GPU takes to make it. Pending outputs are bounded by the same number."""
+    if device_type == "cpu":
+        return 2
+    return max(2, min(6, (os.cpu_count() or 2) // 2))
+
+
 def _one_line(exc: BaseException, source: Path) -> str:
     """One line naming the file and the reason."""
     if isinstance(exc, SresrError):
@@ -502,7 +511,8 @@ def upscale_paths(
     for i in sorted(results):
         reporter.image_done(results[i])
     readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-decode")
-    writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-encode")
+    encoders = encoder_threads(upscaler.device.type)
+    writers = ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="sresr-encode")
     decoded: dict[int, Future[Image]] = {}
     writing: list[tuple[int, Job, float, int, str | None, Future[Path]]] = []
 
@@ -559,7 +569,7 @@ def upscale_paths(
             writing.append((i, job, t0, pixels, warning, writers.submit(
                 write_image, job.output, out, out_fmt, options.quality, options.png_compression, record)))
             del out
-            while len(writing) > 2:  # bound the memory held by pending encodes
+            while len(writing) > encoders:  # bound the memory held by pending encodes
                 writing[0][-1].exception()  # wait for the oldest
                 harvest(block=False)
             harvest(block=False)

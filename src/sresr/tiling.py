@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE", "default_tile"]
+__all__ = ["Tile", "TilePlan", "plan_tiles", "padded_size", "run_tiled", "DEFAULT_TILE", "default_tile", "tile_for_budget"]
 
 #: Smallest core size (input pixels) used on accelerators when the caller does not choose one.
 DEFAULT_TILE = 512
@@ -51,6 +51,25 @@ def default_tile(pad: int, device_type: str) -> int:
     if need <= MAX_AUTO_TILE:
         return max(DEFAULT_TILE, need)
     return max(DEFAULT_TILE, 2 * pad)
+
+
+
+def tile_for_budget(height: int, width: int, pad: int, budget_pixels: int, size_multiple: int = 1,
+                    floor: int = 64) -> int:
+    """The core size for a device that can hold ``budget_pixels`` window pixels in one forward
+    pass (free memory over the model's measured bytes per pixel): 0 (the whole image) when the
+    padded image fits, else the largest multiple of ``size_multiple`` (and of 64 when above 64)
+    whose square window ``(tile + 2 * pad)^2`` fits, never below ``floor``. Invariant: the
+    windows of :func:`plan_tiles` with this tile hold at most ``budget_pixels`` pixels each,
+    unless the budget is below the floor's window."""
+    if height * width <= budget_pixels:
+        return 0
+    m = max(1, int(size_multiple))
+    pad_m = -(-max(0, pad) // m) * m  # as plan_tiles aligns it; a core may also grow by one multiple
+    side = math.isqrt(max(0, budget_pixels)) - 2 * pad_m - (m if m > 1 else 0)
+    step = 64 if side >= 64 else m
+    side = side // step * step // m * m
+    return max(floor, side)
 
 
 @dataclass(frozen=True)
@@ -233,7 +252,7 @@ def _interleave(dst: "torch.Tensor", q: "torch.Tensor") -> bool:
     if dst.dim() == 4:
         dst, q = dst[0], q[0]
     c = dst.shape[0]
-    if c not in (3, 4) or dst.stride(0) != 1 or dst.stride(2) != c:
+    if c not in (3, 4) or dst.stride(0) != 1 or dst.stride(2) != c or dst.device.type != "cpu":
         return False
     try:
         import cv2

@@ -20,7 +20,7 @@ WeightsOpt = Annotated[
     typer.Option("--weights", "-w", help="Weights: MODEL.TAG, a .safetensors/.pth file, or an http(s) URL."),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32, fp16 or bf16.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32 (IEEE: TF32 off on CUDA), tf32, fp16 or bf16.")]
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

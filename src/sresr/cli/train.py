@@ -129,7 +129,7 @@ def train_cmd(
     val_every: Annotated[int | None, typer.Option("--val-every", min=0, help="Validate every N iterations.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Random seed.")] = None,
     device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")] = None,
-    precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32, bf16 or fp16.")] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="auto, fp32 (IEEE: TF32 off on CUDA), tf32, bf16 or fp16.")] = None,
     ema: Annotated[float | None, typer.Option("--ema", min=0.0, max=0.99999, help="EMA decay (0 = off).")] = None,
     compile_: Annotated[bool | None, typer.Option("--compile/--no-compile", help="Use torch.compile.")] = None,
     checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", min=0, help="Checkpoint every N "

@@ -26,8 +26,8 @@ def upscale(
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders.")] = False,
     tile: Annotated[
         Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image. Default on CPU: "
-                                    "max(256, 2 x pad); on GPU: the smallest multiple of 64 in 512-1280 whose overlap "
-                                    "costs at most 15 %, or max(512, 2 x pad) for wider receptive fields.")
+                                    "max(256, 2 x pad); on CUDA: the whole image when it fits the free GPU memory (the model's "
+                                    "footprint is measured at the first image), else the largest tile that fits.")
     ] = None,
     tile_pad: Annotated[
         Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field).")

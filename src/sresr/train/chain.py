@@ -36,13 +36,12 @@ again continues the chain. ``--print-config --stage N`` prints one stage's expan
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..errors import UsageError
-from .config import TrainConfig, from_dict
+from .config import TrainConfig, from_dict, read_toml
 from .recipes import get_recipe
 
 #: keys of a ``[[stage]]`` table that are not config keys
@@ -86,14 +85,7 @@ class Chain:
 def load_chain(path: str | Path, runs: str | Path = "runs") -> Chain:
     """Read and expand a chain file; every stage's config is validated."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"chain file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read chain file {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"chain file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "chain file")
     unknown = sorted(set(data) - {"model", "scale", "recipe", "description", "defaults", "stage"})
     if unknown:
         raise UsageError(f"{path}: unknown key '{unknown[0]}'",

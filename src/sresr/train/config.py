@@ -140,7 +140,7 @@ class TrainConfig:
     trainable: tuple[str, ...] = ()  # fnmatch patterns of parameter names; "@new": not in init_weights
     ema: float = 0.0  # EMA decay, 0 = off (final weights are the EMA's when on)
     device: str = "auto"
-    precision: str = "auto"  # auto (fp32 on CPU, bf16 on GPU when the model allows), fp32, bf16, fp16
+    precision: str = "auto"  # auto (fp32 on CPU, bf16 on GPU when the model allows), fp32, tf32, bf16, fp16
     compile: bool = False
     checkpoint_every: int = 500
     log_every: int = 10
@@ -189,8 +189,8 @@ class TrainConfig:
             errs.append(f"loss.pixel must be l1, mse or charbonnier, not {self.loss.pixel!r}")
         if self.gan.kind not in ("vanilla", "ragan"):
             errs.append(f"gan.kind must be vanilla or ragan, not {self.gan.kind!r}")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            errs.append(f"precision must be auto, fp32, bf16 or fp16, not {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "tf32", "bf16", "fp16"):
+            errs.append(f"precision must be auto, fp32, tf32, bf16 or fp16, not {self.precision!r}")
         if not 0.0 <= self.ema < 1.0:
             errs.append("ema must be in [0, 1)")
         if self.checkpoint_every < 0 or self.val.every < 0:
@@ -345,17 +345,21 @@ def apply_settings(cfg: TrainConfig, settings: Sequence[str]) -> TrainConfig:
 # -- TOML ------------------------------------------------------------------------------------
 
 
-def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+def read_toml(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A TOML file's tables, or a one-line :class:`UsageError` naming ``what`` and the path."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UsageError(f"config file not found: {path}") from None
+        raise UsageError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read config file {path}: {exc}") from None
+        raise UsageError(f"cannot read {what} {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"config file {path} is not valid TOML: {exc}") from None
-    return from_dict(TrainConfig, data, base=base)
+        raise UsageError(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def load_toml(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
+    return from_dict(TrainConfig, read_toml(path), base=base)
 
 
 def loads_toml(text: str, base: TrainConfig | None = None) -> TrainConfig:

@@ -1,9 +1,8 @@
 """Where a training runs: torchrun's processes (DDP), the device and the autocast precision.
 
-One place for the training's device/precision policy: ``auto`` takes ``cuda:LOCAL_RANK`` when
-there is a GPU (one GPU per process: more processes than GPUs is a usage error, NCCL refuses two
-ranks on one device), else the CPU; autocast is bf16 on a GPU that has it (and a model that allows
-it), fp32 elsewhere.
+The policy itself is :mod:`sresr.devices` (shared with inference); training adds one GPU per
+process under DDP (more processes than GPUs is a usage error: NCCL refuses two ranks on one
+device).
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import devices
 from ..errors import UsageError
 from ..ranks import env_int
 from ..spec import ModelSpec
@@ -74,41 +74,20 @@ def barrier(dist: Dist) -> None:
 
 
 def resolve_device(name: str, dist: Dist) -> torch.device:
-    """``auto`` (``cuda:LOCAL_RANK`` when there is a GPU, else the CPU), ``cpu``, ``cuda``, ``cuda:N``, ``mps``."""
-    if name == "auto" and not torch.cuda.is_available():
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"device '{name}' requested but CUDA is not available", hint="use --device cpu")
-    if name in ("auto", "cuda") and dist.enabled:
+    """:func:`sresr.devices.resolve_device`, with one GPU per process under DDP (NCCL refuses two
+    ranks on one device)."""
+    device = devices.resolve_device(name)
+    if device.type == "cuda" and dist.enabled and name in ("auto", "cuda"):
         count = torch.cuda.device_count()
         if dist.local_rank >= count:
             raise UsageError(f"process {dist.local_rank} of this node has no GPU of its own ({count} GPU(s)): NCCL "
                              "cannot put two ranks on one device",
                              hint=f"run at most {count} process(es) per node (torchrun --nproc_per_node {count}), "
                              "or --device cpu")
-        return torch.device("cuda", dist.local_rank)
-    if name == "auto":
-        return torch.device("cuda", 0)
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device '{name}'", hint="auto, cpu, cuda, cuda:N or mps") from None
+        device = torch.device("cuda", dist.local_rank)
+    return device
 
 
 def resolve_precision(precision: str, device: torch.device, spec: ModelSpec | None) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        if spec is not None and not spec.supports_bf16:
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise UsageError("fp16 training needs a CUDA device", hint="use --precision fp32 (or bf16) on CPU")
-        return torch.float16
-    if precision == "bf16":
-        return torch.bfloat16
-    raise UsageError(f"unknown precision '{precision}'", hint="auto, fp32, bf16 or fp16")
+    """The autocast dtype, or None for fp32 (:func:`sresr.devices.training_autocast`)."""
+    return devices.training_autocast(precision, device, spec)

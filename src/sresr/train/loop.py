@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..devices import ieee_fp32, tf32_allowed
 from ..errors import SresrError, UsageError
 from ..spec import ModelSpec
 from .checkpoint import CHECKPOINT, PREVIOUS, TrainState, clean_stale_temps, load_resume_checkpoint, save_checkpoint
@@ -280,9 +281,8 @@ def _build_step(cfg: TrainConfig, net: _Network, state: TrainState, params: list
     if cfg.loss.perceptual_weight:
         crit_vgg = VGGPerceptualLoss(cfg.loss.perceptual_layer, cfg.loss.perceptual_before_activation,
                                      cfg.loss.perceptual_criterion, cfg.loss.vgg_weights).to(device)
-    from ..engine import ieee_fp32
-
-    exact = (lambda: ieee_fp32(device, torch.float32)) if amp is None else nullcontext  # fp32 means fp32 (no TF32)
+    tf32 = tf32_allowed(cfg.precision)
+    exact = (lambda: ieee_fp32(device, torch.float32, tf32)) if amp is None else nullcontext  # fp32 means fp32
     common = dict(cfg=cfg, forward=forward, opt=state.opt, scaler=state.scaler, params=params, autocast=autocast,
                   crit_pixel=crit_pixel, crit_vgg=crit_vgg, exact=exact)
     if state.disc is not None:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine import ieee_fp32
+from ..devices import ieee_fp32
 from .config import TrainConfig
 from .data import prepare_pair, read_rgb, resolve_sources
 

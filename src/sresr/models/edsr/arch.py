@@ -46,8 +46,8 @@ class EDSR(nn.Module):
                  res_scale: float = 1.0, img_range: float = 255.0):
         super().__init__()
         self.img_range = img_range
-        mean = torch.tensor(DIV2K_MEAN if channels == 3 else [0.5] * channels).view(1, channels, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
+        self._mean_values = tuple(DIV2K_MEAN if channels == 3 else [0.5] * channels)
+        self.register_buffer("mean", torch.tensor(self._mean_values).view(1, channels, 1, 1), persistent=False)
         self.conv_first = nn.Conv2d(channels, features, 3, padding=1)
         self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)])
         self.conv_after_body = nn.Conv2d(features, features, 3, padding=1)
@@ -57,12 +57,22 @@ class EDSR(nn.Module):
         self.upsample = nn.Sequential(*up)
         self.conv_last = nn.Conv2d(features, channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = self.mean.to(x.dtype)
-        feat = self.conv_first((x - mean) * self.img_range)
-        feat = feat + self.conv_after_body(self.body(feat))
-        return self.conv_last(self.upsample(feat)) / self.img_range + mean
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        # .to(dtype) and .half() keep the mean in fp32 (made again from its exact values, not the
+        # rounded ones): see forward
+        super()._apply(fn, recurse)
+        self.mean = torch.tensor(self._mean_values, device=self.mean.device).view(self.mean.shape)
+        return self
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in [0, 1] (any float dtype) -> the output in fp32. The mean shift and the
+        0..img_range scaling run in fp32 whatever the weights' dtype: in bf16 the mean (0.4488)
+        and the output's ``+ mean`` would each round by up to a quarter or half of an 8-bit level;
+        the convolutions' relative precision does not depend on the range."""
+        mean = self.mean
+        feat = self.conv_first(((x.float() - mean) * self.img_range).to(self.conv_first.weight.dtype))
+        feat = feat + self.conv_after_body(self.body(feat))
+        return self.conv_last(self.upsample(feat)).float() / self.img_range + mean
 
 def edsr(scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16, res_scale: float = 1.0,
          img_range: float = 255.0) -> EDSR:
