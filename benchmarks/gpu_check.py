@@ -6,8 +6,9 @@
 
 It writes DIR/gpu_check.md (and gpu_check.json) with:
 
-1. tests: the suite on this machine (``pytest -n 12`` when pytest-xdist is there), passed/failed
-   and the failures' names (the dry run takes tests/test_devices.py only);
+1. tests (run last, in the time ``--budget`` leaves, never less than a minute): the suite on this
+   machine (``pytest -n 12`` when pytest-xdist is there), passed/failed and the failures' names,
+   the log in DIR/gpu_check_tests.log (the dry run takes tests/test_devices.py only);
 2. the side-by-side inference table, same run, same card, one 1024x1024 input (LR MPix/s, from a
    float32 RGB array in host memory to uint8 pixels in host memory): the plain Real-ESRGAN loop
    (the network in fp16 on the whole image, output copied back, clamped and rounded on the host),
@@ -22,7 +23,8 @@ It writes DIR/gpu_check.md (and gpu_check.json) with:
    100 ms (mean over the run, and over the run after the first busy sample);
 5. tiled == whole image in fp32 on the device (max abs difference).
 
-The models have random weights (no network where the GPU is): the speed is the same as trained ones.
+The report files are written again after every step, so a run stopped from outside still brings
+back what it measured. The models have random weights (no network where the GPU is): the speed is the same as trained ones.
 Exit status 1 when a test fails or a step crashes (the targets are reported, not enforced).
 """
 
@@ -103,7 +105,7 @@ def _model(name: str, scale: int, dry: bool):
 
 
 # -- 1. tests ---------------------------------------------------------------------------------------
-def check_tests(dry: bool, out: Path) -> dict:
+def check_tests(dry: bool, out: Path, timeout: float) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts="]
     if dry:
         cmd += ["tests/test_devices.py"]
@@ -116,9 +118,15 @@ def check_tests(dry: bool, out: Path) -> dict:
             pass
         cmd += ["tests"]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=330,
-                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    log = proc.stdout + proc.stderr
+    # its own process group, so that a timeout stops the xdist workers too (they hold the GPU)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+    try:
+        log, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        log, _ = proc.communicate()
+        log += f"\n[gpu_check: the tests were stopped after {timeout} s]\n"
     (out / "gpu_check_tests.log").write_text(log[-400_000:])
     summary = [ln for ln in log.splitlines() if " passed" in ln or " failed" in ln or " error" in ln]
     failures = sorted({ln.split(" ")[1] for ln in log.splitlines() if ln.startswith(("FAILED ", "ERROR "))})
@@ -215,6 +223,7 @@ def check_memory(dry: bool, device: str) -> list[dict]:
     rows = []
     for tile in (512, None):
         up = Upscaler(loaded, device=device, tile=tile)
+        up.upscale_image(Image(pixels=_photo(32, 32, 0)), depth=8)  # warm-up: the footprint probe resets the peak
         for h, w in sizes:
             img = _photo(h, w, 1)
             if device.startswith("cuda"):
@@ -377,7 +386,9 @@ def main() -> int:
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (what CI runs)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["tests", "side", "memory", "upscale", "exact"])
     ap.add_argument("--size", default="1024x1024", help="input of the side-by-side table, WxH")
+    ap.add_argument("--budget", type=float, default=330, help="seconds for the whole check; the tests get what is left")
     a = ap.parse_args()
+    start = time.perf_counter()
     _ensure_sresr()
     os.environ.setdefault("SRESR_HOME", tempfile.mkdtemp(prefix="sresr-home-"))
     os.environ.setdefault("SRESR_OFFLINE", "1")
@@ -394,11 +405,12 @@ def main() -> int:
     report: dict = {"device_name": torch.cuda.get_device_name() if not dry else platform.processor() or "cpu",
                     "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "dry_run": dry,
                     "rep": 1 if dry else 3, "size": f"{w}x{h}", "errors": {}}
-    steps = [("tests", lambda: check_tests(dry, a.out)),
-             ("side_by_side", lambda: check_side_by_side(dry, device, report["rep"], (h, w))),
+    # the measurements first (they need the GPU to themselves), the suite last, with what time is left
+    steps = [("side_by_side", lambda: check_side_by_side(dry, device, report["rep"], (h, w))),
              ("memory", lambda: check_memory(dry, device)),
              ("upscale", lambda: check_upscale(dry, device, work)),
-             ("exact", lambda: check_exact(dry, device))]
+             ("exact", lambda: check_exact(dry, device)),
+             ("tests", lambda: check_tests(dry, a.out, max(60.0, a.budget - (time.perf_counter() - start))))]
     skip = {"side": "side_by_side"}
     failed = False
     for key, step in steps:
@@ -414,12 +426,12 @@ def main() -> int:
             report["errors"][key] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             failed = True
         print(f"{key}: {time.perf_counter() - t:.1f} s", flush=True)
+        # written after every step: a run stopped from outside still brings back what it measured
+        (a.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
+        (a.out / "gpu_check.md").write_text(_markdown(report))
     if report.get("tests", {}).get("returncode", 0) != 0:
         failed = True
-    (a.out / "gpu_check.json").write_text(json.dumps(report, indent=1))
-    md = _markdown(report)
-    (a.out / "gpu_check.md").write_text(md)
-    print(md)
+    print(_markdown(report))
     shutil.rmtree(work, ignore_errors=True)
     return 1 if failed else 0
 

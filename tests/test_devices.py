@@ -74,3 +74,26 @@ def test_edsr_in_bf16_is_within_a_level_of_fp32():
     levels = ((half * 255).round() - (ref * 255).round()).abs()
     assert ref.std() > 0.03  # the output varies: a test of rounding, not of a constant
     assert levels.max() <= 1 and levels.mean() < 0.15
+
+
+def test_tf32_off_works_with_the_legacy_and_the_new_api():
+    """A program that already chose TF32 through PyTorch's new fp32_precision API (reading the
+    legacy flag then raises) still gets IEEE fp32 inside sresr's calls, and its choice back after.
+    In a child process: these are process-wide switches."""
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    code = """
+import torch
+from sresr.devices import tf32_off
+torch.backends.cuda.matmul.fp32_precision = "tf32"
+torch.backends.cudnn.allow_tf32 = True
+with tf32_off():
+    inside = (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.allow_tf32)
+print(inside, (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.allow_tf32))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["('ieee',", "False)", "('tf32',", "True)"]

@@ -51,6 +51,10 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 # -- 1. --save never overwrites an input ---------------------------------------------------------
+def lines_0(stderr: str) -> str:
+    return stderr.strip().splitlines()[0]
+
+
 @pytest.mark.parametrize("save", ["ABS", "d", "./d", "d/../d", "link"])
 def test_save_into_the_data_folder_never_overwrites_its_ground_truth(tmp_path: Path, save: str) -> None:
     d = tmp_path / "d"
@@ -62,7 +66,8 @@ def test_save_into_the_data_folder_never_overwrites_its_ground_truth(tmp_path: P
     save_arg = str(d) if save == "ABS" else save
     proc = run_sresr("eval", "bicubic", "--data", "d", "-s", "2", "--save", save_arg, "--json", cwd=tmp_path)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
-    assert proc.stdout == ""  # refused before any image was scored
+    # refused before any image was scored: --json's stdout holds the error alone
+    assert json.loads(proc.stdout) == {"error": lines_0(proc.stderr).removeprefix("error: "), "hint": None, "exit_code": 2}
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --save would overwrite"), proc.stderr
     assert "baby_x2.png" in lines[0] and "an HR image of the dataset" in lines[0]

@@ -206,3 +206,16 @@ def test_ycbcr_definition_and_roundtrip() -> None:
     assert torch.allclose(rgb_to_y(torch.zeros(3, 1, 1, dtype=torch.float64)), torch.tensor(16 / 255, dtype=torch.float64))
     with pytest.raises(ValueError):
         rgb_to_y(torch.rand(1, 4, 4))
+
+
+def test_enlarge_keeps_everything_on_the_input_device():
+    """The engine colours Y-model chroma on the GPU with enlarge(x, s, mix, bias): no tensor of its
+    own may stay on the CPU. The meta device stands in for a GPU (mixing devices raises there too)."""
+    from sresr.imaging.resize import enlarge
+
+    for device in ("cpu", "meta"):
+        x = torch.zeros(1, 2, 9, 11, device=device)
+        mix, bias = torch.zeros(3, 2, device=device), torch.zeros(3, device=device)
+        for s in (2, 3, 4):
+            assert enlarge(x, s, mix, bias).shape == (1, 3, 9 * s, 11 * s)
+            assert enlarge(x, s).device.type == device

@@ -215,7 +215,6 @@ def test_usage_errors_exit_2(tmp_path, weights):
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--device", "cuda:7"], "cuda:7"),
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--tile", "-1"], ""),
         (["upscale", str(tmp_path / "a.png"), *common, "-s", "2", "--png-compression", "10"], ""),
-        (["upscale", str(tmp_path / "a.png"), "-m", "enginetoy"], ""),  # no -o
         (["upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png"), "-m", "enginetoy", "--weights", str(weights),
           "-s", "2"], "is a file, not a folder"),
     ]
@@ -230,9 +229,10 @@ def test_default_model_is_one_with_bundled_weights(tmp_path):
     proc = sresr("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"), "-s", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     assert PILImage.open(tmp_path / "o" / "a.png").size == (24, 20)
-    # a scale nothing bundles: a clear usage error
+    # a scale nothing bundles: the best x4 model, resampled to x7 (Real-ESRGAN's --outscale)
     proc = sresr("upscale", str(tmp_path / "a.png"), "-o", str(tmp_path / "o2"), "-s", "7")
-    assert proc.returncode == 2 and "bundles weights for x7" in proc.stderr
+    assert proc.returncode == 0 and "x4" in proc.stdout and "resampled to x7" in proc.stdout, proc.stderr
+    assert PILImage.open(tmp_path / "o2" / "a.png").size == (84, 70)
 
 
 @pytest.mark.slow

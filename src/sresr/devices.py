@@ -131,13 +131,30 @@ def ieee_fp32(device: torch.device, dtype: torch.dtype | None, allow_tf32: bool 
     if device.type != "cuda" or dtype not in (torch.float32, None) or allow_tf32:
         yield
         return
-    saved = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    with tf32_off():
+        yield
+
+
+@contextmanager
+def tf32_off() -> Iterator[None]:
+    """TF32 off for cuDNN convolutions and CUDA matmuls, each restored after. Each knob is set
+    through the API the process already uses for it: the legacy ``allow_tf32`` flags, or, once
+    a program set ``fp32_precision`` (PyTorch >= 2.9; reading the legacy flag then raises), that."""
+    knobs = [(torch.backends.cudnn, getattr(torch.backends.cudnn, "conv", None)),
+             (torch.backends.cuda.matmul, torch.backends.cuda.matmul)]
+    restore = []
+    for legacy, new in knobs:
+        try:
+            restore.append((legacy, "allow_tf32", legacy.allow_tf32))
+            legacy.allow_tf32 = False
+        except RuntimeError:  # "mix of the legacy and new APIs": this process set fp32_precision
+            restore.append((new, "fp32_precision", new.fp32_precision))
+            new.fp32_precision = "ieee"
     try:
         yield
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+        for obj, name, value in reversed(restore):
+            setattr(obj, name, value)
 
 
 @contextmanager

@@ -166,6 +166,7 @@ class Upscaler:
     alpha: how the alpha channel is upscaled: ``"model"`` (as a grey image) or ``"bicubic"``.
     resident: keep each image on the device from upload to rounded output rows (:class:`_Rows`);
         None = on accelerators (on the CPU the direct path is faster: no bands to copy).
+    tta: x8 self-ensemble (:class:`SelfEnsemble`): 8x the work, tiled and exact like the plain path.
     """
 
     def __init__(
@@ -179,6 +180,7 @@ class Upscaler:
         optimize: bool = True,
         alpha: Literal["model", "bicubic"] = "model",
         resident: bool | None = None,
+        tta: bool = False,
     ):
         self.loaded = loaded
         self.spec = loaded.spec
@@ -198,6 +200,11 @@ class Upscaler:
         rf, multiple = model_geometry(loaded)
         self.receptive_field = rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
+        #: what the caller should be told once (the CLI prints each as a ``warning:`` line)
+        self.warnings: list[str] = []
+        if tile_pad is not None and self.tile_pad < rf and tile != 0:
+            self.warnings.append(f"tile pad {self.tile_pad} is below the receptive field of {self.spec.name} ({rf} px): "
+                                 "tiled outputs may show seams (leave --tile-pad out for exact tiling)")
         self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
         # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
         self.auto_tile = tile is None and self.device.type == "cuda"
@@ -236,6 +243,12 @@ class Upscaler:
                 self.module = self.module.to(memory_format=torch.channels_last)
         if self.dtype == torch.float32:
             self._fp32_on_device = self.module
+        self.tta = bool(tta)
+        if self.tta:  # around the optimised network: its rewrites were checked on the plain one
+            self.module = SelfEnsemble(self.module)
+            self._fp32_reference = SelfEnsemble(self._fp32_reference)
+            if self._fp32_on_device is not None:
+                self._fp32_on_device = self.module if self.dtype == torch.float32 else SelfEnsemble(self._fp32_on_device)
 
     # -- description ------------------------------------------------------------------------
     @property
@@ -247,7 +260,8 @@ class Upscaler:
     def describe(self) -> str:
         opts = ", ".join(self.report.applied) or "none"
         return (
-            f"{self.loaded.weights_id} x{self.scale} on {self.device} ({self.precision}), "
+            f"{self.loaded.weights_id} x{self.scale}{' with x8 self-ensemble' if self.tta else ''} on {self.device} "
+            f"({self.precision}), "
             f"tile {'from free memory' if self.auto_tile else self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
         )
 
@@ -362,7 +376,16 @@ class Upscaler:
         free memory holds (0 = the whole image)."""
         if not self.auto_tile:
             return self.tile
-        per_pixel, fixed = self._footprint()
+        try:
+            per_pixel, fixed = self._footprint()
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            del exc
+            self._free()
+            self.auto_tile = False  # the fixed default tile, and the out-of-memory fallback from there
+            self.stats.events.append("out of memory while measuring the model's footprint: default tile")
+            return self.tile
         free, _ = torch.cuda.mem_get_info(self.device)
         free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
         # headroom for fragmentation and the allocator's rounding; the output rows stay on the device too
@@ -371,8 +394,9 @@ class Upscaler:
 
     def _footprint(self) -> tuple[float, float]:
         """Device bytes of one forward pass per window pixel, and fixed bytes: the peak of two probe
-        passes (windows of side e and 2e, after a warm-up) on random input, measured once; plus the rounded output
-        rows (a band of the output, double-buffered, up to 4 bytes a sample) per input pixel."""
+        passes (windows of side e and 2e, after a warm-up) on random input, measured once; plus the
+        rounded output rows (a band of the output, double-buffered, up to 4 bytes a sample) per
+        input pixel. It resets the device's peak-memory counter (once, at the first image)."""
         if self._per_pixel is None:
             m = self.size_multiple
             e = -(-max(64, 2 * m) // m) * m
@@ -624,8 +648,9 @@ class Upscaler:
         for a0 in range(a, b, step):
             a1 = min(b, a0 + step)
             p0, p1 = max(0, a0 // s - _CHROMA_PAD), min(h, -(-a1 // s) + _CHROMA_PAD)  # input rows + context
-            chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
-                :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
+            with ieee_fp32(cbcr.device, torch.float32, self.allow_tf32):  # the chroma convolution is fp32 too
+                chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
+                    :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
             y = luma[:, :, a0 - a : a1 - a]
             target = canvas[:, :, a0 - row0 : a1 - row0, c0:c1]
             strip = target if direct else torch.empty((1, 3, a1 - a0, c1 - c0), device=cbcr.device)
@@ -710,6 +735,36 @@ class Upscaler:
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
+
+
+class SelfEnsemble(torch.nn.Module):
+    """x8 self-ensemble ("TTA", Lim et al. 2017; Timofte et al. 2016): the network on the eight
+    flips and transposes of its input, each output turned back, the eight averaged in float32.
+    Every output pixel still depends on the same input neighbourhood (its receptive field is the
+    network's), so tiled runs stay equal to whole-image ones. Windows need not be square: a
+    transposed window is run as it is."""
+
+    def __init__(self, module: torch.nn.Module):
+        super().__init__()
+        self.inner = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total: torch.Tensor | None = None
+        for transpose in (False, True):
+            for flips in ((), (2,), (3,), (2, 3)):
+                t = x.transpose(2, 3) if transpose else x
+                t = t.flip(flips) if flips else t
+                y = self.inner(t.contiguous(memory_format=_memory_format(x))).float()
+                y = y.flip(flips) if flips else y
+                y = y.transpose(2, 3) if transpose else y
+                total = y if total is None else total + y
+        assert total is not None
+        return total / 8
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous() else torch.contiguous_format
 
 
 def _check_finite(a: Any, what: str) -> None:
@@ -832,12 +887,13 @@ class _Rows:
             torch.cuda.current_stream(self.device).wait_event(slot["done"])
         _, c, _, w = self.out.shape
         shape = (b - a, w, c) if self.interleaved else (1, c, b - a, w)
+        size = (b - a) * w * c
         band = slot.get("band")
-        if band is None or band.shape[int(not self.interleaved) * 2] < b - a:
-            band = torch.empty(shape, dtype=self.out.dtype, device=self.device)
+        if band is None or band.numel() < size:  # flat buffers: every band a contiguous prefix of them
+            band = torch.empty(size, dtype=self.out.dtype, device=self.device)
             slot["band"] = band
-            slot["host"] = torch.empty(band.shape, dtype=band.dtype, pin_memory=self.cuda)
-        used = band[: b - a] if self.interleaved else band[:, :, : b - a]
+            slot["host"] = torch.empty(size, dtype=band.dtype, pin_memory=self.cuda)
+        used = band[:size].view(shape)
         slot["view"] = used.permute(2, 0, 1).unsqueeze(0) if self.interleaved else used
         slot["used"] = used
         self.rows = (a, b)
@@ -850,19 +906,19 @@ class _Rows:
             return
         slot = self.slots[self.turn]
         self._drain(slot)
-        host = slot["host"][: self.rows[1] - self.rows[0]] if self.interleaved else \
-            slot["host"][:, :, : self.rows[1] - self.rows[0]]
+        used = slot["used"]
+        host = slot["host"][: used.numel()].view(used.shape)  # contiguous: a truly asynchronous copy
         if self.cuda:
             ready = torch.cuda.Event()
-            ready.record()
+            ready.record(torch.cuda.current_stream(self.device))  # the image's device, not the current one
             with torch.cuda.stream(self.copier):
                 self.copier.wait_event(ready)
-                host.copy_(slot["used"], non_blocking=True)
+                host.copy_(used, non_blocking=True)
                 done = torch.cuda.Event()
                 done.record(self.copier)
             slot["done"] = done
         else:
-            host.copy_(slot["used"])
+            host.copy_(used)
             slot["done"] = None
         slot["pending"] = (self.rows, host)
         self.rows = None

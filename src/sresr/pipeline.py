@@ -25,7 +25,7 @@ import re
 import stat
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
@@ -59,6 +59,8 @@ __all__ = [
     "shard",
     "default_model",
     "make_upscaler",
+    "resolve_scale",
+    "parse_threads",
     "upscale_file",
     "upscale_paths",
 ]
@@ -77,7 +79,10 @@ class UpscaleOptions:
     """What ``sresr upscale`` takes besides the inputs and the output folder.
 
     model: ``NAME`` or ``NAME.TAG``; None = the best model with bundled weights for ``scale``.
-    scale: the model's scale; None = the weights' (or the model's default) scale.
+    scale: the output's scale; None = the weights' (or the model's default) scale. A scale the
+    model has no weights for (``3.5``; ``2`` for an x4-only model) is reached as Real-ESRGAN's
+    ``--outscale`` is: the model at the smallest scale above it (else its largest), then bicubic
+    resampling (:func:`resolve_scale`).
     weights: ``MODEL.TAG`` or a weights file (see :func:`sresr.load_model`).
     tile: core size in input pixels (None = default, 0 = whole image); tile_pad: None = the
     model's receptive field; batch: tiles per forward pass.
@@ -88,7 +93,7 @@ class UpscaleOptions:
     """
 
     model: str | None = None
-    scale: int | None = None
+    scale: float | None = None
     weights: str | None = None
     device: str = "auto"
     precision: str = "auto"
@@ -103,6 +108,12 @@ class UpscaleOptions:
     outscale: float | None = None
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     recursive: bool = False
+    tta: bool = False  # x8 self-ensemble (:class:`sresr.engine.Upscaler`'s ``tta``)
+    #: threads that decode inputs, compute on the CPU (torch; None = torch's default) and encode
+    #: outputs (None = :func:`encoder_threads` of the device)
+    decode_threads: int = 2
+    compute_threads: int | None = None
+    encode_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,8 @@ class Reporter:
     """Progress callbacks (all called from the calling thread). The default does nothing."""
 
     def start(self, jobs: Sequence[Job], description: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
 
     def image_started(self, job: Job) -> None: ...
 
@@ -287,6 +300,76 @@ def default_model(scale: int | None = None) -> tuple[str, int]:
     return candidates[0][1], candidates[0][2]
 
 
+def _model_scales(options: UpscaleOptions) -> set[int]:
+    """The scales the options' model has weights for (every scale of its spec for pre-upsampling
+    models and for models that declare no weights)."""
+    from .registry import canonical_name, resolve_name
+    from .weights import _registered, find_imported, resolve_weights
+
+    model, weights = options.model, options.weights
+    if model is not None and weights is None and not _registered(model) and find_imported(model) is not None:
+        model, weights = None, model
+    model = canonical_name(model) if model is not None else None
+    if weights is not None:  # the file's scale (a foreign checkpoint is read at the scale asked for, if whole)
+        whole = int(options.scale) if options.scale is not None and float(options.scale).is_integer() else None
+        return {resolve_weights(weights, model=model.split(".", 1)[0] if model else None, scale=whole).scale}
+    if model is None:
+        return _bundled_scales()
+    spec, variant = resolve_name(model, None)
+    if spec.input == "upsampled" or not spec.weights:
+        return set(spec.scales)
+    if variant is not None and "." in model:
+        return {variant.scale}
+    return {w.scale for w in spec.weights}
+
+
+def _bundled_scales() -> set[int]:
+    from .registry import entries
+
+    return {w.scale for e in entries().values() if e.spec is not None for w in e.spec.weights if w.file}
+
+
+def resolve_scale(options: UpscaleOptions, upscaler: "Upscaler | None" = None) -> UpscaleOptions:
+    """``options`` with ``scale`` a whole scale the model has weights for (or None) and
+    ``outscale`` set where ``scale`` asked for another one: ``-s 3.5`` or ``-s 2`` with x4-only
+    weights run the model at the smallest of its scales above (else its largest) and resample, as
+    Real-ESRGAN's ``--outscale`` does. ``upscaler``: the model is already chosen."""
+    s = options.scale
+    if s is None:
+        return options
+    if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 < s <= 64:
+        raise UsageError(f"invalid scale {s!r}", hint="give a number above 0 and at most 64, such as -s 4 or -s 2.5")
+    scales = {upscaler.scale} if upscaler is not None else _model_scales(options)
+    if float(s).is_integer() and int(s) in scales:
+        return replace(options, scale=int(s))
+    if not scales:
+        raise UsageError("no installed model bundles weights", hint="choose one with -m MODEL and --weights FILE")
+    if options.outscale is not None:
+        raise UsageError(f"the model has no x{s:g} weights (it has {', '.join(f'x{x}' for x in sorted(scales))}) "
+                         "and --outscale is given too", hint=f"use -s {min(scales)} --outscale {options.outscale:g}, "
+                         f"or -s {s:g} alone")
+    model_scale = min((x for x in scales if x >= s), default=max(scales))
+    return replace(options, scale=model_scale, outscale=float(s))
+
+
+def parse_threads(text: str) -> dict[str, int]:
+    """``LOAD:PROC:SAVE`` (realesrgan-ncnn-vulkan's ``-j``: ``2:4:2``; a part left empty keeps
+    its default) -> the :class:`UpscaleOptions` thread fields it sets."""
+    parts = text.split(":")
+    fields = ("decode_threads", "compute_threads", "encode_threads")
+    bad = UsageError(f"invalid -j {text!r}", hint="write LOAD:PROC:SAVE thread counts, such as -j 2:4:2 (or -j ::4)")
+    if len(parts) != 3:
+        raise bad
+    out = {}
+    for field_name, part in zip(fields, parts):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit() or not 1 <= int(part) <= 256:
+            raise bad
+        out[field_name] = int(part)
+    return out
+
+
 def make_upscaler(options: UpscaleOptions) -> "Upscaler":
     """Load the model the options name (or the default one) into an :class:`Upscaler` (and tune
     the process's allocator for tiled work, see :func:`sresr.engine.tune_cpu_allocator`)."""
@@ -294,7 +377,13 @@ def make_upscaler(options: UpscaleOptions) -> "Upscaler":
     from .weights import load_model
 
     tune_cpu_allocator()
-    model, scale, weights = options.model, options.scale, options.weights
+    if options.compute_threads is not None:
+        import torch
+
+        torch.set_num_threads(options.compute_threads)
+    options = resolve_scale(options)
+    model, weights = options.model, options.weights
+    scale = None if options.scale is None else int(options.scale)
     if model is None and weights is None:
         model, scale = default_model(scale)
     loaded = load_model(model, scale=scale, weights=weights)
@@ -305,6 +394,7 @@ def make_upscaler(options: UpscaleOptions) -> "Upscaler":
         tile=options.tile,
         tile_pad=options.tile_pad,
         batch=options.batch,
+        tta=options.tta,
     )
 
 
@@ -321,7 +411,7 @@ def upscale_file(
 
     Of an animation or a multi-page file, only the first frame is upscaled (``upscale_paths``
     reports that as the result's ``warning``)."""
-    options = options or UpscaleOptions()
+    options = resolve_scale(options or UpscaleOptions(), upscaler)
     source, output = Path(source), Path(output)
     fmt = format_for_path(output)
     if fmt is None:
@@ -356,6 +446,7 @@ class OutputRecord:
     quality: int | None  # JPEG/WebP only
     png_compression: int | None  # PNG only
     input_sha256: str
+    tta: bool = False  # x8 self-ensemble (records made before it existed read as False)
 
     VERSION = 1
 
@@ -374,6 +465,7 @@ class OutputRecord:
             quality=int(options.quality) if fmt in ("jpg", "webp") else None,
             png_compression=int(options.png_compression) if fmt == "png" else None,
             input_sha256=input_sha256,
+            tta=bool(getattr(upscaler, "tta", False)),
         )
 
     def to_text(self) -> str:
@@ -411,6 +503,7 @@ class OutputRecord:
     def model_part(self) -> str:
         weights = self.weights if self.weights != self.model else "no weights"
         text = f"{self.model} ({weights}{', sha256 ' + self.weights_sha256[:12] if self.weights_sha256 else ''}) x{self.scale}"
+        text += " with --tta" if self.tta else ""
         return text + (f" to x{self.outscale:g}" if self.outscale is not None else "")
 
     def options_part(self) -> str:
@@ -478,7 +571,8 @@ def upscale_paths(
     prefetch: int = 2,
 ) -> list[FileResult]:
     """Upscale files and folders into ``outdir``; one :class:`FileResult` per input of this rank."""
-    options = options or UpscaleOptions()
+    options = resolve_scale(options or UpscaleOptions(), upscaler)
+    prefetch = max(prefetch, options.decode_threads)
     reporter = reporter or Reporter()
     jobs = shard(collect_jobs(inputs, outdir, options))
     # the model first, even when every output exists: a bad -m / -w / -s is an error in any case,
@@ -507,11 +601,14 @@ def upscale_paths(
         else:
             results[i] = FileResult(str(job.source), str(job.output), status, 0.0, reason)
     index = {id(j): i for i, j in enumerate(jobs)}
-    reporter.start(jobs, upscaler.describe())
+    resampled = options.outscale is not None and not math.isclose(options.outscale, upscaler.scale)
+    reporter.start(jobs, upscaler.describe() + (f"; output resampled to x{options.outscale:g}" if resampled else ""))
+    for message in upscaler.warnings:
+        reporter.warn(message)
     for i in sorted(results):
         reporter.image_done(results[i])
-    readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sresr-decode")
-    encoders = encoder_threads(upscaler.device.type)
+    readers = ThreadPoolExecutor(max_workers=max(1, options.decode_threads), thread_name_prefix="sresr-decode")
+    encoders = options.encode_threads or encoder_threads(upscaler.device.type)
     writers = ThreadPoolExecutor(max_workers=encoders, thread_name_prefix="sresr-encode")
     decoded: dict[int, Future[Image]] = {}
     writing: list[tuple[int, Job, float, int, str | None, Future[Path]]] = []

@@ -79,6 +79,30 @@ def entries() -> dict[str, Entry]:
 
 def refresh() -> None:
     entries.cache_clear()
+    aliases.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def aliases() -> dict[str, str]:
+    """Published names of weights (lower case) -> ``MODEL.TAG``, from the variants' ``aliases``.
+    A registered model name always wins over an alias; of two variants claiming one alias, the
+    first model in name order keeps it."""
+    out: dict[str, str] = {}
+    names = entries()
+    for name, entry in names.items():
+        for w in entry.spec.weights if entry.spec is not None else ():
+            for alias in w.aliases:
+                if alias.lower() not in names:
+                    out.setdefault(alias.lower(), f"{name}.{w.tag}")
+    return out
+
+
+def canonical_name(name: str) -> str:
+    """``MODEL``, ``MODEL.TAG`` or a published name (``RealESRGAN_x4plus``, any case) ->
+    ``MODEL`` / ``MODEL.TAG``; anything else comes back unchanged (to fail where it is used)."""
+    if name.split(".", 1)[0] in entries():
+        return name
+    return aliases().get(name.lower(), name)
 
 
 def list_models(pattern: str | None = None, include_broken: bool = False) -> list[str]:
@@ -102,8 +126,8 @@ def get_entry(name: str) -> Entry:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The spec of a model name (``MODEL`` or ``MODEL.TAG``: the tag is ignored here)."""
-    entry = get_entry(name.split(".", 1)[0])
+    """The spec of a model name (``MODEL``, ``MODEL.TAG`` or an alias; the tag is ignored here)."""
+    entry = get_entry(canonical_name(name).split(".", 1)[0])
     if entry.spec is None:
         if entry.error and "more than one distribution" in entry.error:
             raise DuplicateModelError(entry.error, hint="uninstall one of the distributions")
@@ -115,8 +139,8 @@ def get_spec(name: str) -> ModelSpec:
 
 
 def resolve_name(name: str, scale: int | None = None) -> tuple[ModelSpec, WeightsSpec | None]:
-    """``MODEL.TAG`` -> (spec, that variant); ``MODEL`` -> (spec, default variant for scale)."""
-    model, _, tag = name.partition(".")
+    """``MODEL.TAG`` or an alias -> (spec, that variant); ``MODEL`` -> (spec, default variant for scale)."""
+    model, _, tag = canonical_name(name).partition(".")
     spec = get_spec(model)
     if tag:
         return spec, spec.variant(tag)

@@ -42,6 +42,9 @@ class WeightsSpec:
     description: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
     recipe: str = ""
+    #: the names its publisher gives it (``RealESRGAN_x4plus``): they work wherever ``MODEL.TAG``
+    #: does, matched without regard to case (:func:`sresr.registry.canonical_name`)
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,8 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
             problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits")
         if w.colorspace not in (None, "rgb", "y"):
             problems.append(f"{where}: colorspace must be 'rgb' or 'y'")
+        if not isinstance(w.aliases, tuple) or not all(isinstance(a, str) and _TAG.fullmatch(a) for a in w.aliases):
+            problems.append(f"{where}: aliases must be a tuple of names (letters, digits, '-', '_')")
     for scale in spec.scales:
         if len([w for w in spec.weights if w.scale == scale and w.default]) > 1:
             problems.append(f"more than one default weights for scale {scale}")

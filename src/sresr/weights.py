@@ -50,7 +50,7 @@ from .errors import (
     WeightsError,
     shown,
 )
-from .registry import entries, get_spec, resolve_name
+from .registry import canonical_name, entries, get_spec, resolve_name
 from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -584,8 +584,9 @@ def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None
             wf = _weights_file(imported, text)
             if wf is not None:
                 return wf
-        if "." in text and _registered(text) and not text.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
-            return pull(text, scale)
+        name = canonical_name(text)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
+        if "." in name and _registered(name) and not name.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
+            return pull(name, scale)
     raise WeightsError(
         f"weights '{text}' not found: no such file, URL, imported name or MODEL.TAG",
         hint="pass a .safetensors/.pth file, an http(s) URL, a name from 'sresr weights list', "
@@ -643,6 +644,8 @@ def load_model(
     """
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
         raise UsageError(f"scale must be a whole number >= 1, got {scale!r}")
+    if model is not None and find_imported(model) is None:
+        model = canonical_name(model)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
     if model is not None and not _registered(model) and find_imported(model) is not None:
         if weights is None:
             weights = model

@@ -19,7 +19,7 @@ from ..errors import SresrError
 from . import bench, models, train, upscale
 from . import eval as eval_cli
 from . import weights as weights_cli
-from .common import err_console
+from .common import err_console, print_json
 
 app = typer.Typer(
     name="sresr",
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(argv if argv is not None else sys.argv[1:])
     cut = args.index("--") if "--" in args else len(args)
     _state["debug"] = "--debug" in args[:cut]
+    as_json = "--json" in args[:cut]
     args = [a for i, a in enumerate(args) if a != "--debug" or i > cut]
     try:
         app(args=args, prog_name="sresr")
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print(f"[bold red]error:[/bold red] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
             err_console.print(f"[dim]hint:[/dim] {escape(exc.hint)}", highlight=False, soft_wrap=True)
+        if as_json:  # a script reading --json output gets the error there too
+            print_json({"error": exc.message, "hint": exc.hint or None, "exit_code": exc.exit_code})
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted (finished outputs are kept: rerun the same command to continue)",

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 
 import typer
+from rich.markup import escape
 
 from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
 
@@ -16,16 +17,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def upscale(
     inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if needed).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if needed).")] = Path("results"),
     model: Annotated[
         Optional[str],
-        typer.Option("--model", "-m", help="Model or MODEL.TAG (default: the best one with bundled weights)."),
+        typer.Option("--model", "-m", "-n", help="Model, MODEL.TAG or a published name such as RealESRGAN_x4plus (default: the best one with bundled weights)."),
     ] = None,
-    scale: Annotated[Optional[int], typer.Option("--scale", "-s", min=1, help="Model scale.")] = None,
+    scale: Annotated[
+        Optional[float], typer.Option("--scale", "-s", min=0.01, max=64, help="Scale: the model's (2, 3, 4), or any other "
+                                      "(2.5; 2 with an x4-only model), reached like Real-ESRGAN's --outscale: the model "
+                                      "at the next scale it has, then bicubic resampling.")
+    ] = None,
     weights: WeightsOpt = None,
     recursive: Annotated[bool, typer.Option("--recursive", "-r", help="Also take images in sub-folders.")] = False,
     tile: Annotated[
-        Optional[int], typer.Option("--tile", min=0, help="Tile size in input pixels; 0 = whole image. Default on CPU: "
+        Optional[int], typer.Option("--tile", "-t", min=0, help="Tile size in input pixels; 0 = whole image. Default on CPU: "
                                     "max(256, 2 x pad); on CUDA: the whole image when it fits the free GPU memory (the model's "
                                     "footprint is measured at the first image), else the largest tile that fits.")
     ] = None,
@@ -33,9 +38,13 @@ def upscale(
         Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field).")
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Tiles per forward pass.")] = 1,
+    tta: Annotated[bool, typer.Option("--tta", "-x", help="x8 self-ensemble: the average over flips and transposes "
+                                      "(8x slower; tiled and exact as without).")] = False,
     device: DeviceOpt = "auto",
+    gpu: Annotated[Optional[int], typer.Option("--gpu", "-g", min=0, help="GPU number: --device cuda:N.")] = None,
     precision: PrecisionOpt = "auto",
-    fmt: Annotated[str, typer.Option("--format", help="same, png, jpg, webp or tiff.")] = "same",
+    fp32: Annotated[bool, typer.Option("--fp32", help="--precision fp32.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", "--ext", help="same (or auto), png, jpg, webp or tiff.")] = "same",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
     png_compression: Annotated[
         int, typer.Option("--png-compression", min=0, max=9, help="PNG zlib level: 0 fastest ... 9 smallest.")
@@ -50,20 +59,40 @@ def upscale(
     max_pixels: Annotated[
         Optional[int], typer.Option("--max-pixels", min=1, help="Refuse inputs larger than this (default 200M).")
     ] = None,
+    threads: Annotated[
+        Optional[str], typer.Option("-j", "--threads", help="LOAD:PROC:SAVE threads: decoding, CPU compute (torch) and "
+                                    "encoding, as realesrgan-ncnn-vulkan's -j (default 2:all:2, on a GPU 2:all:half the cores).")
+    ] = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar and no summary.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
 ) -> None:
     """Upscale images: files and folders in, an output folder out.
 
     Outputs keep the input's bit depth, grey/colour mode, alpha, ICC profile and EXIF. Existing
     outputs are skipped, so re-running an interrupted command resumes it. Exit code 0 when every
     input succeeded, 1 when some failed (the others are still written), 2 for usage errors.
+
+    Real-ESRGAN's habits work: -o defaults to results/, -n is -m (with the published names),
+    -s takes any final scale, -t/-g/--fp32/-f/--ext/-j are here.
     """
-    from ..pipeline import UpscaleOptions, upscale_paths
+    from ..errors import UsageError
+    from ..pipeline import UpscaleOptions, parse_threads, upscale_paths
 
     kwargs: dict[str, Any] = {}
     if max_pixels is not None:
         kwargs["max_pixels"] = max_pixels
+    if gpu is not None:
+        if device not in ("auto", f"cuda:{gpu}"):
+            raise UsageError(f"-g {gpu} and --device {device} name different devices", hint="give one of them")
+        device = f"cuda:{gpu}"
+    if fp32:
+        if precision not in ("auto", "fp32"):
+            raise UsageError(f"--fp32 and --precision {precision} disagree", hint="give one of them")
+        precision = "fp32"
+    if fmt.strip().lower() == "auto":  # Real-ESRGAN's --ext auto
+        fmt = "same"
+    if threads is not None:
+        kwargs.update(parse_threads(threads))
     options = UpscaleOptions(
         model=model,
         scale=scale,
@@ -80,10 +109,15 @@ def upscale(
         overwrite=not skip_existing,
         outscale=outscale,
         recursive=recursive,
+        tta=tta,
         **kwargs,
     )
-    show_progress = not quiet and not as_json and err_console.is_terminal
-    reporter = _RichReporter() if show_progress else _PlainReporter()
+    if quiet:
+        reporter: _PlainReporter = _PlainReporter()
+    elif err_console.is_terminal and not as_json:
+        reporter = _RichReporter()
+    else:  # a log file, a pipe, a CI job, --json: progress as lines on stderr
+        reporter = _LineReporter()
     t0 = time.perf_counter()
     try:
         results = upscale_paths(inputs, output, options, reporter=reporter)
@@ -134,6 +168,9 @@ class _PlainReporter:
     def start(self, jobs: Sequence["Job"], description: str) -> None:
         self.description = description
 
+    def warn(self, message: str) -> None:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
     def image_started(self, job: "Job") -> None: ...
 
     def tiles(self, done: int, total: int) -> None: ...
@@ -144,6 +181,37 @@ class _PlainReporter:
     def finish(self, results: Sequence["FileResult"]) -> None: ...
 
     def close(self) -> None: ...
+
+
+class _LineReporter(_PlainReporter):
+    """Not a terminal: one line per file on stderr (``[3/12] ok photo.png 1.2 s``), and for an
+    image of many tiles a line at every tenth of them, so a log shows progress as it happens."""
+
+    def start(self, jobs: Sequence["Job"], description: str) -> None:
+        super().start(jobs, description)
+        self.total, self.done = len(jobs), 0
+        self.name, self.last_tenth = "", 0
+        err_console.print(f"{_rank_prefix()}{description}", highlight=False, markup=False, soft_wrap=True)
+
+    def image_started(self, job: "Job") -> None:
+        self.name, self.last_tenth = job.source.name, 0
+
+    def tiles(self, done: int, total: int) -> None:
+        tenth = done * 10 // total if total >= 20 else 0
+        if tenth > self.last_tenth and done < total:
+            self.last_tenth = tenth
+            err_console.print(f"{_rank_prefix()}  {self.name}: tiles {done}/{total}", highlight=False, markup=False,
+                              soft_wrap=True)
+
+    def image_done(self, result: "FileResult") -> None:
+        self.done += 1
+        _print_problem(result)
+        if result.status != "failed":
+            from ..errors import shown
+
+            took = f" {result.seconds:.1f} s" if result.status == "ok" else ""
+            err_console.print(f"{_rank_prefix()}[{self.done}/{self.total}] {result.status} {shown(result.path)}{took}",
+                              highlight=False, markup=False, soft_wrap=True)
 
 
 class _RichReporter(_PlainReporter):

@@ -162,34 +162,46 @@ def enlarge(x: torch.Tensor, scale: int, mix: torch.Tensor | None = None,
         raise ValueError(f"enlarge: expected a float (N, C, H, W) tensor and an integer scale, "
                          f"got {tuple(x.shape)} {x.dtype} x{scale}")
     n, c, h, w = x.shape
-    plans = [_polyphase(length, length * s, float(s), x.dtype) for length in (h, w)]
-    if s == 1 or plans[0] is None or plans[1] is None:
+    plan = _enlarge_plan(h, w, s, x.dtype, x.device)
+    if plan is None:
         out = imresize(x, scale=s) if s > 1 else x
         if mix is not None:
-            out = torch.einsum("oc,nchw->nohw", mix.to(out.dtype), out)
-        return out if bias is None else out + bias.to(out.dtype).view(1, -1, 1, 1)
+            out = torch.einsum("oc,nchw->nohw", mix.to(out.device, out.dtype), out)
+        return out if bias is None else out + bias.to(out.device, out.dtype).view(1, -1, 1, 1)
+    phase, rows, cols = plan
+    xs = x.index_select(-2, rows).index_select(-1, cols)
+    if mix is None:
+        out = F.conv2d(xs.reshape(n * c, 1, *xs.shape[-2:]), phase)
+        return F.pixel_shuffle(out, s).reshape(n, c, h * s, w * s)
+    o = mix.shape[0]
+    # weight[(i, phase), j] = mix[i, j] * phase kernel: output channel i's phases from input channel j
+    weight = (mix.to(x.device, x.dtype)[:, None, :, None, None] * phase[:, 0][None, :, None]
+              ).reshape(o * s * s, c, *phase.shape[-2:])
+    b = None if bias is None else bias.to(x.device, x.dtype).repeat_interleave(s * s)
+    return F.pixel_shuffle(F.conv2d(xs, weight, b), s)
+
+
+@lru_cache(maxsize=64)
+def _enlarge_plan(h: int, w: int, s: int, dtype: torch.dtype, device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """:func:`enlarge`'s phase kernels and input windows for one size, made once and kept on the
+    device (a GPU colouring strip after strip uploads nothing); None where the polyphase form
+    does not apply."""
+    plans = [_polyphase(length, length * s, float(s), dtype) for length in (h, w)]
+    if s == 1 or plans[0] is None or plans[1] is None:
+        return None
     kernels, windows = [], []
     for length, (pad_index, pad, offsets, weights) in zip((h, w), plans):
         lo = min(min(o) for o in offsets)
         hi = max(max(o) for o in offsets)
-        k = torch.zeros((s, hi - lo + 1), dtype=x.dtype)
+        k = torch.zeros((s, hi - lo + 1), dtype=dtype)
         for r, offs in enumerate(offsets):
             for t, o in enumerate(offs):
                 k[r, o - lo] += weights[r, t]
         kernels.append(k)
-        windows.append(pad_index[pad + lo : pad + hi + length].to(x.device))
+        windows.append(pad_index[pad + lo : pad + hi + length].to(device))
     phase = (kernels[0][:, None, :, None] * kernels[1][None, :, None, :]).reshape(s * s, 1, *[len(k[0]) for k in kernels])
-    xs = x.index_select(-2, windows[0]).index_select(-1, windows[1])
-    if mix is None:
-        weight = phase.to(x.device)
-        out = F.conv2d(xs.reshape(n * c, 1, *xs.shape[-2:]), weight)
-        return F.pixel_shuffle(out, s).reshape(n, c, h * s, w * s)
-    o = mix.shape[0]
-    # weight[(i, phase), j] = mix[i, j] * phase kernel: output channel i's phases from input channel j
-    weight = (mix.to(x.dtype)[:, None, :, None, None] * phase[:, 0][None, :, None]
-              ).reshape(o * s * s, c, *phase.shape[-2:]).to(x.device)
-    b = None if bias is None else bias.to(x.dtype).repeat_interleave(s * s).to(x.device)
-    return F.pixel_shuffle(F.conv2d(xs, weight, b), s)
+    return phase.to(device), windows[0], windows[1]
 
 
 def imresize(

@@ -21,19 +21,19 @@ SPEC = ModelSpec(
     loader="sresr.models.esrgan.arch:load_state_dict",
     weights=(
         WeightsSpec(
-            tag="realesrgan-x4plus", scale=4, default=True, license="BSD-3-Clause",
+            tag="realesrgan-x4plus", scale=4, aliases=("RealESRGAN_x4plus",), default=True, license="BSD-3-Clause",
             url=f"{_RELEASES}/v0.1.0/RealESRGAN_x4plus.pth",
             sha256="4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1",
             description="Real-ESRGAN x4plus (official release v0.1.0, 64 MB). " + _GAN_NOTE,
         ),
         WeightsSpec(
-            tag="realesrgan-x2plus", scale=2, default=True, license="BSD-3-Clause",
+            tag="realesrgan-x2plus", scale=2, aliases=("RealESRGAN_x2plus",), default=True, license="BSD-3-Clause",
             url=f"{_RELEASES}/v0.2.1/RealESRGAN_x2plus.pth",
             sha256="49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb",
             description="Real-ESRGAN x2plus (official release v0.2.1, 64 MB). " + _GAN_NOTE,
         ),
         WeightsSpec(
-            tag="realesrgan-x4plus-anime-6b", scale=4, kwargs={"blocks": 6}, license="BSD-3-Clause",
+            tag="realesrgan-x4plus-anime-6b", scale=4, aliases=("RealESRGAN_x4plus_anime_6B",), kwargs={"blocks": 6}, license="BSD-3-Clause",
             url=f"{_RELEASES}/v0.2.2.4/RealESRGAN_x4plus_anime_6B.pth",
             sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
             description="Real-ESRGAN x4plus anime (6 RRDB blocks, official release v0.2.2.4, 17 MB)",

@@ -19,13 +19,13 @@ SPEC = ModelSpec(
     loader="sresr.models.srvgg.arch:load_state_dict",
     weights=(
         WeightsSpec(
-            tag="general-x4v3", scale=4, default=True, kwargs={"num_conv": 32}, license="BSD-3-Clause",
+            tag="general-x4v3", scale=4, aliases=("realesr-general-x4v3",), default=True, kwargs={"num_conv": 32}, license="BSD-3-Clause",
             url=f"{_RELEASES}/v0.2.5.0/realesr-general-x4v3.pth",
             sha256="8dc7edb9ac80ccdc30c3a5dca6616509367f05fbc184ad95b731f05bece96292",
             description="realesr-general-x4v3 (official release v0.2.5.0, 4.9 MB), GAN-trained for real photos",
         ),
         WeightsSpec(
-            tag="animevideov3", scale=4, kwargs={"num_conv": 16}, license="BSD-3-Clause",
+            tag="animevideov3", scale=4, aliases=("realesr-animevideov3",), kwargs={"num_conv": 16}, license="BSD-3-Clause",
             url=f"{_RELEASES}/v0.2.5.0/realesr-animevideov3.pth",
             sha256="b8a8376811077954d82ca3fcf476f1ac3da3e8a68a4f4d71363008000a18b75d",
             description="realesr-animevideov3 (official release v0.2.5.0, 2.5 MB), for anime video frames",
