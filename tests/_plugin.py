@@ -3,8 +3,9 @@
 Two architectures registered through real entry points (a ``.dist-info`` folder):
 
 - ``tinysr``: RGB, conv-PReLU-conv + pixel shuffle, keys ``net.{0,1,2}.*``; a bundled x2
-  variant (``tinysr.x2``) and, when ``TINYSR_URL``/``TINYSR_SHA256`` are set in the
-  environment, a published x4 variant ``tinysr.x4`` downloaded from that URL.
+  variant (``tinysr.x2``) and, when ``TINYSR_URL`` (and ``TINYSR_SHA256``, unless the URL's file
+  name carries a sha256 prefix) is set in the environment, a published x4 variant ``tinysr.x4``
+  (alias ``TinySR_x4plus``) downloaded from that URL.
 - ``tinyy``: Y channel, conv-conv + pixel shuffle, keys ``head.*``/``tail.*``.
 
 Each has a published-layout loader ``load_state_dict(sd) -> (module, scale, kwargs)`` that reads
@@ -22,9 +23,10 @@ from sresr.spec import ModelSpec, WeightsSpec
 
 _weights = [WeightsSpec(tag="x2", scale=2, file="tiny_x2.safetensors", package="tinysr_plugin",
                         kwargs={"nf": 8}, default=True, license="CC0")]
-if os.environ.get("TINYSR_URL") and os.environ.get("TINYSR_SHA256"):
+if os.environ.get("TINYSR_URL"):  # without TINYSR_SHA256: a torch.hub-style name carries a sha256 prefix
     _weights.append(WeightsSpec(tag="x4", scale=4, url=os.environ["TINYSR_URL"],
-                                sha256=os.environ["TINYSR_SHA256"], kwargs={"nf": 6}, default=True))
+                                sha256=os.environ.get("TINYSR_SHA256") or None, kwargs={"nf": 6}, default=True,
+                                aliases=("TinySR_x4plus",)))
 
 SPEC = ModelSpec(
     name="tinysr",

@@ -365,3 +365,20 @@ def test_one_pixel_changes_only_its_receptive_field(name: str, scale: int, kwarg
     # outermost tap has zero weight at some phases)
     if p - r >= 0 and p + r < size:
         assert dist >= r - 1, f"{name} x{scale}: change reaches {dist}, declared {r}"
+
+
+def test_each_variant_is_compared_with_its_own_published_numbers():
+    """bench/eval compare published weights with their authors' numbers for those weights (none
+    for GAN weights), and weights sresr trained (bundled, or your own) with the architecture's paper."""
+    from sresr.registry import get_spec
+    from sresr.weights import LoadedModel
+
+    esrgan, edsr, fsrcnn = get_spec("esrgan"), get_spec("edsr"), get_spec("fsrcnn")
+    assert esrgan.reference_metrics("realesrgan-x4plus") == {}  # GAN weights: not the PSNR-oriented RRDB
+    assert esrgan.reference_metrics(None)["set5/x4/psnr"] == 32.73  # RRDB, ESRGAN paper
+    assert edsr.reference_metrics("large-x4")["set5/x4/psnr"] == 32.46  # EDSR paper Table 3
+    assert edsr.reference_metrics("baseline-x4")["set5/x4/psnr"] == 32.09
+    assert fsrcnn.reference_metrics("x2") == fsrcnn.paper_metrics  # trained by sresr: the paper is the bar
+    large = LoadedModel(None, edsr, 4, "rgb", "edsr.large-x4")
+    own = LoadedModel(None, edsr, 4, "rgb", "runs/edsr-x4/weights.safetensors")
+    assert large.reference_metrics["set5/x4/ssim"] == 0.8968 and own.reference_metrics == edsr.paper_metrics

@@ -17,7 +17,8 @@ from _http import FileServer  # noqa: E402
 
 from sresr import cache  # noqa: E402
 from sresr.errors import WeightsError  # noqa: E402
-from sresr.models.vgg import LAYERS, VGG19_URL, VGG19Features, hash_prefix, vgg19_state  # noqa: E402
+from sresr.download import hash_prefix  # noqa: E402
+from sresr.models.vgg import LAYERS, VGG19_URL, VGG19Features, vgg19_state  # noqa: E402
 from sresr.train.losses import VGGPerceptualLoss  # noqa: E402
 
 

@@ -291,3 +291,63 @@ def test_import_then_use_by_name(plugin, tmp_path):
     assert find_imported("My-Tiny-x4") is None
     with pytest.raises(UsageError):
         remove("tinysr.x2")
+
+
+def test_prefix_named_variant_through_a_mirror_is_verified_and_pinned(plugin, tmp_path, monkeypatch):
+    """A publisher that gives only the first hex digits of the sha256 in the file name (torch.hub's
+    NAME-1a2b3c4d.pth, as BasicSR and EDSR do): the download is checked against that prefix and its
+    full sha256 pinned in the cache. SRESR_MIRROR fetches it from 127.0.0.1 while the declared URL
+    keeps naming it; the published name (alias) finds it."""
+    state = tinysr_state(4, 6, seed=12)
+    pth = tmp_path / "tiny.pth"
+    torch.save(published(state), pth)
+    digest = sha(pth)
+    name = f"tiny_x4-{digest[:8]}.pth"
+    declared = f"https://weights.example.org/releases/v1/{name}"
+    with FileServer({f"weights.example.org/releases/v1/{name}": pth.read_bytes()}) as srv:
+        monkeypatch.setenv("TINYSR_URL", declared)
+        monkeypatch.setenv("SRESR_MIRROR", srv.base)
+        monkeypatch.setenv("SRESR_OFFLINE", "0")
+        _forget_plugin()
+        from sresr.registry import get_spec
+        from sresr.weights import declared_sha256, variant_status
+
+        variant = get_spec("tinysr").variant("x4")
+        assert variant_status(get_spec("tinysr"), variant) == "download"
+        assert declared_sha256(variant).startswith(f"{digest[:8]}... (from the file name")
+        loaded = load_model("TinySR_x4plus")
+        torch.testing.assert_close(loaded.module(X), tinysr_reference(state, X))
+        meta = read_metadata(pulled_dir() / "tinysr.x4.safetensors")
+        assert meta["sresr.source"] == declared and meta["sresr.source_sha256"] == digest  # pinned
+        assert srv.hits == {f"/weights.example.org/releases/v1/{name}": 1}
+        assert variant_status(get_spec("tinysr"), variant) == "cached"
+        monkeypatch.setenv("SRESR_OFFLINE", "1")
+        assert pull("tinysr.x4").source_sha256 == digest  # the pinned file is used as it is
+
+
+def test_prefix_named_variant_that_does_not_match_its_name_is_not_kept(plugin, tmp_path, monkeypatch):
+    pth = tmp_path / "tiny.pth"
+    torch.save(published(tinysr_state(4, 6, seed=13)), pth)
+    wrong = "0" * 8 if not sha(pth).startswith("0" * 8) else "1" * 8
+    name = f"tiny_x4-{wrong}.pth"
+    with FileServer({f"h.example/{name}": pth.read_bytes()}) as srv:
+        monkeypatch.setenv("TINYSR_URL", f"https://h.example/{name}")
+        monkeypatch.setenv("SRESR_MIRROR", srv.base + "/")
+        monkeypatch.setenv("SRESR_OFFLINE", "0")
+        _forget_plugin()
+        with pytest.raises(WeightsError) as info:
+            pull("tinysr.x4")
+    assert f"does not start with {wrong}" in info.value.message and sha(pth) in info.value.message
+    assert [e for e in list_cached(include_bundled=False)] == []
+
+
+def test_a_mirror_that_is_not_a_url_is_a_usage_error(monkeypatch):
+    from sresr.download import mirrored
+    from sresr.errors import UsageError
+
+    assert mirrored("https://github.com/a/b.pth?x=1") == "https://github.com/a/b.pth?x=1"
+    monkeypatch.setenv("SRESR_MIRROR", "https://mirror.local/sr/")
+    assert mirrored("https://github.com/a/b.pth?x=1") == "https://mirror.local/sr/github.com/a/b.pth?x=1"
+    monkeypatch.setenv("SRESR_MIRROR", "/srv/mirror")
+    with pytest.raises(UsageError, match="not an http"):
+        mirrored("https://github.com/a/b.pth")

@@ -257,8 +257,9 @@ def bench_one(
     gpm = gflops_per_output_mpix(loaded) if n_params else 0.0
     mpix_per_s = out_pixels / 1e6 / seconds if seconds > 0 else float("nan")
     gflop_per_s = gpm * mpix_per_s
-    paper_psnr = loaded.spec.paper_metrics.get(f"{dataset.name.lower()}/x{scale}/psnr")
-    paper_ssim = loaded.spec.paper_metrics.get(f"{dataset.name.lower()}/x{scale}/ssim")
+    reference = loaded.reference_metrics  # a published variant's own numbers, else the paper's
+    paper_psnr = reference.get(f"{dataset.name.lower()}/x{scale}/psnr")
+    paper_ssim = reference.get(f"{dataset.name.lower()}/x{scale}/ssim")
     mean = report.mean
     return BenchRow(
         model=model_id,

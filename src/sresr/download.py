@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -73,6 +75,7 @@ def download(
       error naming it, the URL, and how to put it in place by hand (``offline_hint``, default:
       ``sresr weights import FILE`` for weights).
     - ``progress``: a rich progress bar on stderr, shown only when stderr is a terminal.
+    - ``SRESR_MIRROR`` rewrites the host it is fetched from (:func:`mirrored`).
     """
     dest = Path(dest)
     err = error_class(what)
@@ -94,8 +97,31 @@ def download(
         remove_stale_temps(dest, ".part")  # left by a download that was killed
         if _valid(dest, sha256, validate):  # another process fetched it while we waited
             return dest
-        _fetch(url, dest, sha256, progress, what, err, timeout, validate)
+        _fetch(mirrored(url), dest, sha256, progress, what, err, timeout, validate)
     return dest
+
+
+def hash_prefix(name: str) -> str | None:
+    """The sha256 prefix a torch.hub-style file name carries (``vgg19-dcbb9e9d.pth`` ->
+    ``dcbb9e9d``; BasicSR's and EDSR's files are named the same way), or None."""
+    stem = name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    found = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$", stem)
+    return found.group(1) if found else None
+
+
+def mirrored(url: str) -> str:
+    """Where ``url`` is fetched from: with ``SRESR_MIRROR=BASE`` (a proxy or a local copy of the
+    files), ``BASE/HOST/PATH`` (``https://github.com/a/b.pth`` -> ``BASE/github.com/a/b.pth``);
+    without it, ``url`` itself. The original URL still names the file everywhere else."""
+    base = os.environ.get("SRESR_MIRROR", "").strip()
+    if not base:
+        return url
+    if not base.lower().startswith(("http://", "https://")):
+        from .errors import UsageError
+
+        raise UsageError(f"SRESR_MIRROR={base!r} is not an http(s) URL", hint="set it to http(s)://HOST[/PATH], or unset it")
+    parts = urllib.parse.urlsplit(url)
+    return f"{base.rstrip('/')}/{parts.netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
 
 
 def _default_offline_hint(url: str, dest: Path, what: str) -> str:

@@ -316,7 +316,7 @@ def evaluate(
             on_image(result)
     paper = {}
     for key in ("psnr", "ssim"):
-        value = loaded.spec.paper_metrics.get(f"{ds.name.lower()}/x{scale}/{key}")
+        value = loaded.reference_metrics.get(f"{ds.name.lower()}/x{scale}/{key}")
         if value is not None:
             paper[key] = value
     return EvalReport(loaded.name, ds.name, scale, protocol, tuple(results), loaded.weights_id,

@@ -26,7 +26,10 @@ class WeightsSpec:
     """One named set of weights for a model, addressed as ``MODEL.TAG`` (``fsrcnn.x2``).
 
     Exactly one source: ``file`` (bundled inside the distribution, a path relative to the
-    package given by ``package``) or ``url`` (downloaded on first use, verified with ``sha256``).
+    package given by ``package``) or ``url`` (downloaded on first use, verified with ``sha256``;
+    where the publisher gives only the first hex digits in the file name, as torch.hub-style
+    names do (``edsr_x4-4f62e9ef.pt``), ``sha256`` is left out: the download is checked against
+    that prefix and its full sha256 pinned in the cache on first download).
     """
 
     tag: str
@@ -127,6 +130,16 @@ class ModelSpec:
         tags = ", ".join(f"{self.name}.{w.tag}" for w in self.weights) or "none"
         raise UsageError(f"model '{self.name}' has no weights '{tag}'", hint=f"available: {tags}")
 
+    def reference_metrics(self, tag: str | None = None) -> Mapping[str, float]:
+        """The published numbers a run is compared with (keys ``set5/x4/psnr``): for the weights of a
+        published variant, that variant's own (its authors' numbers for those weights; none for
+        GAN weights, which are judged by eye or LPIPS), else the architecture's paper numbers (for
+        weights sresr trained, bundled or your own)."""
+        for w in self.weights:
+            if tag is not None and w.tag == tag and w.url:
+                return w.metrics
+        return self.paper_metrics
+
     def default_weights(self, scale: int) -> WeightsSpec | None:
         """The variant used when the user names the model alone for ``scale``."""
         candidates = [w for w in self.weights if w.scale == scale]
@@ -216,7 +229,11 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
         if bool(w.url) == bool(w.file):
             problems.append(f"{where}: give exactly one of url (download) or file (bundled)")
         if w.url and not (isinstance(w.sha256, str) and _SHA256.fullmatch(w.sha256)):
-            problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits")
+            from .download import hash_prefix
+
+            if w.sha256 is not None or hash_prefix(w.url) is None:
+                problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits, or a file name "
+                                "carrying its first hex digits (torch.hub's NAME-1a2b3c4d.pth)")
         if w.colorspace not in (None, "rgb", "y"):
             problems.append(f"{where}: colorspace must be 'rgb' or 'y'")
         if not isinstance(w.aliases, tuple) or not all(isinstance(a, str) and _TAG.fullmatch(a) for a in w.aliases):

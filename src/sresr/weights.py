@@ -40,7 +40,7 @@ from typing import Any, Mapping
 
 from . import cache
 from .atomic import atomic_write_bytes, make_temp
-from .download import download, sha256_file
+from .download import download, hash_prefix, sha256_file
 from .errors import (
     DamagedWeightsError,
     LayoutError,
@@ -75,6 +75,12 @@ class LoadedModel:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def reference_metrics(self) -> Mapping[str, float]:
+        """The published numbers these weights are compared with (:meth:`ModelSpec.reference_metrics`)."""
+        model, _, tag = self.weights_id.partition(".")
+        return self.spec.reference_metrics(tag if model == self.spec.name and tag else None)
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,20 @@ def variant_path(spec: ModelSpec, variant: WeightsSpec) -> Path:
     if variant.file:
         return _bundled_path(variant)
     return pulled_dir() / f"{spec.name}.{variant.tag}.safetensors"
+
+
+def variant_status(spec: ModelSpec, variant: WeightsSpec) -> str:
+    """``bundled`` (inside the package), ``cached`` (pulled before) or ``download`` (fetched on first use)."""
+    if variant.file:
+        return "bundled"
+    return "cached" if variant_path(spec, variant).is_file() else "download"
+
+
+def declared_sha256(variant: WeightsSpec) -> str:
+    """How a variant's file is verified, in words: its sha256, or the prefix its name carries."""
+    if variant.file or variant.sha256:
+        return variant.sha256 or "bundled"
+    return f"{hash_prefix(variant.url or '')}... (from the file name; the full sha256 is pinned on first download)"
 
 
 # -- metadata -----------------------------------------------------------------------------
@@ -532,15 +552,24 @@ def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFi
         except WeightsError:
             out.unlink(missing_ok=True)  # damaged: fetched and converted again from its URL below
             cached = None
-        if cached is not None and cached.source_sha256 == variant.sha256:
+        if cached is not None and _pinned_ok(cached.source_sha256, variant):
             return cached
     assert variant.url is not None
     raw_name = variant.url.rstrip("/").rsplit("/", 1)[-1] or "weights"
     raw = downloads_dir() / ident / raw_name
+    prefix = None if variant.sha256 else hash_prefix(variant.url)
+
+    def check_prefix(path: Path) -> None:  # only the first hex digits are published: check them
+        got = sha256_file(path)
+        if prefix is not None and not got.startswith(prefix):
+            raise WeightsError(f"its sha256 {got} does not start with {prefix}, as its name promises")
+        _check_download(path)
+
     download(
         variant.url,
         raw,
         sha256=variant.sha256,
+        validate=check_prefix if prefix else None,
         progress=progress,
         what="weights",
         offline_hint=(
@@ -554,11 +583,21 @@ def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFi
     module, found_scale, found_kwargs = _load_with_spec(
         spec, state, variant.scale, variant.kwargs, f"{ident} ({variant.url})"
     )
-    _save(module, out, spec, found_scale, found_kwargs, colorspace, variant.url, variant.sha256 or "")
+    # the full sha256 of a prefix-named file is pinned here, on first download
+    _save(module, out, spec, found_scale, found_kwargs, colorspace, variant.url, variant.sha256 or sha256_file(raw))
     shutil.rmtree(raw.parent, ignore_errors=True)
     result = _weights_file(out, ident)
     assert result is not None
     return result
+
+
+def _pinned_ok(source_sha256: str, variant: WeightsSpec) -> bool:
+    """Whether a cached conversion came from the file ``variant`` declares: its sha256, or for a
+    prefix-named file (:func:`sresr.download.hash_prefix`) one that starts with the prefix."""
+    if variant.sha256:
+        return source_sha256 == variant.sha256
+    prefix = hash_prefix(variant.url or "")
+    return bool(prefix) and len(source_sha256) == 64 and source_sha256.startswith(prefix)
 
 
 def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None = None) -> WeightsFile:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..registry import Entry, entries, get_entry
+from ..registry import Entry, canonical_name, entries, get_entry
 from .common import JsonOpt, console, print_json, print_table
 
 _HEADER = ("name", "scales", "input", "params", "weights", "source", "status")
@@ -17,6 +17,8 @@ app = typer.Typer(help="List registered models (built-in and plugins).", no_args
 
 
 def _record(entry: Entry) -> dict[str, Any]:
+    from ..weights import declared_sha256, variant_status
+
     spec = entry.spec
     rec: dict[str, Any] = {
         "name": entry.name,
@@ -44,7 +46,9 @@ def _record(entry: Entry) -> dict[str, Any]:
                     "id": f"{spec.name}.{w.tag}",
                     "scale": w.scale,
                     "source": "bundled" if w.file else w.url,
-                    "sha256": w.sha256,
+                    "sha256": declared_sha256(w),
+                    "status": variant_status(spec, w),
+                    "aliases": list(w.aliases),
                     "default": w.default,
                     "license": w.license,
                     "metrics": dict(w.metrics),
@@ -62,6 +66,12 @@ def _params(spec_params: dict[str, int]) -> str:
         return "?"
     fmt = [f"{v / 1e6:.2f}M" if v >= 1e5 else f"{v:,}" for v in values]
     return fmt[0] if len(fmt) == 1 else f"{fmt[0]}-{fmt[-1]}"
+
+
+def _variant_cell(w: dict[str, Any]) -> str:
+    """A variant in the list: its tag, and what using it takes when it is not on disk yet."""
+    tag = w["id"].split(".", 1)[1]
+    return tag if w["status"] != "download" else f"{tag} (download)"
 
 
 def _no_variants(record: dict[str, Any]) -> str:
@@ -86,7 +96,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     for r in records:
         if r["status"] == "ok":
             kind = f"{r['colorspace'].upper()}, {'upsampled' if r['input'] == 'upsampled' else 'LR'}"
-            weights = ", ".join(w["id"].split(".", 1)[1] for w in r["weights"]) or _no_variants(r)
+            weights = ", ".join(_variant_cell(w) for w in r["weights"]) or _no_variants(r)
             status = "ok"
         else:
             kind, weights = "-", "-"
@@ -97,9 +107,9 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @app.command("info")
-def info_cmd(name: Annotated[str, typer.Argument(help="Model name.")], as_json: JsonOpt = False) -> None:
+def info_cmd(name: Annotated[str, typer.Argument(help="Model name (or MODEL.TAG, or a published name).")], as_json: JsonOpt = False) -> None:
     """Show one model in full: contract fields, weights variants and published numbers."""
-    entry = get_entry(name.split(".", 1)[0])
+    entry = get_entry(canonical_name(name).split(".", 1)[0])  # MODEL, MODEL.TAG or a published name
     rec = _record(entry)
     if entry.spec is not None:
         rec["paper_metrics"] = dict(entry.spec.paper_metrics)
@@ -115,10 +125,7 @@ def info_cmd(name: Annotated[str, typer.Argument(help="Model name.")], as_json: 
         table.add_row(key, str(value))
     console.print(table)
     if rec.get("weights"):
-        wt = Table(title="weights")
-        for col in ("id", "scale", "source", "default", "metrics"):
-            wt.add_column(col)
-        for w in rec["weights"]:
-            metrics = ", ".join(f"{k}={v}" for k, v in w["metrics"].items())
-            wt.add_row(w["id"], f"x{w['scale']}", str(w["source"]), "yes" if w["default"] else "", metrics)
-        console.print(wt)
+        rows = [(w["id"], f"x{w['scale']}", w["status"], "yes" if w["default"] else "", ", ".join(w["aliases"]),
+                 escape(str(w["source"])), w["sha256"], ", ".join(f"{k}={v}" for k, v in w["metrics"].items()))
+                for w in rec["weights"]]
+        print_table("weights", ("id", "scale", "status", "default", "aliases", "source", "sha256", "metrics"), rows)

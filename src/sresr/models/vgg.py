@@ -18,7 +18,6 @@ before the file is kept; a download whose name carries no such digits is kept on
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -80,13 +79,6 @@ def features_up_to(layer: str, before_activation: bool) -> int:
     return LAYERS[layer] + (1 if before_activation else 2)
 
 
-def hash_prefix(name: str) -> str | None:
-    """The sha256 prefix a torch.hub-style file name carries (``vgg19-dcbb9e9d.pth`` -> ``dcbb9e9d``)."""
-    stem = name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    found = re.search(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$", stem)
-    return found.group(1) if found else None
-
-
 def features_state(state: Mapping[str, Any], what: str) -> dict[str, torch.Tensor]:
     """The ``features.*`` tensors of a VGG19 state dict, checked against the layout."""
     from ._layouts import unwrap_state_dict
@@ -136,6 +128,8 @@ def _from_url(url: str, progress: bool) -> dict[str, torch.Tensor]:
             return features_state(state, str(kept))
         except WeightsError:
             kept.unlink(missing_ok=True)  # damaged: fetched again below
+    from ..download import hash_prefix
+
     prefix = hash_prefix(name)
 
     def verify(path: Path) -> None:

@@ -1,6 +1,29 @@
 """EDSR spec (torch-free). The network is in :mod:`sresr.models.edsr.arch`."""
 
-from sresr.spec import ModelSpec
+from sresr.spec import ModelSpec, WeightsSpec
+
+# EDSR-PyTorch's published files (torch.hub names: the first hex digits of each file's sha256)
+_MODELS = "https://cv.snu.ac.kr/research/EDSR/models"
+_LARGE = {"features": 256, "blocks": 32, "res_scale": 0.1}
+
+
+def _metrics(scale: int, table: dict[int, tuple[float, ...]]) -> dict[str, float]:
+    values = table.get(scale)
+    if values is None:
+        return {}
+    keys = [f"{d}/x{scale}/{m}" for d in ("set5", "set14", "b100", "urban100") for m in ("psnr", "ssim")]
+    return dict(zip(keys, values))
+
+
+# EDSR paper Table 3 (../shared/reference/published-results.md)
+_BASELINE = {2: (37.99, .9604, 33.57, .9175, 32.16, .8994, 31.98, .9272),
+             4: (32.09, .8938, 28.58, .7813, 27.57, .7357, 26.04, .7849)}
+_EDSR = {2: (38.11, .9602, 33.92, .9195, 32.32, .9013, 32.93, .9351),
+         3: (34.65, .9280, 30.52, .8462, 29.25, .8093, 28.80, .8653),
+         4: (32.46, .8968, 28.80, .7876, 27.71, .7420, 26.64, .8033)}
+_FILES = {("baseline", 2): "edsr_baseline_x2-1bc95232.pt", ("baseline", 3): "edsr_baseline_x3-abf2a44e.pt",
+          ("baseline", 4): "edsr_baseline_x4-6b446fab.pt", ("large", 2): "edsr_x2-0edfb8a3.pt",
+          ("large", 3): "edsr_x3-ea3ef2c6.pt", ("large", 4): "edsr_x4-4f62e9ef.pt"}
 
 SPEC = ModelSpec(
     name="edsr",
@@ -25,6 +48,14 @@ SPEC = ModelSpec(
         "set5/x4/psnr": 32.09, "set5/x4/ssim": 0.8938, "set14/x4/psnr": 28.58, "set14/x4/ssim": 0.7813,
         "b100/x4/psnr": 27.57, "b100/x4/ssim": 0.7357, "urban100/x4/psnr": 26.04, "urban100/x4/ssim": 0.7849,
     },
-    weights_hint="sresr ships no EDSR weights yet: "
-    "pass --weights FILE (the official EDSR .pt files load as they are) or train them with 'sresr train edsr'",
+    weights=tuple(
+        WeightsSpec(
+            tag=f"{size}-x{scale}", scale=scale, default=size == "baseline", license="MIT",
+            url=f"{_MODELS}/{_FILES[size, scale]}", kwargs={} if size == "baseline" else _LARGE,
+            metrics=_metrics(scale, _BASELINE if size == "baseline" else _EDSR),
+            description=("EDSR-baseline" if size == "baseline" else "EDSR (the paper's large model)")
+            + f" x{scale}, the authors' release (EDSR-PyTorch)",
+        )
+        for size in ("baseline", "large") for scale in (2, 3, 4)
+    ),
 )

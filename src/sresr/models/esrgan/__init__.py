@@ -38,6 +38,14 @@ SPEC = ModelSpec(
             sha256="f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da",
             description="Real-ESRGAN x4plus anime (6 RRDB blocks, official release v0.2.2.4, 17 MB)",
         ),
+        WeightsSpec(
+            # only the first hex digits of its sha256 are published (in its name): pinned on first download
+            tag="esrgan-x4", scale=4, license="Apache-2.0", aliases=("ESRGAN_SRx4_DF2KOST_official", "esrgan-x4"),
+            url=f"{_RELEASES}/v0.1.1/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth",
+            metrics={"set5/x4/psnr": 30.45, "set5/x4/lpips": 0.0748},
+            description="The original ESRGAN x4 (DF2K+OST, GAN-trained; BasicSR's conversion of the official "
+            "release, republished with Real-ESRGAN v0.1.1, 64 MB). " + _GAN_NOTE,
+        ),
     ),
     num_params={1: 16723907, 2: 16703171, 4: 16697987},
     paper="Wang et al.: ESRGAN: Enhanced Super-Resolution Generative Adversarial Networks, ECCVW 2018 "
