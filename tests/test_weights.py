@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _http import FileServer  # noqa: E402
+from conftest import ROOT, run_sresr  # noqa: E402
 from _plugin import forget_plugin, tinysr_reference, tinysr_state, tinyy_state  # noqa: E402
 
 from sresr.errors import LayoutError, UnsafeCheckpointError, UsageError, WeightsError  # noqa: E402
@@ -351,3 +352,30 @@ def test_a_mirror_that_is_not_a_url_is_a_usage_error(monkeypatch):
     monkeypatch.setenv("SRESR_MIRROR", "/srv/mirror")
     with pytest.raises(UsageError, match="not an http"):
         mirrored("https://github.com/a/b.pth")
+
+
+def test_interpolated_weights_are_the_weighted_sum_and_run_by_name(plugin, tmp_path):
+    """sresr weights interpolate A B --alpha X: each tensor (1 - X) A + X B, kept under a name that
+    then works as a model; different networks or an alpha outside [0, 1] are refused."""
+    a, b = tinysr_state(4, 6, seed=21), tinysr_state(4, 6, seed=22)
+    for state, name in ((a, "a"), (b, "b")):
+        torch.save(published(state), tmp_path / f"{name}.pth")
+    proc = run_sresr("weights", "interpolate", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--alpha", "0.3",
+                     "--name", "mix", "--json", extra_paths=[plugin], SRESR_HOME=str(tmp_path / "home"), check=True)
+    entry = json.loads(proc.stdout)
+    assert (entry["id"], entry["model"], entry["scale"]) == ("mix", "tinysr", 4)
+    from safetensors.torch import load_file
+
+    mixed = load_file(entry["path"])
+    for k in a:
+        torch.testing.assert_close(mixed[k], 0.7 * a[k] + 0.3 * b[k], rtol=0, atol=1e-6)
+    run_sresr("upscale", str(ROOT / "examples" / "bird.png"), "-o", str(tmp_path / "out"), "-m", "mix", "-q",
+              extra_paths=[plugin], SRESR_HOME=str(tmp_path / "home"), check=True)
+    # another network, an alpha outside [0, 1]: one clear line each, nothing made
+    torch.save(published(tinysr_state(2, 6, seed=23)), tmp_path / "x2.pth")
+    other = run_sresr("weights", "interpolate", str(tmp_path / "a.pth"), str(tmp_path / "x2.pth"), "--alpha", "0.5",
+                      "--name", "bad", extra_paths=[plugin], SRESR_HOME=str(tmp_path / "home"))
+    assert other.returncode != 0 and "they are different networks" in other.stderr
+    far = run_sresr("weights", "interpolate", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--alpha", "1.5",
+                    "--name", "bad", extra_paths=[plugin], SRESR_HOME=str(tmp_path / "home"))
+    assert far.returncode == 2 and "between 0 and 1" in far.stderr

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import struct
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -765,15 +766,25 @@ def import_weights(
         stem = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
         stem = stem.rsplit(".", 1)[0] if "." in stem else stem
         name = re.sub(r"[^A-Za-z0-9_\-]+", "-", stem).strip("-_") or "weights"
-    if not _IMPORT_NAME.fullmatch(name) or len(name) > 100:
-        raise UsageError(f"invalid name {shown(name)}: use up to 100 letters, digits, '-' and '_' (no dots)")
-    if _registered(name):
-        raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
+    _check_import_name(name)
     if not _is_url(text) and not Path(text).expanduser().exists():
         raise WeightsError(f"weights file {text} does not exist")
     wf = resolve_weights(Path(text).expanduser() if not _is_url(text) else text, model=model, scale=scale)
     if scale is not None and wf.scale != scale and get_spec(wf.model).input != "upsampled":
         raise WeightsError(f"{text} holds a x{wf.scale} {wf.model}, not x{scale}", hint=f"use --scale {wf.scale}")
+    return _keep_imported(name, wf.path, wf.source_sha256, text)
+
+
+def _check_import_name(name: str) -> None:
+    if not _IMPORT_NAME.fullmatch(name) or len(name) > 100:
+        raise UsageError(f"invalid name {shown(name)}: use up to 100 letters, digits, '-' and '_' (no dots)")
+    if _registered(name):
+        raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
+
+
+def _keep_imported(name: str, source: Path, source_sha256: str, text: str) -> CachedEntry:
+    """Copy the sresr weights file ``source`` to ``imported/NAME.safetensors``, never replacing
+    another file of that name."""
     dest = imported_dir() / f"{name}.safetensors"
     # create-if-absent in one step: a complete temp file hard-linked to the name, which fails when
     # the name exists, so of two concurrent imports under one name exactly one wins and the other
@@ -783,12 +794,12 @@ def import_weights(
         tmp = make_temp(dest)
     try:
         with cache.writing(f"imported weights '{name}'", dest.parent, WeightsError):
-            shutil.copyfile(wf.path, tmp)
+            shutil.copyfile(source, tmp)
         try:
             _create_from(tmp, dest)
         except FileExistsError:
             old = _weights_file(dest, name) if dest.is_file() else None
-            if old is None or old.source_sha256 != wf.source_sha256:
+            if old is None or old.source_sha256 != source_sha256:
                 raise UsageError(
                     f"an imported weights file named '{name}' already exists (from "
                     f"{old.source if old else dest}); {text} was not imported",
@@ -798,6 +809,38 @@ def import_weights(
         tmp.unlink(missing_ok=True)
     entry = _entry(dest, "imported", name)
     return entry
+
+
+def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
+    """Network interpolation (ESRGAN, Wang et al. 2018; Real-ESRGAN's denoise strength): every
+    tensor ``(1 - alpha) * A + alpha * B``, computed in float64 and stored in A's dtype, kept as
+    ``imported/NAME.safetensors`` (then ``--model NAME`` / ``--weights NAME``). A and B are any
+    ``--weights`` references of one architecture, scale and configuration."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= float(alpha) <= 1.0:
+        raise UsageError(f"--alpha must be between 0 and 1, got {alpha!r}", hint="0 gives A, 1 gives B")
+    _check_import_name(name)
+    wa, wb = resolve_weights(a), resolve_weights(b)
+    what_a, what_b = (wa.model, wa.scale, dict(wa.kwargs)), (wb.model, wb.scale, dict(wb.kwargs))
+    if what_a != what_b:
+        raise WeightsError(f"cannot interpolate {wa.id} ({wa.model} x{wa.scale} {dict(wa.kwargs)}) with {wb.id} "
+                           f"({wb.model} x{wb.scale} {dict(wb.kwargs)}): they are different networks",
+                           hint="interpolate two weights of one architecture, scale and configuration")
+    sa, _ = _read_checked(wa.path, wa.id)
+    sb, _ = _read_checked(wb.path, wb.id)
+    odd = sorted(k for k in set(sa) | set(sb) if k not in sa or k not in sb or sa[k].shape != sb[k].shape)
+    if odd:
+        raise WeightsError(f"cannot interpolate {wa.id} with {wb.id}: tensors differ ({', '.join(odd[:3])})")
+    mixed = {k: ((1 - alpha) * sa[k].double() + alpha * sb[k].double()).to(sa[k].dtype)
+             if sa[k].is_floating_point() else sa[k] for k in sa}
+    source = f"interpolate({wa.id}, {wb.id}, alpha={float(alpha):g})"
+    digest = hashlib.sha256(f"{wa.source_sha256}|{wb.source_sha256}|{float(alpha)!r}".encode()).hexdigest()
+    with cache.writing(f"interpolated weights '{name}'", cache.weights_dir(), WeightsError):
+        cache.weights_dir().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache.weights_dir()) as tmp:
+        out = Path(tmp) / f"{name}.safetensors"
+        write_weights(mixed, out, wa.model, wa.scale, wa.kwargs, wa.colorspace,
+                      {META_PREFIX + "source": source, META_PREFIX + "source_sha256": digest})
+        return _keep_imported(name, out, digest, source)
 
 
 def _create_from(tmp: Path, dest: Path) -> None:

@@ -98,6 +98,28 @@ def import_cmd(
     )
 
 
+@app.command("interpolate")
+def interpolate_cmd(
+    a: Annotated[str, typer.Argument(help="Weights A: MODEL.TAG, an imported name, a file or a URL.")],
+    b: Annotated[str, typer.Argument(help="Weights B, of the same architecture, scale and configuration.")],
+    alpha: Annotated[float, typer.Option("--alpha", help="0 gives A, 1 gives B.")],
+    name: Annotated[str, typer.Option("--name", help="Name of the new weights (then -m NAME).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Network interpolation: every tensor (1 - alpha) * A + alpha * B, kept as new weights.
+
+    ESRGAN's way to trade the PSNR model's smoothness for the GAN model's detail, and Real-ESRGAN's
+    denoise strength (realesr-general-x4v3 with its wdn variant)."""
+    from ..weights import interpolate_weights
+
+    entry = interpolate_weights(a, b, alpha, name)
+    if as_json:
+        print_json(entry.as_dict())
+        return
+    console.print(f"made '{entry.id}' ({entry.model} x{entry.scale}) = {1 - alpha:g} x {a} + {alpha:g} x {b}: "
+                  f"{entry.path}\nuse it with: sresr upscale -m {entry.id} ...", highlight=False, soft_wrap=True)
+
+
 @app.command("path")
 def path_cmd(
     ref: Annotated[
