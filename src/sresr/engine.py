@@ -45,7 +45,7 @@ from .devices import cudnn_benchmark, ieee_fp32, inference_dtype, resolve_device
 from .imaging.io import Image
 from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
-from .tiling import default_tile, plan_tiles, run_tiled, store, tile_for_budget
+from .tiling import default_tile, padded_size, plan_tiles, run_tiled, store, tile_for_budget
 from .weights import LoadedModel
 
 __all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
@@ -270,9 +270,8 @@ class Upscaler:
         h, w = height, width
         if self.spec.input == "upsampled":
             h, w = height * self.scale, width * self.scale
-        m = self.size_multiple
-        hp, wp = -(-h // m) * m, -(-w // m) * m
-        return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m)
+        hp, wp = padded_size(h, w, self.size_multiple)
+        return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, self.size_multiple)
 
     # -- the forward pass on one batch of windows --------------------------------------------
     def _forward(self, windows: torch.Tensor) -> torch.Tensor:
@@ -281,25 +280,24 @@ class Upscaler:
         xb = windows.to(self.device, self.dtype, non_blocking=True)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), ieee_fp32(self.device, self.dtype, self.allow_tf32):
+        with torch.inference_mode():
             y = self.module(xb)
             if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
                 self.stats.fp32_fallbacks += 1
                 self.stats.events.append("non-finite half-precision output recomputed in fp32")
-                with ieee_fp32(self.device, torch.float32):
-                    y = self._fp32_module()(self._to_fp32_input(windows))
+                y = self._fp32_module()(self._to_fp32_input(windows))
         return y.to("cpu", torch.float32)
 
     def _forward_resident(self, windows: torch.Tensor) -> torch.Tensor:
         """Windows on the device -> float32 outputs on the device; the non-finite check of half
         precision goes into a device flag (read once per image), not a host sync per tile."""
         if self._in_fp32:
-            with torch.inference_mode(), ieee_fp32(self.device, torch.float32, self.allow_tf32):
+            with torch.inference_mode():
                 return self._fp32_module()(self._to_fp32_input(windows)).float()
         xb = windows.to(self.dtype)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), ieee_fp32(self.device, self.dtype, self.allow_tf32):
+        with torch.inference_mode():
             y = self.module(xb)
             if self.dtype != torch.float32 and self._nonfinite is not None:
                 self._nonfinite |= ~torch.isfinite(y).all()
@@ -335,7 +333,7 @@ class Upscaler:
         _, _, h, w = x.shape
         m = self.size_multiple
         s = self.module_scale
-        hp, wp = -(-h // m) * m, -(-w // m) * m
+        hp, wp = padded_size(h, w, m)
         if (hp, wp) != (h, w):
             x = _pad_bottom_right(x, hp - h, wp - w)
             canvas = None  # the padded output is larger than the caller's canvas
@@ -360,7 +358,10 @@ class Upscaler:
                     on_tiles(done[0], total)
 
             try:
-                with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1):
+                # fp32 work (the network in fp32, the fp32 fallback, Y models' chroma) is IEEE fp32 on
+                # CUDA unless --precision tf32; half-precision convolutions are not affected
+                with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
+                        ieee_fp32(self.device, torch.float32, self.allow_tf32):
                     out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_block)
                 break
             except Exception as exc:
@@ -558,9 +559,7 @@ class Upscaler:
             if self.dtype != torch.float32 and bool(self._nonfinite):
                 self.stats.fp32_fallbacks += 1
                 self.stats.events.append("non-finite half-precision output: image recomputed in fp32")
-                self._in_fp32 = True
-                if rows is not None:
-                    rows.reset()
+                self._in_fp32 = True  # the rows are written again, over the finished ones
                 self._run_one(x, on_tiles, None, on_block)
                 if rows is not None:
                     rows.finish()
@@ -648,9 +647,8 @@ class Upscaler:
         for a0 in range(a, b, step):
             a1 = min(b, a0 + step)
             p0, p1 = max(0, a0 // s - _CHROMA_PAD), min(h, -(-a1 // s) + _CHROMA_PAD)  # input rows + context
-            with ieee_fp32(cbcr.device, torch.float32, self.allow_tf32):  # the chroma convolution is fp32 too
-                chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
-                    :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
+            chroma = enlarge(cbcr[:, :, p0:p1, k0:k1], s, mix, bias)[
+                :, :, a0 - p0 * s : a1 - p0 * s, c0 - k0 * s : c1 - k0 * s]
             y = luma[:, :, a0 - a : a1 - a]
             target = canvas[:, :, a0 - row0 : a1 - row0, c0:c1]
             strip = target if direct else torch.empty((1, 3, a1 - a0, c1 - c0), device=cbcr.device)
@@ -942,10 +940,6 @@ class _Rows:
         self._flush()
         for slot in self.slots:
             self._drain(slot)
-
-    def reset(self) -> None:
-        """Drop what is in flight (the image is computed again)."""
-        self.finish()
 
 
 def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

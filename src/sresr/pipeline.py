@@ -188,6 +188,12 @@ def _check_suffix(suffix: str) -> None:
                          hint="a suffix is added to each output's name: no '/' or '\\', no control characters")
 
 
+def _format_name(options: UpscaleOptions) -> str:
+    """``--format`` in its canonical spelling (``jpeg`` -> ``jpg``, ``tif`` -> ``tiff``)."""
+    fmt = options.format.lower()
+    return {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
+
+
 def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.PathLike[str], options: UpscaleOptions) -> list[Job]:
     """Expand files and folders into jobs (source -> output), in a stable natural order.
 
@@ -196,8 +202,7 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
     A folder scan leaves out the output folder when that lies inside the scanned folder (the
     outputs of an earlier run), never the inputs themselves.
     """
-    fmt = options.format.lower()
-    fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
+    fmt = _format_name(options)
     if fmt != "same" and fmt not in FORMATS:
         raise UsageError(f"unknown format '{options.format}'", hint=f"use same, {', '.join(FORMATS)}")
     if not 0 <= options.png_compression <= 9:
@@ -411,7 +416,7 @@ def upscale_file(
 
     Of an animation or a multi-page file, only the first frame is upscaled (``upscale_paths``
     reports that as the result's ``warning``)."""
-    options = resolve_scale(options or UpscaleOptions(), upscaler)
+    options = options or UpscaleOptions()
     source, output = Path(source), Path(output)
     fmt = format_for_path(output)
     if fmt is None:
@@ -422,6 +427,7 @@ def upscale_file(
     if output.exists() and source.exists() and os.path.samefile(source, output):
         raise UsageError(f"refusing to overwrite the input {shown(source)}", hint="write to another path")
     upscaler = upscaler or make_upscaler(options)
+    options = resolve_scale(options, upscaler)  # -s beyond the model's scale: its outscale
     image = read_image(source, max_pixels=options.max_pixels)
     result = upscaler.upscale_image(image, outscale=options.outscale, depth=output_depth(image, fmt))
     record = OutputRecord.make(upscaler, options, fmt, image.source_sha256)
@@ -458,14 +464,14 @@ class OutputRecord:
         return cls(
             model=loaded.name,
             weights=loaded.weights_id,
-            weights_sha256=getattr(loaded, "weights_sha256", ""),
+            weights_sha256=loaded.weights_sha256,
             scale=int(upscaler.scale),
             outscale=outscale,
             format=fmt,
             quality=int(options.quality) if fmt in ("jpg", "webp") else None,
             png_compression=int(options.png_compression) if fmt == "png" else None,
             input_sha256=input_sha256,
-            tta=bool(getattr(upscaler, "tta", False)),
+            tta=upscaler.tta,
         )
 
     def to_text(self) -> str:
@@ -571,15 +577,15 @@ def upscale_paths(
     prefetch: int = 2,
 ) -> list[FileResult]:
     """Upscale files and folders into ``outdir``; one :class:`FileResult` per input of this rank."""
-    options = resolve_scale(options or UpscaleOptions(), upscaler)
+    options = options or UpscaleOptions()
     prefetch = max(prefetch, options.decode_threads)
     reporter = reporter or Reporter()
     jobs = shard(collect_jobs(inputs, outdir, options))
     # the model first, even when every output exists: a bad -m / -w / -s is an error in any case,
     # and whether an existing output counts as done depends on what would make it now
     upscaler = upscaler or make_upscaler(options)
-    fmt = options.format.lower()
-    fmt = {"jpeg": "jpg", "tif": "tiff"}.get(fmt, fmt)
+    options = resolve_scale(options, upscaler)  # -s beyond the model's scale: its outscale
+    fmt = _format_name(options)
 
     def out_format(job: Job) -> str:
         return fmt if fmt != "same" else (format_for_path(job.output) or "png")

@@ -53,7 +53,6 @@ def default_tile(pad: int, device_type: str) -> int:
     return max(DEFAULT_TILE, 2 * pad)
 
 
-
 def tile_for_budget(height: int, width: int, pad: int, budget_pixels: int, size_multiple: int = 1,
                     floor: int = 64) -> int:
     """The core size for a device that can hold ``budget_pixels`` window pixels in one forward
