@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from sresr.engine import Upscaler  # noqa: E402
 from sresr.profiling import conv_roofline, count_flops, time_call  # noqa: E402
-from sresr.weights import load_model  # noqa: E402
+from sresr.resolve import load_model  # noqa: E402
 
 # (label, model, scale, kwargs)
 MODELS = [
@@ -138,7 +138,7 @@ def _status_kb(key):
 sys.path.insert(0, sys.argv[1])
 from sresr.engine import Upscaler, tune_cpu_allocator
 from sresr.imaging.io import Image
-from sresr.weights import load_model
+from sresr.resolve import load_model
 tune_cpu_allocator()  # as `sresr upscale` does
 torch.manual_seed(0)
 name, scale, h, w, tile, repeat = (sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),

@@ -95,7 +95,7 @@ def _photo(h: int, w: int, seed: int):
 
 
 def _model(name: str, scale: int, dry: bool):
-    from sresr.weights import load_model
+    from sresr.resolve import load_model
 
     kwargs = {"esrgan": {"blocks": 2}, "srresnet": {"blocks": 2}, "edsr": {"blocks": 2}}.get(name, {}) if dry else {}
     import torch

@@ -5,7 +5,8 @@ Two architectures registered through real entry points (a ``.dist-info`` folder)
 - ``tinysr``: RGB, conv-PReLU-conv + pixel shuffle, keys ``net.{0,1,2}.*``; a bundled x2
   variant (``tinysr.x2``) and, when ``TINYSR_URL`` (and ``TINYSR_SHA256``, unless the URL's file
   name carries a sha256 prefix) is set in the environment, a published x4 variant ``tinysr.x4``
-  (alias ``TinySR_x4plus``) downloaded from that URL.
+  (alias ``TinySR_x4plus``) downloaded from that URL; with ``TINYSR_WDN_URL`` also its denoising
+  companion ``tinysr.x4-wdn`` (no hash published: trusted on first download).
 - ``tinyy``: Y channel, conv-conv + pixel shuffle, keys ``head.*``/``tail.*``.
 
 Each has a published-layout loader ``load_state_dict(sd) -> (module, scale, kwargs)`` that reads
@@ -26,7 +27,11 @@ _weights = [WeightsSpec(tag="x2", scale=2, file="tiny_x2.safetensors", package="
 if os.environ.get("TINYSR_URL"):  # without TINYSR_SHA256: a torch.hub-style name carries a sha256 prefix
     _weights.append(WeightsSpec(tag="x4", scale=4, url=os.environ["TINYSR_URL"],
                                 sha256=os.environ.get("TINYSR_SHA256") or None, kwargs={"nf": 6}, default=True,
-                                aliases=("TinySR_x4plus",)))
+                                aliases=("TinySR_x4plus",),
+                                denoise_companion="x4-wdn" if os.environ.get("TINYSR_WDN_URL") else ""))
+if os.environ.get("TINYSR_WDN_URL"):  # no hash published: trusted on first download, then pinned
+    _weights.append(WeightsSpec(tag="x4-wdn", scale=4, url=os.environ["TINYSR_WDN_URL"], kwargs={"nf": 6},
+                                trust_first_download=True))
 
 SPEC = ModelSpec(
     name="tinysr",

@@ -12,6 +12,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 DATA = Path(__file__).resolve().parent / "data"
+#: the tiny training set (HR and validation images) and the ``tinysr`` training plugin of the train tests
+TRAIN_DATA = DATA / "train"
+TRAIN_PLUGIN = DATA / "train_plugin"
 
 
 def subprocess_env(extra_paths: list[Path] | None = None, **env: str) -> dict[str, str]:

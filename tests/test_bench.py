@@ -42,7 +42,7 @@ def test_bench_bicubic_set5_reproduces_the_published_baseline(tmp_path) -> None:
 
 def test_flop_count_matches_the_closed_form_for_srcnn_and_fsrcnn() -> None:
     from sresr.bench import gflops_per_output_mpix
-    from sresr.weights import load_model
+    from sresr.resolve import load_model
 
     srcnn = load_model("srcnn", 3, pretrained=False)
     # per HR pixel: 9x9 1->64, 5x5 64->32, 5x5 32->1, two FLOPs per multiply-add

@@ -39,7 +39,8 @@ def test_bundled_weights_build_the_network_their_file_records(name, variant) -> 
     for MODEL.TAG, as they do for the file loaded by path."""
     import json
 
-    from sresr.weights import _bundled_path, load_model, read_metadata
+    from sresr.resolve import load_model
+    from sresr.weights import _bundled_path, read_metadata
 
     recorded = json.loads(read_metadata(_bundled_path(variant)).get("sresr.kwargs", "{}") or "{}")
     by_tag = load_model(f"{name}.{variant.tag}")

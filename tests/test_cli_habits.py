@@ -14,7 +14,7 @@ from conftest import ROOT, run_sresr  # type: ignore[import-not-found]
 from sresr.errors import UsageError
 from sresr.pipeline import UpscaleOptions, parse_threads, resolve_scale
 from sresr.registry import canonical_name, resolve_name
-from sresr.weights import load_model
+from sresr.resolve import load_model
 
 BIRD = ROOT / "examples" / "bird.png"  # 72 x 72
 

@@ -12,7 +12,7 @@ import torch
 import sresr
 from sresr.engine import Upscaler, _Rows
 from sresr.imaging.io import Image
-from sresr.weights import LoadedModel
+from sresr.resolve import LoadedModel
 from test_engine import TOYS, NaNInHalf, OOMAbove  # type: ignore[import-not-found]
 
 RNG = np.random.default_rng(11)

@@ -18,7 +18,7 @@ from sresr.cli.main import app
 from sresr.evaluate import evaluate, evaluate_dirs
 from sresr.imaging.resize import imresize
 from sresr.spec import ModelSpec
-from sresr.weights import LoadedModel
+from sresr.resolve import LoadedModel
 
 
 def test_eval_bicubic_set5_json_subprocess() -> None:

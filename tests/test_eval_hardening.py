@@ -21,7 +21,7 @@ from conftest import run_sresr
 from sresr.errors import UsageError
 from sresr.evaluate import evaluate, match_predictions
 from sresr.spec import ModelSpec
-from sresr.weights import LoadedModel
+from sresr.resolve import LoadedModel
 
 
 def _smooth(h: int, w: int, f: float) -> np.ndarray:

@@ -555,7 +555,7 @@ def test_srvgg_needs_a_body_convolution() -> None:
 
 def test_load_model_passes_the_scale_to_scale_free_layouts(tmp_path: Path) -> None:
     """yjn870 FSRCNN x3 weights do not record the scale: --scale 3 must build a x3 network."""
-    from sresr.weights import load_model
+    from sresr.resolve import load_model
 
     sd = fsrcnn_sd()
     pth = tmp_path / "fsrcnn_x3.pth"
@@ -565,3 +565,73 @@ def test_load_model_passes_the_scale_to_scale_free_layouts(tmp_path: Path) -> No
     x = image(1, 7)
     with torch.no_grad():
         assert torch.allclose(loaded.module(x), fsrcnn_reference(x, sd, 4, 3), atol=1e-6)
+
+
+# -- OpenMMLab (mmediting) checkpoints: every network of a GAN training state in one dict -----------
+
+
+def _mm_msrresnet_state(scale: int, nf: int = 8, nb: int = 2, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+
+    def conv(cout, cin):
+        return torch.randn(cout, cin, 3, 3, generator=g) * 0.1, torch.randn(cout, generator=g) * 0.01
+
+    sd = {}
+    names = [("conv_first", nf, 3)] + [(f"trunk_net.{i}.conv{j}", nf, nf) for i in range(nb) for j in (1, 2)]
+    stages = [2, 2] if scale == 4 else [scale]
+    names += [(f"upsample{k + 1}.upsample_conv", nf * f * f, nf) for k, f in enumerate(stages)]
+    names += [("conv_hr", nf, nf), ("conv_last", 3, nf)]
+    for name, cout, cin in names:
+        sd[f"{name}.weight"], sd[f"{name}.bias"] = conv(cout, cin)
+    return sd, stages
+
+
+def _mm_msrresnet_forward(sd: dict, stages: list[int], x: torch.Tensor) -> torch.Tensor:
+    """OpenMMLab's MSRResNet, written from its published forward: no activation after a pixel shuffle."""
+    import torch.nn.functional as F
+
+    def c(name, t):
+        return F.conv2d(t, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1)
+
+    feat = F.leaky_relu(c("conv_first", x), 0.1)
+    out = feat
+    i = 0
+    while f"trunk_net.{i}.conv1.weight" in sd:
+        out = out + c(f"trunk_net.{i}.conv2", F.relu(c(f"trunk_net.{i}.conv1", out)))
+        i += 1
+    for k, f in enumerate(stages):
+        out = F.pixel_shuffle(c(f"upsample{k + 1}.upsample_conv", out), f)
+    out = c("conv_last", F.leaky_relu(c("conv_hr", out), 0.1))
+    scale = 1
+    for f in stages:
+        scale *= f
+    return out + F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+
+
+@pytest.mark.parametrize("scale", [4, 3])
+def test_openmmlab_msrresnet_training_state_loads_its_generator(tmp_path, scale):
+    from sresr.resolve import load_model
+
+    gen, stages = _mm_msrresnet_state(scale)
+    g = torch.Generator().manual_seed(5)
+    training_state = {f"generator.{k}": v for k, v in gen.items()}
+    training_state["discriminator.conv0_0.weight"] = torch.randn(8, 3, 3, 3, generator=g)
+    training_state["perceptual_loss.vgg.vgg_layers.0.weight"] = torch.randn(4, 3, 3, 3, generator=g)
+    training_state["step_counter"] = torch.zeros(1)
+    pth = tmp_path / f"msrresnet_x{scale}_mm-0badf00d.pth"
+    torch.save({"meta": {"epoch": 1}, "state_dict": training_state}, pth)
+    x = torch.rand(1, 3, 9, 7, generator=g)
+    for model in (None, "srgan"):
+        loaded = load_model(model, weights=str(pth))
+        assert loaded.kwargs["upsample_act"] is False and loaded.scale == scale
+        with torch.no_grad():
+            torch.testing.assert_close(loaded.module(x), _mm_msrresnet_forward(gen, stages, x), rtol=1e-5, atol=1e-5)
+
+
+def test_generator_ema_is_preferred_in_a_training_state():
+    from sresr.models._layouts import unwrap_state_dict
+
+    t = torch.zeros(1)
+    state = {"state_dict": {"generator.a": t, "generator_ema.a": t + 1, "discriminator.b": t}}
+    assert {k: float(v) for k, v in unwrap_state_dict(state).items()} == {"a": 1.0}
+    assert set(unwrap_state_dict({"conv.weight": t, "generator_x": t})) == {"conv.weight", "generator_x"}

@@ -371,7 +371,7 @@ def test_each_variant_is_compared_with_its_own_published_numbers():
     """bench/eval compare published weights with their authors' numbers for those weights (none
     for GAN weights), and weights sresr trained (bundled, or your own) with the architecture's paper."""
     from sresr.registry import get_spec
-    from sresr.weights import LoadedModel
+    from sresr.resolve import LoadedModel
 
     esrgan, edsr, fsrcnn = get_spec("esrgan"), get_spec("edsr"), get_spec("fsrcnn")
     assert esrgan.reference_metrics("realesrgan-x4plus") == {}  # GAN weights: not the PSNR-oriented RRDB

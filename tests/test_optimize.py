@@ -114,7 +114,7 @@ def test_conv_after_pixel_shuffle_stays_when_moving_costs_more():
 def test_srresnet_last_conv_moves_and_output_is_unchanged():
     from sresr import load_model
 
-    loaded = load_model("srresnet", scale=4, pretrained=False, blocks=2, features=16)
+    loaded = load_model("srresnet", scale=4, pretrained=False, variant="paper", blocks=2, features=16)
     x = torch.rand(1, 3, 20, 24)
     opt, report, _ = optimize_for_inference(loaded.module, x)
     assert "shuffle_then_conv_to_conv_then_shuffle (1)" in report.applied

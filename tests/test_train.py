@@ -19,10 +19,9 @@ from sresr.errors import SresrError, UsageError
 from sresr.train.config import TrainConfig, dump_toml, load_toml, loads_toml, override, to_dict
 from sresr.train.recipes import RECIPES, get_recipe, list_recipes, recipe_for_model
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data" / "train"
-PLUGIN = HERE / "data" / "train_plugin"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TRAIN_DATA as DATA  # noqa: E402
+from conftest import TRAIN_PLUGIN as PLUGIN  # noqa: E402
 from conftest import run_sresr  # noqa: E402
 
 
@@ -223,7 +222,7 @@ def test_tiny_training_learns_and_writes_usable_weights(plugin, tmp_path: Path, 
     from safetensors import safe_open
 
     from sresr.train.loop import train
-    from sresr.weights import load_model
+    from sresr.resolve import load_model
 
     lr = 1e-3 if model == "tinysr-up" else 1e-2  # the residual model starts at bicubic quality
     cfg = tiny_config(model, iters=60, **{"loss.pixel": "mse", "optim.lr": lr})
@@ -402,7 +401,7 @@ def test_cli_train_end_to_end(tmp_path: Path):
         3, 8, 2, 0.003, "charbonnier", 3)
     assert (out / "weights.safetensors").is_file()
     # the weights work at once as --weights
-    from sresr.weights import load_model
+    from sresr.resolve import load_model
 
     sys.path.insert(0, str(PLUGIN))
     registry.refresh()

@@ -17,10 +17,9 @@ from safetensors.torch import load_file
 
 from sresr.train.config import load_toml, override, to_dict
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data" / "train"
-PLUGIN = HERE / "data" / "train_plugin"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TRAIN_DATA as DATA  # noqa: E402
+from conftest import TRAIN_PLUGIN as PLUGIN  # noqa: E402
 from conftest import run_sresr  # noqa: E402
 
 CONFIG = f"""

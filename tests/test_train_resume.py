@@ -16,10 +16,9 @@ from sresr.atomic import TEMP_SUFFIX
 import torch
 from safetensors.torch import load_file
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data" / "train"
-PLUGIN = HERE / "data" / "train_plugin"
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import TRAIN_DATA as DATA  # noqa: E402
+from conftest import TRAIN_PLUGIN as PLUGIN  # noqa: E402
 from conftest import SRC, run_sresr, subprocess_env  # noqa: E402
 
 CONFIG = f"""

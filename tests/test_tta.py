@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, run_sresr  # type: ignore[import-not-found]
 from sresr.engine import Upscaler
-from sresr.weights import load_model
+from sresr.resolve import load_model
 
 
 def _ensemble_by_hand(loaded, x: torch.Tensor) -> np.ndarray:

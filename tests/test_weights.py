@@ -17,12 +17,12 @@ from _plugin import forget_plugin, tinysr_reference, tinysr_state, tinyy_state  
 
 from sresr.errors import LayoutError, UnsafeCheckpointError, UsageError, WeightsError  # noqa: E402
 from sresr.models._layouts import read_checkpoint, unwrap_state_dict  # noqa: E402
+from sresr.resolve import load_model  # noqa: E402
 from sresr.weights import (  # noqa: E402
     converted_dir,
     find_imported,
     import_weights,
     list_cached,
-    load_model,
     pull,
     pulled_dir,
     read_metadata,

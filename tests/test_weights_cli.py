@@ -83,7 +83,7 @@ def test_import_then_list_path_use_and_rm(plugin, tmp_path, sresr_home):
 
     # the imported name rebuilds the network by itself, in a fresh process
     code = (
-        "import sys, torch; from sresr.weights import load_model; "
+        "import sys, torch; from sresr.resolve import load_model; "
         "m = load_model(sys.argv[1]); x = torch.load(sys.argv[2]); "
         "print(m.name, m.scale, m.weights_id); torch.save(m.module(x).detach(), sys.argv[3])"
     )

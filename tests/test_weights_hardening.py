@@ -24,12 +24,12 @@ from conftest import run_sresr, subprocess_env  # noqa: E402
 
 from sresr.errors import DamagedWeightsError, ScaleUnknownError, UsageError, WeightsError  # noqa: E402
 from sresr.models._layouts import read_checkpoint  # noqa: E402
+from sresr.resolve import load_model  # noqa: E402
 from sresr.weights import (  # noqa: E402
     converted_dir,
     downloads_dir,
     import_weights,
     imported_dir,
-    load_model,
     pulled_dir,
     read_metadata,
 )

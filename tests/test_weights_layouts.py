@@ -94,7 +94,7 @@ def test_each_published_layout_imports_and_is_usable_by_name(tmp_path):
 
     code = (
         "import sys, json, torch\n"
-        "from sresr.weights import load_model\n"
+        "from sresr.resolve import load_model\n"
         "out = {}\n"
         "for name in sys.argv[2:]:\n"
         "    m = load_model(name)\n"

@@ -11,15 +11,15 @@ from typing import Any
 
 from .errors import SresrError
 from .registry import get_spec, list_models
-from .spec import ModelSpec, WeightsSpec
+from .spec import Geometry, ModelSpec, WeightsSpec
 
 __version__ = "0.1.0"
 
 # name -> "module:attr", imported on first access (PEP 562)
 _LAZY = {
-    "create_model": "sresr.weights:create_model",
-    "load_model": "sresr.weights:load_model",
-    "LoadedModel": "sresr.weights:LoadedModel",
+    "create_model": "sresr.resolve:create_model",
+    "load_model": "sresr.resolve:load_model",
+    "LoadedModel": "sresr.resolve:LoadedModel",
     "Upscaler": "sresr.engine:Upscaler",
     "UpscaleOptions": "sresr.pipeline:UpscaleOptions",
     "upscale_file": "sresr.pipeline:upscale_file",
@@ -45,4 +45,4 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-__all__ = ["ModelSpec", "WeightsSpec", "SresrError", "get_spec", "list_models", "__version__", *_LAZY]
+__all__ = ["Geometry", "ModelSpec", "WeightsSpec", "SresrError", "get_spec", "list_models", "__version__", *_LAZY]

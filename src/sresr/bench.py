@@ -52,6 +52,8 @@ class BenchOptions:
     repeats: int = 3
     warmup: int = 1
     weights: str | None = None  # weights for the one model named in ``models`` (a file, URL or MODEL.TAG)
+    backend: str = "torch"  # what runs the networks (sresr.backends): torch or onnxruntime (their ONNX exports)
+    provider: str = "auto"  # onnxruntime's execution provider
 
 
 @dataclass
@@ -231,15 +233,20 @@ def bench_one(
     from .evaluate import evaluate
     from .metrics import Protocol
     from .profiling import PeakMemory, time_call
-    from .weights import load_model
+    from .resolve import load_model
 
     weights = options.weights if model_id != "bicubic" else None
+    from .backends import to_backend
+
     loaded = load_model(model_id, scale, weights=weights)
-    report = evaluate(loaded, dataset, scale, protocol=Protocol(), device=options.device, progress=False)
+    # parameters and FLOPs are the network's (loaded); quality and speed what the backend runs (run)
+    run = to_backend(loaded, options.backend, provider=options.provider, device=options.device,
+                     precision=options.precision)
+    report = evaluate(run, dataset, scale, protocol=Protocol(), device=options.device, progress=False)
     if report.failures:
         names = ", ".join(f.name for f in report.failures)
         raise SresrError(f"{model_id} x{scale}: {len(report.failures)} image(s) failed: {names}")
-    up = Upscaler(loaded, device=options.device, precision=options.precision, tile=options.tile)
+    up = Upscaler(run, device=options.device, precision=options.precision, tile=options.tile)
     samples = list(dataset.samples(scale))
     seconds = 0.0
     out_pixels = 0
@@ -349,7 +356,7 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
     from .datasets import load_dataset, write_png
     from .evaluate import super_resolve
     from .metrics import quantize
-    from .weights import load_model
+    from .resolve import load_model
 
     dataset = load_dataset(options.dataset, progress=False)
     label_h = 14

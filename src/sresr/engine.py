@@ -1,4 +1,4 @@
-"""The inference engine: :class:`Upscaler` runs a :class:`~sresr.weights.LoadedModel` on images of
+"""The inference engine: :class:`Upscaler` runs a :class:`~sresr.resolve.LoadedModel` on images of
 any size, tiled, on the chosen device and precision.
 
 - ``run(x)``: ``N x C x H x W`` in the model's own colour space (RGB or BT.601 Y), [0, 1] ->
@@ -46,9 +46,9 @@ from .imaging.io import Image
 from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
 from .tiling import default_tile, padded_size, plan_tiles, run_tiled, store, tile_for_budget
-from .weights import LoadedModel
+from .resolve import LoadedModel
 
-__all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD", "model_geometry"]
+__all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD"]
 
 #: the device/precision policy lives in sresr.devices; these names stay importable from here
 resolve_precision = inference_dtype
@@ -112,31 +112,6 @@ def tune_cpu_allocator() -> bool:
     return ok
 
 
-def model_geometry(loaded: LoadedModel) -> tuple[int, int]:
-    """(receptive-field radius, size multiple) of this exact configuration.
-
-    The spec gives the worst case over its scales and options; when the module that defines
-    the factory also has ``receptive_field(scale=..., **kwargs)`` / ``size_multiple(scale=...)``
-    functions (the built-in models do), their answer for the loaded scale and kwargs is used.
-    """
-    spec = loaded.spec
-    rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
-    if isinstance(spec.factory, str) and ":" in spec.factory:
-        try:
-            import importlib
-
-            mod = importlib.import_module(spec.factory.split(":", 1)[0])
-            fn = getattr(mod, "receptive_field", None)
-            if callable(fn):
-                rf = int(fn(scale=loaded.scale, **loaded.kwargs))
-            fn = getattr(mod, "size_multiple", None)
-            if callable(fn):
-                multiple = max(1, int(fn(scale=loaded.scale)))
-        except Exception:
-            rf, multiple = int(spec.receptive_field), max(1, int(spec.size_multiple))
-    return rf, multiple
-
-
 def is_oom(exc: BaseException) -> bool:
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
     if oom_type is not None and isinstance(exc, oom_type):
@@ -186,6 +161,11 @@ class Upscaler:
         self.spec = loaded.spec
         self.scale = int(loaded.scale)
         self.colorspace = loaded.colorspace
+        # a module that runs itself (sresr.backends: an onnxruntime session) gets host float32 windows
+        # as they are: its runtime has its own device and the file its own precision and rewrites
+        self.external: str | None = getattr(loaded.module, "sresr_external", None)
+        if self.external is not None:
+            device, precision, optimize = "cpu", "fp32", False
         self.device = device if isinstance(device, torch.device) else resolve_device(str(device))
         self.dtype = inference_dtype(precision, self.device, self.spec)
         self.allow_tf32 = tf32_allowed(precision)
@@ -197,7 +177,8 @@ class Upscaler:
             raise UsageError(f"--batch must be >= 1, got {batch}")
         if alpha not in ("model", "bicubic"):
             raise UsageError(f"alpha must be 'model' or 'bicubic', got {alpha!r}")
-        rf, multiple = model_geometry(loaded)
+        assert loaded.geometry is not None  # LoadedModel computes it when built
+        rf, multiple = loaded.geometry.receptive_field, loaded.geometry.size_multiple
         self.receptive_field = rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
         #: what the caller should be told once (the CLI prints each as a ``warning:`` line)
@@ -205,6 +186,9 @@ class Upscaler:
         if tile_pad is not None and self.tile_pad < rf and tile != 0:
             self.warnings.append(f"tile pad {self.tile_pad} is below the receptive field of {self.spec.name} ({rf} px): "
                                  "tiled outputs may show seams (leave --tile-pad out for exact tiling)")
+        if not loaded.geometry.exact and tile != 0:
+            self.warnings.append(f"{self.spec.name} does not tile exactly (part of it sees the whole image): "
+                                 "tiled outputs may differ slightly from a whole-image run (--tile 0 for the exact result)")
         self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
         # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
         self.auto_tile = tile is None and self.device.type == "cuda"
@@ -260,8 +244,8 @@ class Upscaler:
     def describe(self) -> str:
         opts = ", ".join(self.report.applied) or "none"
         return (
-            f"{self.loaded.weights_id} x{self.scale}{' with x8 self-ensemble' if self.tta else ''} on {self.device} "
-            f"({self.precision}), "
+            f"{self.loaded.weights_id} x{self.scale}{' with x8 self-ensemble' if self.tta else ''} on "
+            f"{self.external or f'{self.device} ({self.precision})'}, "
             f"tile {'from free memory' if self.auto_tile else self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
         )
 

@@ -75,6 +75,14 @@ class DatasetError(SresrError):
     """A dataset that cannot be found, downloaded or verified."""
 
 
+class MissingDependencyError(SresrError):
+    """An optional package a command needs is not installed (the hint says how to get it)."""
+
+
+class ExportError(SresrError):
+    """A network that cannot be exported (to ONNX), or whose export does not match it."""
+
+
 def shown(path: object) -> str:
     """A path (or name) as messages show it: as is when printable, else quoted with escapes
     (``'a\\nb.png'``), so a newline or a terminal control character in a file name can neither

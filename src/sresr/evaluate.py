@@ -271,8 +271,13 @@ def evaluate(
     sha256: str | None = None,
     progress: bool = True,
     on_image: Callable[[ImageResult | Failure], None] | None = None,
+    backend: str = "torch",
+    provider: str = "auto",
 ) -> EvalReport:
-    """Score ``model`` (name, ``MODEL.TAG`` or a LoadedModel) on ``data`` (name, folder or Dataset).
+    """Score ``model`` (name, ``MODEL.TAG``, a ``.onnx`` file or a LoadedModel) on ``data`` (name, folder or Dataset).
+
+    ``backend``/``provider``: what runs the network (:mod:`sresr.backends`; an ONNX file always
+    runs on onnxruntime).
 
     A bad image becomes a :class:`Failure` (one line) and the rest go on; ``save_dir`` (``--save``)
     gets the SR images as ``NAME_xS.png`` (atomically). A ``save_dir`` where one of them would
@@ -283,12 +288,21 @@ def evaluate(
     out_dir = Path(save_dir) if save_dir is not None else None
     if out_dir is not None and scale is not None:
         _refuse_overwriting_inputs(ds, out_dir, int(scale))
-    if isinstance(model, str):
-        from .weights import load_model
+    from .backends import is_onnx_ref, to_backend
+
+    if isinstance(model, str) and is_onnx_ref(model):
+        from .backends.onnxruntime import load_onnx
+
+        if weights is not None:
+            raise UsageError("an ONNX file is the model and its weights: give it without --weights")
+        loaded = load_onnx(model, scale, provider=provider, device=device)[0]
+    elif isinstance(model, str):
+        from .resolve import load_model
 
         loaded = load_model(model, scale, weights=weights)
     else:
         loaded = model
+    loaded = to_backend(loaded, backend, provider=provider, device=device, precision=precision)
     if out_dir is not None and scale is None:  # the scale is the model's: known only now
         _refuse_overwriting_inputs(ds, out_dir, int(loaded.scale))
     scale = int(loaded.scale if scale is None else scale)

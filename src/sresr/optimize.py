@@ -11,6 +11,9 @@
   convolution on the low-resolution side to ``r*r`` times the channels, then ``PixelShuffle(r)``.
 - :func:`activations_in_place`: one-slope ``PReLU`` as ``LeakyReLU``, and ``ReLU``/``LeakyReLU`` in
   place where their input is a fresh tensor nothing else reads.
+- :func:`reparameterize`: every submodule that offers ``reparameterized()`` (a structural
+  re-parameterisation, such as SPAN's Conv3XC: 1x1 + 1x1 -> 3x3 -> 1x1 branches that compute one
+  3x3 convolution at inference) is replaced by the plain module it returns.
 - channels_last memory format (faster convolutions on CPU oneDNN and on tensor cores).
 
 :func:`optimize_for_inference` applies them one by one and keeps each only when the output on a
@@ -39,6 +42,7 @@ __all__ = [
     "ShuffledConv",
     "shuffle_then_conv_to_conv_then_shuffle",
     "activations_in_place",
+    "reparameterize",
     "outputs_match",
 ]
 
@@ -465,6 +469,29 @@ def activations_in_place(module: nn.Module) -> tuple[nn.Module, int]:
     return module, changed
 
 
+# -- structural re-parameterisation (RepVGG-style blocks) ----------------------------------------
+
+
+def reparameterize(module: nn.Module) -> tuple[nn.Module, int]:
+    """Replace every submodule (outermost first) that has a callable ``reparameterized()`` by the
+    module it returns: the block's inference-time equivalent (SPAN's ``Conv3XC`` returns one 3x3
+    ``nn.Conv2d``). Works on an eval-mode copy; returns (copy, how many were replaced)."""
+    module = copy.deepcopy(module).eval()
+    n = 0
+    done: list[str] = []
+    for name, child in list(module.named_modules()):
+        if not name or any(name.startswith(d + ".") for d in done):
+            continue
+        fn = getattr(child, "reparameterized", None)
+        if callable(fn):
+            new = fn()
+            if isinstance(new, nn.Module):
+                _set_submodule(module, name, new.eval())
+                done.append(name)
+                n += 1
+    return module, n
+
+
 # -- checking and the whole pass ----------------------------------------------------------------
 
 
@@ -490,6 +517,7 @@ def optimize_for_inference(
     subpixel: bool = True,
     channels_last: bool = True,
     activations: bool = True,
+    reparam: bool = True,
 ) -> tuple[nn.Module, OptimizeReport, bool]:
     """Apply the optimisations that keep the output of ``module`` on ``example`` (CPU, float32).
 
@@ -500,6 +528,8 @@ def optimize_for_inference(
     reference = _run(module, example)
     current = module
     steps = []
+    if reparam:
+        steps.append(("reparameterize", reparameterize))
     if fold_bn:
         steps.append(("fold_batchnorm", fold_batchnorm))
     if subpixel:

@@ -25,12 +25,13 @@ import re
 import stat
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from . import ranks
 from .download import sha256_file
+from .video import VIDEO_EXTENSIONS, VideoOptions
 from .errors import NoSpaceError, SresrError, UsageError, shown
 from .imaging.io import (
     DEFAULT_MAX_PIXELS,
@@ -46,6 +47,7 @@ from .imaging.io import (
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Upscaler
+    from .resolve import Request
     from .imaging.io import Image
 
 __all__ = [
@@ -109,11 +111,20 @@ class UpscaleOptions:
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     recursive: bool = False
     tta: bool = False  # x8 self-ensemble (:class:`sresr.engine.Upscaler`'s ``tta``)
+    #: Real-ESRGAN's ``-dn``: mix the weights with their denoising companion (:func:`sresr.resolve.load`)
+    denoise_strength: float | None = None
     #: threads that decode inputs, compute on the CPU (torch; None = torch's default) and encode
     #: outputs (None = :func:`encoder_threads` of the device)
     decode_threads: int = 2
     compute_threads: int | None = None
     encode_threads: int | None = None
+    #: what runs the network (:mod:`sresr.backends`): ``torch``, or ``onnxruntime`` (the model's
+    #: ONNX export, made once into the cache; a ``.onnx`` file as ``model`` always runs there) on
+    #: ``provider`` (``auto``: from ``device``, see :func:`sresr.backends.onnxruntime.choose_providers`)
+    backend: str = "torch"
+    provider: str = "auto"
+    #: how videos are written (codec, crf, preset, pixel format, container, segments); images ignore it
+    video: VideoOptions = field(default_factory=VideoOptions)
 
 
 @dataclass(frozen=True)
@@ -132,10 +143,15 @@ class FileResult:
     error: str | None = None
     input_pixels: int = 0
     warning: str | None = None  # written, but not all of the input (e.g. one frame of an animation)
+    frames: int | None = None  # videos and animations: frames written
+    repeated_frames: int | None = None  # videos: bad frames replaced by the previous one
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("input_pixels")
+        for key in ("frames", "repeated_frames"):  # image records keep their keys
+            if d[key] is None:
+                d.pop(key)
         return d
 
 
@@ -150,6 +166,9 @@ class Reporter:
 
     def tiles(self, done: int, total: int) -> None: ...
 
+    def frames(self, done: int, total: int, fps: float) -> None:
+        """A video's or animation's progress (total: 0 when the file does not say)."""
+
     def image_done(self, result: FileResult) -> None: ...
 
     def finish(self, results: Sequence[FileResult]) -> None: ...
@@ -162,11 +181,15 @@ def _natural_key(p: Path) -> list[object]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(p))]
 
 
-def _output_name(source: Path, fmt: str, suffix: str) -> str:
+def _output_name(source: Path, fmt: str, suffix: str, video: VideoOptions | None = None) -> str:
+    from .video import is_animated, is_video_path, output_suffix
+
+    if is_video_path(source):  # --format is for images; a video keeps its container (or --container)
+        return f"{source.stem}{suffix}{output_suffix(source, video or VideoOptions())}"
     if fmt == "same":
         ext = source.suffix.lower()
         if format_for_path(source) is None:
-            ext = ".png"
+            ext = ".gif" if ext == ".gif" and is_animated(source) else ".png"  # an animation stays one
     else:
         ext = FORMATS[fmt]
     return f"{source.stem}{suffix}{ext}"
@@ -224,16 +247,16 @@ def collect_jobs(inputs: Iterable[str | os.PathLike[str]], outdir: str | os.Path
                 rel = p.relative_to(src)
                 if any(part.startswith(".") for part in rel.parts):
                     continue  # hidden files, our own temporary files
-                if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS:
+                if not p.is_file() or p.suffix.lower() not in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
                     continue
                 if out_below and _inside(p.resolve(), out_abs):
                     continue  # outputs of an earlier run inside the input tree
                 found.append(p)
             for p in sorted(found, key=_natural_key):
                 rel = p.relative_to(src)
-                pairs.append((p, rel.parent / _output_name(p, fmt, options.suffix)))
+                pairs.append((p, rel.parent / _output_name(p, fmt, options.suffix, options.video)))
         elif src.exists():
-            pairs.append((src, Path(_output_name(src, fmt, options.suffix))))
+            pairs.append((src, Path(_output_name(src, fmt, options.suffix, options.video))))
         else:
             raise UsageError(f"input {shown(src)} does not exist")
     if not pairs:
@@ -305,27 +328,17 @@ def default_model(scale: int | None = None) -> tuple[str, int]:
     return candidates[0][1], candidates[0][2]
 
 
-def _model_scales(options: UpscaleOptions) -> set[int]:
-    """The scales the options' model has weights for (every scale of its spec for pre-upsampling
-    models and for models that declare no weights)."""
-    from .registry import canonical_name, resolve_name
-    from .weights import _registered, find_imported, resolve_weights
+def _request(options: UpscaleOptions) -> "Request | None":
+    """What the options' model and weights name (:func:`sresr.resolve.resolve`), or None for the
+    default bundled model. A foreign checkpoint is read at the scale asked for, if whole."""
+    from .resolve import resolve
 
-    model, weights = options.model, options.weights
-    if model is not None and weights is None and not _registered(model) and find_imported(model) is not None:
-        model, weights = None, model
-    model = canonical_name(model) if model is not None else None
-    if weights is not None:  # the file's scale (a foreign checkpoint is read at the scale asked for, if whole)
-        whole = int(options.scale) if options.scale is not None and float(options.scale).is_integer() else None
-        return {resolve_weights(weights, model=model.split(".", 1)[0] if model else None, scale=whole).scale}
-    if model is None:
-        return _bundled_scales()
-    spec, variant = resolve_name(model, None)
-    if spec.input == "upsampled" or not spec.weights:
-        return set(spec.scales)
-    if variant is not None and "." in model:
-        return {variant.scale}
-    return {w.scale for w in spec.weights}
+    if options.model is None and options.weights is None:
+        return None
+    s = options.scale
+    whole = int(s) if isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) \
+        and 1 <= s <= 64 and float(s).is_integer() else None
+    return resolve(options.model, options.weights, whole)
 
 
 def _bundled_scales() -> set[int]:
@@ -334,7 +347,8 @@ def _bundled_scales() -> set[int]:
     return {w.scale for e in entries().values() if e.spec is not None for w in e.spec.weights if w.file}
 
 
-def resolve_scale(options: UpscaleOptions, upscaler: "Upscaler | None" = None) -> UpscaleOptions:
+def resolve_scale(options: UpscaleOptions, upscaler: "Upscaler | None" = None,
+                  request: "Request | None" = None) -> UpscaleOptions:
     """``options`` with ``scale`` a whole scale the model has weights for (or None) and
     ``outscale`` set where ``scale`` asked for another one: ``-s 3.5`` or ``-s 2`` with x4-only
     weights run the model at the smallest of its scales above (else its largest) and resample, as
@@ -344,7 +358,11 @@ def resolve_scale(options: UpscaleOptions, upscaler: "Upscaler | None" = None) -
         return options
     if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or not 0 < s <= 64:
         raise UsageError(f"invalid scale {s!r}", hint="give a number above 0 and at most 64, such as -s 4 or -s 2.5")
-    scales = {upscaler.scale} if upscaler is not None else _model_scales(options)
+    if upscaler is not None:
+        scales = {upscaler.scale}
+    else:
+        request = request if request is not None else _request(options)
+        scales = set(request.scales) if request is not None else _bundled_scales()
     if float(s).is_integer() and int(s) in scales:
         return replace(options, scale=int(s))
     if not scales:
@@ -379,19 +397,24 @@ def make_upscaler(options: UpscaleOptions) -> "Upscaler":
     """Load the model the options name (or the default one) into an :class:`Upscaler` (and tune
     the process's allocator for tiled work, see :func:`sresr.engine.tune_cpu_allocator`)."""
     from .engine import Upscaler, tune_cpu_allocator
-    from .weights import load_model
+    from .resolve import load, resolve
 
     tune_cpu_allocator()
     if options.compute_threads is not None:
         import torch
 
         torch.set_num_threads(options.compute_threads)
-    options = resolve_scale(options)
-    model, weights = options.model, options.weights
+    from .backends import check_backend, is_onnx_ref
+
+    if check_backend(options.backend) != "torch" or is_onnx_ref(options.model) or is_onnx_ref(options.weights):
+        return _onnx_upscaler(options)
+    request = _request(options)  # resolved once: the weights file is read here only
+    options = resolve_scale(options, request=request)
     scale = None if options.scale is None else int(options.scale)
-    if model is None and weights is None:
+    if request is None:
         model, scale = default_model(scale)
-    loaded = load_model(model, scale=scale, weights=weights)
+        request = resolve(model, None, scale)
+    loaded = load(request, scale, denoise=options.denoise_strength)
     return Upscaler(
         loaded,
         device=options.device,
@@ -401,6 +424,41 @@ def make_upscaler(options: UpscaleOptions) -> "Upscaler":
         batch=options.batch,
         tta=options.tta,
     )
+
+
+def _onnx_upscaler(options: UpscaleOptions) -> "Upscaler":
+    """:func:`make_upscaler` on the onnxruntime backend: a ``.onnx`` file given as ``-m``/``-w``
+    (at its own scale: a ``-s`` it is not made for becomes an outscale), or the named model's
+    export from the cache. The engine is the torch backend's (see :mod:`sresr.backends`)."""
+    from .backends import is_onnx_ref
+    from .backends.onnxruntime import load_onnx, onnxruntime_model, static_tile
+    from .engine import Upscaler
+    from .resolve import load, resolve
+
+    notes: list[str] = []
+    onnx_file = options.model if is_onnx_ref(options.model) else options.weights if is_onnx_ref(options.weights) else None
+    if onnx_file is not None:
+        if options.model is not None and options.weights is not None:
+            raise UsageError("an ONNX file is the model and its weights: give it alone, as -m FILE.onnx")
+        s = options.scale
+        whole = int(s) if isinstance(s, (int, float)) and not isinstance(s, bool) and float(s).is_integer() else None
+        if options.precision not in ("auto", "fp32", "fp16"):
+            raise UsageError(f"--precision {options.precision} does not apply to an ONNX file (its precision is the file's)")
+        loaded, notes = load_onnx(onnx_file, scale=whole, tile_pad=options.tile_pad, provider=options.provider,
+                                  device=options.device, threads=options.compute_threads)
+    else:
+        request = _request(options)
+        options = resolve_scale(options, request=request)
+        scale = None if options.scale is None else int(options.scale)
+        if request is None:
+            model, scale = default_model(scale)
+            request = resolve(model, None, scale)
+        loaded = onnxruntime_model(load(request, scale, denoise=options.denoise_strength), provider=options.provider,
+                                   device=options.device, precision=options.precision, threads=options.compute_threads)
+    up = Upscaler(loaded, device="cpu", precision="fp32", tile=static_tile(loaded.module, options.tile, options.tile_pad,
+                  loaded.geometry), tile_pad=options.tile_pad, batch=options.batch, tta=options.tta)
+    up.warnings.extend(notes)
+    return up
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -534,12 +592,21 @@ def _existing_output(job: Job, want: "Callable[[str], OutputRecord]") -> tuple[S
     except OSError:
         return None, None
     this_run = want(digest)
-    found = OutputRecord.from_text(read_record(job.output))
+    found = OutputRecord.from_text(_read_any_record(job.output))
     if found is not None and found.same_output(this_run):
         return "skipped", None
     how = this_run.differences(found) if found is not None else "not made by sresr (it holds no sresr record)"
     return "failed", (f"{shown(job.output)} exists, {how}; pass --overwrite to replace it, "
                       "or write elsewhere (-o) or under other names (--suffix)")
+
+
+def _read_any_record(path: Path) -> str | None:
+    """The record inside an image, a video or an animated GIF (:func:`sresr.video.read_media_record`)."""
+    if path.suffix.lower() in VIDEO_EXTENSIONS or path.suffix.lower() == ".gif":
+        from .video import read_media_record
+
+        return read_media_record(path)
+    return read_record(path)
 
 
 def _frames_warning(image: "Image", source: Path) -> str | None:
@@ -568,6 +635,46 @@ def _one_line(exc: BaseException, source: Path) -> str:
     return text if text.startswith(shown(source)) else f"{shown(source)}: {text}"
 
 
+def _is_video(job: Job) -> bool:
+    return job.source.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def _animated_output(image: "Image", job: Job, fmt: str) -> bool:
+    """An animated GIF / WebP / APNG whose output keeps its format (``--format same``)."""
+    from .video import ANIMATION_FORMATS
+
+    return (fmt == "same" and image.frames > 1 and image.source_format in ANIMATION_FORMATS
+            and job.output.suffix.lower() in (".gif", ".webp", ".png"))
+
+
+def _upscale_media(job: Job, upscaler: "Upscaler", options: UpscaleOptions, reporter: Reporter, out_fmt: str,
+                   t0: float, animation: bool, full: list[str]) -> FileResult:
+    """One video (:func:`sresr.video.upscale_video`) or animation (:func:`sresr.video.upscale_animation`)
+    as a :class:`FileResult` with its frame count; a bad input is one failed line."""
+    from .video import upscale_animation, upscale_video
+
+    try:
+        digest = sha256_file(job.source)
+        record = OutputRecord.make(upscaler, options, out_fmt, digest).to_text()
+        remove_stale_temps(job.output)
+        if animation:
+            rec = upscale_animation(upscaler, job.source, job.output, outscale=options.outscale, quality=options.quality,
+                                    png_compression=options.png_compression, record=record, on_frames=reporter.frames)
+        else:
+            rec = upscale_video(upscaler, job.source, job.output, options.video, outscale=options.outscale,
+                                record=record, work_key=record, on_frames=reporter.frames)
+    except Exception as exc:
+        if isinstance(exc, NoSpaceError) and not full:
+            full.append(exc.message)
+        return FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
+    warning = None
+    if rec.repeated_frames:
+        warning = (f"{shown(job.source)}: {rec.repeated_frames} of {rec.frames} frames could not be decoded and repeat "
+                   "the previous frame")
+    return FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, rec.input_pixels, warning,
+                      frames=rec.frames, repeated_frames=None if animation else rec.repeated_frames)
+
+
 def upscale_paths(
     inputs: Iterable[str | os.PathLike[str]],
     outdir: str | os.PathLike[str],
@@ -587,7 +694,21 @@ def upscale_paths(
     options = resolve_scale(options, upscaler)  # -s beyond the model's scale: its outscale
     fmt = _format_name(options)
 
+    video_formats: dict[Path, str] = {}
+
     def out_format(job: Job) -> str:
+        suffix = job.output.suffix.lower()
+        if suffix in VIDEO_EXTENSIONS:  # container, encoder, pixel format and options, for this input
+            if job.output not in video_formats:
+                from .video import format_key
+
+                try:
+                    video_formats[job.output] = format_key(job.source, job.output, options.video)
+                except SresrError:  # decoding reports it
+                    video_formats[job.output] = suffix.lstrip(".")
+            return video_formats[job.output]
+        if suffix == ".gif":  # an animation written back as one
+            return "gif"
         return fmt if fmt != "same" else (format_for_path(job.output) or "png")
 
     todo: list[Job] = []
@@ -620,7 +741,7 @@ def upscale_paths(
     writing: list[tuple[int, Job, float, int, str | None, Future[Path]]] = []
 
     def submit_read(k: int) -> None:
-        if k < len(todo) and k not in decoded:
+        if k < len(todo) and k not in decoded and not _is_video(todo[k]):
             decoded[k] = readers.submit(read_image, todo[k].source, options.max_pixels)
 
     full: list[str] = []  # set when the output device is full: nothing more can be written
@@ -652,9 +773,20 @@ def upscale_paths(
             t0 = time.perf_counter()
             reporter.image_started(job)
             submit_read(k + prefetch)
+            if _is_video(job):  # its own decoder, engine and encoder threads, frame by frame
+                results[i] = res = _upscale_media(job, upscaler, options, reporter, out_format(job), t0, False, full)
+                reporter.image_done(res)
+                harvest(block=False)
+                continue
             try:
                 image = decoded.pop(k).result()
                 out_fmt = out_format(job)
+                if _animated_output(image, job, fmt):  # every frame, written back in its own format
+                    del image
+                    results[i] = res = _upscale_media(job, upscaler, options, reporter, out_fmt, t0, True, full)
+                    reporter.image_done(res)
+                    harvest(block=False)
+                    continue
                 # rounded to the written bit depth tile by tile: no full-size float image in memory
                 out = upscaler.upscale_image(image, outscale=options.outscale, on_tiles=reporter.tiles,
                                              depth=output_depth(image, out_fmt))

@@ -97,12 +97,22 @@ def aliases() -> dict[str, str]:
     return out
 
 
+def parse_ref(name: str) -> tuple[str, str | None]:
+    """The one tag parser: ``MODEL`` -> (MODEL, None), ``MODEL.TAG`` -> (MODEL, TAG), a published
+    name (``RealESRGAN_x4plus``, any case) -> its (MODEL, TAG). A registered model name wins over
+    an alias; anything else is split at its first dot (to fail where it is used)."""
+    model, dot, tag = name.partition(".")
+    if model not in entries():
+        alias = aliases().get(name.lower())
+        if alias is not None:
+            model, dot, tag = alias.partition(".")
+    return model, (tag if dot else None)
+
+
 def canonical_name(name: str) -> str:
-    """``MODEL``, ``MODEL.TAG`` or a published name (``RealESRGAN_x4plus``, any case) ->
-    ``MODEL`` / ``MODEL.TAG``; anything else comes back unchanged (to fail where it is used)."""
-    if name.split(".", 1)[0] in entries():
-        return name
-    return aliases().get(name.lower(), name)
+    """``MODEL``, ``MODEL.TAG`` or a published name -> ``MODEL`` / ``MODEL.TAG`` (see :func:`parse_ref`)."""
+    model, tag = parse_ref(name)
+    return model if tag is None else f"{model}.{tag}"
 
 
 def list_models(pattern: str | None = None, include_broken: bool = False) -> list[str]:
@@ -127,7 +137,7 @@ def get_entry(name: str) -> Entry:
 
 def get_spec(name: str) -> ModelSpec:
     """The spec of a model name (``MODEL``, ``MODEL.TAG`` or an alias; the tag is ignored here)."""
-    entry = get_entry(canonical_name(name).split(".", 1)[0])
+    entry = get_entry(parse_ref(name)[0])
     if entry.spec is None:
         if entry.error and "more than one distribution" in entry.error:
             raise DuplicateModelError(entry.error, hint="uninstall one of the distributions")
@@ -140,7 +150,7 @@ def get_spec(name: str) -> ModelSpec:
 
 def resolve_name(name: str, scale: int | None = None) -> tuple[ModelSpec, WeightsSpec | None]:
     """``MODEL.TAG`` or an alias -> (spec, that variant); ``MODEL`` -> (spec, default variant for scale)."""
-    model, _, tag = canonical_name(name).partition(".")
+    model, tag = parse_ref(name)
     spec = get_spec(model)
     if tag:
         return spec, spec.variant(tag)

@@ -22,6 +22,25 @@ _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
 @dataclass(frozen=True)
+class Geometry:
+    """What the tiler needs to know about one built configuration (scale and options) of a model.
+
+    receptive_field: radius in input pixels that one output pixel depends on (the default tile
+      padding); 0 means unknown (the engine then pads generously).
+    size_multiple: input height and width must be multiples of this (the engine pads, and tiles
+      start on this grid: for window-attention networks, the window size).
+    exact: whether a tile padded by ``receptive_field`` reproduces the whole-image output up to
+      float rounding. False for networks with a global operation (channel attention pools over the
+      whole image): the tiled output then approximates the whole-image one (the family documents
+      the measured bound).
+    """
+
+    receptive_field: int
+    size_multiple: int = 1
+    exact: bool = True
+
+
+@dataclass(frozen=True)
 class WeightsSpec:
     """One named set of weights for a model, addressed as ``MODEL.TAG`` (``fsrcnn.x2``).
 
@@ -29,7 +48,13 @@ class WeightsSpec:
     package given by ``package``) or ``url`` (downloaded on first use, verified with ``sha256``;
     where the publisher gives only the first hex digits in the file name, as torch.hub-style
     names do (``edsr_x4-4f62e9ef.pt``), ``sha256`` is left out: the download is checked against
-    that prefix and its full sha256 pinned in the cache on first download).
+    that prefix and its full sha256 pinned in the cache on first download; where no hash is
+    published at all, ``trust_first_download=True`` says so: the first download must load as this
+    architecture and its sha256 is pinned, labelled as such in ``sresr models info``).
+
+    ``denoise_companion``: the tag of a variant of the same network trained to remove more noise
+    (Real-ESRGAN's ``realesr-general-wdn-x4v3`` for ``realesr-general-x4v3``): ``--denoise-strength
+    D`` runs ``D * this + (1 - D) * companion``, tensor by tensor, as Real-ESRGAN does.
     """
 
     tag: str
@@ -48,6 +73,8 @@ class WeightsSpec:
     #: the names its publisher gives it (``RealESRGAN_x4plus``): they work wherever ``MODEL.TAG``
     #: does, matched without regard to case (:func:`sresr.registry.canonical_name`)
     aliases: tuple[str, ...] = ()
+    trust_first_download: bool = False
+    denoise_companion: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,9 @@ class ModelSpec:
         the weights loaded strictly, where ``factory(scale=scale, **kwargs)`` rebuilds it.
       num_params: parameters of ``factory(scale=s)`` per scale, for listings without torch.
       paper_metrics: published numbers, keys ``"DATASET/xS/psnr"`` or ``".../ssim"``.
+      geometry: optional callable or ``"module:attr"``: ``geometry(scale=s, **kwargs)`` returns the
+        :class:`Geometry` of that exact configuration (``receptive_field``/``size_multiple`` above
+        are then the worst case over scales and options, for listings).
       weights_hint: for a model that declares no ``weights``: where its weights come from. When
         set, asking for the model without ``--weights`` is an error showing this text (a built-in
         family that is useless untrained); when empty, the factory's module runs as built (a
@@ -96,6 +126,7 @@ class ModelSpec:
     license: str = ""
     paper_metrics: Mapping[str, float] = field(default_factory=dict)
     weights_hint: str = ""
+    geometry: Callable[..., Geometry] | str | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def build(self, scale: int | None = None, **kwargs: Any) -> Any:
@@ -117,6 +148,16 @@ class ModelSpec:
 
             raise UsageError(f"model '{self.name}' cannot be built with {_kwargs_text(kwargs)}: {exc}",
                              hint=f"see 'sresr models info {self.name}'") from None
+
+    def geometry_for(self, scale: int, kwargs: Mapping[str, Any]) -> Geometry:
+        """The :class:`Geometry` of ``factory(scale=scale, **kwargs)``: the ``geometry`` hook's
+        answer when the spec declares one, else the spec's worst-case fields."""
+        if self.geometry is None:
+            return Geometry(int(self.receptive_field), max(1, int(self.size_multiple)))
+        geo = resolve(self.geometry)(scale=int(scale), **dict(kwargs))
+        if not isinstance(geo, Geometry) or geo.receptive_field < 0 or geo.size_multiple < 1:
+            raise TypeError(f"model '{self.name}': geometry hook returned {geo!r}, expected a sresr.spec.Geometry")
+        return geo
 
     def default_scale(self) -> int:
         return 4 if 4 in self.scales else max(self.scales)
@@ -212,6 +253,8 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
         problems.append("size_multiple must be an integer >= 1")
     if not isinstance(spec.receptive_field, int) or spec.receptive_field < 0:
         problems.append("receptive_field must be an integer >= 0")
+    if spec.geometry is not None and not isinstance(spec.geometry, str) and not callable(spec.geometry):
+        problems.append("geometry must be a callable or a 'module:attr' string")
     if not isinstance(spec.weights_hint, str):
         problems.append("weights_hint must be a string")
     tags = [w.tag for w in spec.weights]
@@ -231,9 +274,15 @@ def validate_spec(spec: Any, name: str | None = None) -> list[str]:
         if w.url and not (isinstance(w.sha256, str) and _SHA256.fullmatch(w.sha256)):
             from .download import hash_prefix
 
-            if w.sha256 is not None or hash_prefix(w.url) is None:
+            if w.sha256 is not None or (hash_prefix(w.url) is None and not w.trust_first_download):
                 problems.append(f"{where}: a url needs a sha256 of 64 lower-case hex digits, or a file name "
-                                "carrying its first hex digits (torch.hub's NAME-1a2b3c4d.pth)")
+                                "carrying its first hex digits (torch.hub's NAME-1a2b3c4d.pth), or "
+                                "trust_first_download=True where no hash is published")
+        if w.denoise_companion:
+            mate = next((m for m in spec.weights if m.tag == w.denoise_companion), None)
+            if mate is None or mate.scale != w.scale or dict(mate.kwargs) != dict(w.kwargs):
+                problems.append(f"{where}: denoise_companion '{w.denoise_companion}' must be a variant of the same "
+                                "scale and options")
         if w.colorspace not in (None, "rgb", "y"):
             problems.append(f"{where}: colorspace must be 'rgb' or 'y'")
         if not isinstance(w.aliases, tuple) or not all(isinstance(a, str) and _TAG.fullmatch(a) for a in w.aliases):

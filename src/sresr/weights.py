@@ -1,4 +1,4 @@
-"""Weights: build a registered model and load its weights, from wherever they come.
+"""Weights: the cache of safetensors files sresr loads, and how they get there.
 
 Sources, all ending as a ``.safetensors`` file that this module reads plainly:
 
@@ -35,7 +35,7 @@ import re
 import shutil
 import struct
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -51,7 +51,7 @@ from .errors import (
     WeightsError,
     shown,
 )
-from .registry import canonical_name, entries, get_spec, resolve_name
+from .registry import entries, get_spec, parse_ref, resolve_name
 from .spec import Colorspace, ModelSpec, WeightsSpec, resolve
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
@@ -59,29 +59,6 @@ META_PREFIX = "sresr."
 FORMAT_VERSION = "1"
 _IMPORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")  # fullmatch only (``$`` admits a final newline)
 DIGEST_KEY = META_PREFIX + "digest"
-
-
-@dataclass
-class LoadedModel:
-    """A ready-to-run network plus the runtime facts the engine, eval and bench need."""
-
-    module: Any  # torch.nn.Module, in eval mode, on the CPU
-    spec: ModelSpec
-    scale: int
-    colorspace: Colorspace
-    weights_id: str  # "fsrcnn.x2", an imported name, a file path, a URL, or "random-init"
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    weights_sha256: str = ""  # of the .safetensors file loaded ("" when none was)
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def reference_metrics(self) -> Mapping[str, float]:
-        """The published numbers these weights are compared with (:meth:`ModelSpec.reference_metrics`)."""
-        model, _, tag = self.weights_id.partition(".")
-        return self.spec.reference_metrics(tag if model == self.spec.name and tag else None)
 
 
 @dataclass(frozen=True)
@@ -169,6 +146,8 @@ def declared_sha256(variant: WeightsSpec) -> str:
     """How a variant's file is verified, in words: its sha256, or the prefix its name carries."""
     if variant.file or variant.sha256:
         return variant.sha256 or "bundled"
+    if hash_prefix(variant.url or "") is None:
+        return "none published: the first download is trusted (it must load as this network) and its sha256 pinned"
     return f"{hash_prefix(variant.url or '')}... (from the file name; the full sha256 is pinned on first download)"
 
 
@@ -513,12 +492,8 @@ def _damage_hint(path: Path, ident: str) -> str:
 # -- resolving names ------------------------------------------------------------------------
 
 
-def _is_url(text: str) -> bool:
+def is_url(text: str) -> bool:
     return text.lower().startswith(("http://", "https://"))
-
-
-def _registered(name: str) -> bool:
-    return name.split(".", 1)[0] in entries()
 
 
 def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFile:
@@ -594,9 +569,12 @@ def pull(ref: str, scale: int | None = None, progress: bool = True) -> WeightsFi
 
 def _pinned_ok(source_sha256: str, variant: WeightsSpec) -> bool:
     """Whether a cached conversion came from the file ``variant`` declares: its sha256, or for a
-    prefix-named file (:func:`sresr.download.hash_prefix`) one that starts with the prefix."""
+    prefix-named file (:func:`sresr.download.hash_prefix`) one that starts with the prefix, or for
+    a variant with no published hash (``trust_first_download``) the file pinned when first fetched."""
     if variant.sha256:
         return source_sha256 == variant.sha256
+    if variant.trust_first_download and hash_prefix(variant.url or "") is None:
+        return len(source_sha256) == 64
     prefix = hash_prefix(variant.url or "")
     return bool(prefix) and len(source_sha256) == 64 and source_sha256.startswith(prefix)
 
@@ -609,7 +587,7 @@ def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None
     """
     text = str(ref)
     path = Path(text).expanduser()
-    if _is_url(text):
+    if is_url(text):
         name = text.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or "weights"
         raw = downloads_dir() / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-{name}"
         # no sha256 is known for a URL: a body is kept only once it loads as weights, and a cached
@@ -624,9 +602,9 @@ def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None
             wf = _weights_file(imported, text)
             if wf is not None:
                 return wf
-        name = canonical_name(text)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
-        if "." in name and _registered(name) and not name.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
-            return pull(name, scale)
+        model_name, tag = parse_ref(text)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
+        if tag and model_name in entries() and not text.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
+            return pull(f"{model_name}.{tag}", scale)
     raise WeightsError(
         f"weights '{text}' not found: no such file, URL, imported name or MODEL.TAG",
         hint="pass a .safetensors/.pth file, an http(s) URL, a name from 'sresr weights list', "
@@ -641,7 +619,8 @@ def _from_file(path: Path, ident: str, model: str | None, scale: int | None) -> 
         own = _weights_file(path, ident)
         if own is not None:
             return own
-    return convert_checkpoint(path, model=model, scale=scale, source=ident if _is_url(ident) else None)
+    converted = convert_checkpoint(path, model=model, scale=scale, source=ident if is_url(ident) else None)
+    return replace(converted, id=ident)  # named as the user named it (a URL, not its download path)
 
 
 def _looks_like_safetensors(path: Path) -> bool:
@@ -662,94 +641,6 @@ def _check_download(path: Path) -> None:
     read_checkpoint(path)
 
 
-# -- the public entry point -----------------------------------------------------------------------
-
-
-def load_model(
-    model: str | None,
-    scale: int | None = None,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    **kwargs: Any,
-) -> LoadedModel:
-    """Build ``model`` for ``scale`` and load its weights.
-
-    ``model``: a registered ``NAME`` (its default weights for ``scale``), ``NAME.TAG``, a name
-    made by ``sresr weights import``, or None when ``weights`` alone tells the architecture.
-    ``weights`` overrides the variant: ``MODEL.TAG``, an imported name, a ``.safetensors`` /
-    ``.pth`` / ``.pt`` / ``.ckpt`` file, or an http(s) URL (see :func:`resolve_weights`).
-    ``pretrained=False`` leaves the network randomly initialised (for training and tests).
-    A model that declares no weights runs as its factory builds it (a plugin's factory may load
-    its own), unless its spec's ``weights_hint`` says where weights come from: then it is an error.
-    """
-    if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int) or scale < 1):
-        raise UsageError(f"scale must be a whole number >= 1, got {scale!r}")
-    if model is not None and find_imported(model) is None:
-        model = canonical_name(model)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
-    if model is not None and not _registered(model) and find_imported(model) is not None:
-        if weights is None:
-            weights = model
-        model = None
-    if weights is not None and pretrained:
-        wf = resolve_weights(weights, model=model.split(".", 1)[0] if model else None, scale=scale)
-        spec = get_spec(wf.model)
-        if model is not None and get_spec(model).name != spec.name:
-            raise WeightsError(
-                f"weights {wf.id} are for model '{spec.name}', not '{get_spec(model).name}'",
-                hint=f"use --model {spec.name}, or leave out --model",
-            )
-        if scale is not None and scale != wf.scale and spec.input != "upsampled":
-            raise WeightsError(f"weights {wf.id} are for x{wf.scale}, not x{scale}",
-                               hint=f"use --scale {wf.scale}")
-        s = scale if scale is not None else wf.scale
-        build_kwargs = {**dict(wf.kwargs), **kwargs}
-        module = spec.build(s, **build_kwargs)
-        digest = _load_safetensors(module, wf.path, wf.id)
-        module.eval()
-        return LoadedModel(module, spec, s, wf.colorspace or spec.colorspace, wf.id, build_kwargs, digest)
-
-    if model is None:
-        raise UsageError("no model given", hint="pass --model NAME or --weights FILE")
-    spec, variant = resolve_name(model, scale)
-    if variant is None and scale is None and "." not in model and spec.weights:
-        # no scale asked for and none at the default scale: the model's first default variant
-        variant = next((w for w in spec.weights if w.default), spec.weights[0])
-    if weights is not None and not pretrained and isinstance(weights, str) and _registered(weights) \
-            and "." in weights and not Path(weights).exists():
-        spec, variant = resolve_name(weights, scale)
-    if variant is not None and scale is not None and variant.scale != scale and spec.input != "upsampled":
-        raise WeightsError(f"weights {spec.name}.{variant.tag} are for x{variant.scale}, not x{scale}",
-                           hint=f"use --scale {variant.scale}, or name another variant")
-    scale = scale if scale is not None else (variant.scale if variant else spec.default_scale())
-    wf = pull(f"{spec.name}.{variant.tag}") if pretrained and variant is not None else None
-    # the file records how its tensors were built (FSRCNN's deconv_padding), as when loaded by path
-    build_kwargs = {**(dict(variant.kwargs) if variant else {}), **(dict(wf.kwargs) if wf else {}), **kwargs}
-    module = spec.build(scale, **build_kwargs)
-    n_params = sum(p.numel() for p in module.parameters())
-    weights_id = "random-init" if n_params else spec.name
-    digest = ""
-    colorspace = spec.colorspace_for(variant)
-    if pretrained and n_params > 0:
-        if wf is not None:
-            digest = _load_safetensors(module, wf.path, wf.id)
-            weights_id = wf.id
-        elif spec.weights:
-            have = ", ".join(f"{spec.name}.{w.tag} (x{w.scale})" for w in spec.weights)
-            raise WeightsError(f"model '{spec.name}' has no weights for x{scale}",
-                               hint=f"its weights: {have}; for x{scale} pass --weights FILE")
-        elif spec.weights_hint:
-            raise WeightsError(f"model '{spec.name}' has no weights", hint=spec.weights_hint)
-        else:
-            weights_id = f"{spec.name} (factory weights)"  # the plugin's factory owns its weights
-    module.eval()
-    return LoadedModel(module, spec, scale, colorspace, weights_id, build_kwargs, digest)
-
-
-def create_model(model: str, scale: int | None = None, pretrained: bool = True, **kwargs: Any) -> Any:
-    """The ``nn.Module`` alone (see :func:`load_model`)."""
-    return load_model(model, scale, pretrained=pretrained, **kwargs).module
-
-
 # -- import, list, remove -----------------------------------------------------------------
 
 
@@ -767,9 +658,9 @@ def import_weights(
         stem = stem.rsplit(".", 1)[0] if "." in stem else stem
         name = re.sub(r"[^A-Za-z0-9_\-]+", "-", stem).strip("-_") or "weights"
     _check_import_name(name)
-    if not _is_url(text) and not Path(text).expanduser().exists():
+    if not is_url(text) and not Path(text).expanduser().exists():
         raise WeightsError(f"weights file {text} does not exist")
-    wf = resolve_weights(Path(text).expanduser() if not _is_url(text) else text, model=model, scale=scale)
+    wf = resolve_weights(Path(text).expanduser() if not is_url(text) else text, model=model, scale=scale)
     if scale is not None and wf.scale != scale and get_spec(wf.model).input != "upsampled":
         raise WeightsError(f"{text} holds a x{wf.scale} {wf.model}, not x{scale}", hint=f"use --scale {wf.scale}")
     return _keep_imported(name, wf.path, wf.source_sha256, text)
@@ -778,7 +669,7 @@ def import_weights(
 def _check_import_name(name: str) -> None:
     if not _IMPORT_NAME.fullmatch(name) or len(name) > 100:
         raise UsageError(f"invalid name {shown(name)}: use up to 100 letters, digits, '-' and '_' (no dots)")
-    if _registered(name):
+    if name in entries():
         raise UsageError(f"'{name}' is already a registered model name", hint="choose another --name")
 
 
@@ -811,6 +702,28 @@ def _keep_imported(name: str, source: Path, source_sha256: str, text: str) -> Ca
     return entry
 
 
+def _interpolate(sa: Mapping[str, Any], sb: Mapping[str, Any], alpha: float, what: str) -> dict[str, Any]:
+    """``(1 - alpha) * A + alpha * B`` tensor by tensor, in float64, stored in A's dtype."""
+    odd = sorted(k for k in set(sa) | set(sb) if k not in sa or k not in sb or sa[k].shape != sb[k].shape)
+    if odd:
+        raise WeightsError(f"cannot interpolate {what}: tensors differ ({', '.join(odd[:3])})")
+    return {k: ((1 - alpha) * sa[k].double() + alpha * sb[k].double()).to(sa[k].dtype)
+            if sa[k].is_floating_point() else sa[k] for k in sa}
+
+
+def denoise_mix(a: WeightsFile, b: WeightsFile, strength: float) -> tuple[dict[str, Any], str]:
+    """Real-ESRGAN's denoise strength: ``strength * A + (1 - strength) * B`` (A a variant, B its
+    ``denoise_companion``), and a sha256 naming the mix (of both sources and the strength)."""
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
+        raise UsageError(f"--denoise-strength must be between 0 and 1, got {strength!r}",
+                         hint="1 keeps the model as it is, 0 removes the most noise")
+    sa, _ = _read_checked(a.path, a.id)
+    sb, _ = _read_checked(b.path, b.id)
+    mixed = _interpolate(sa, sb, 1.0 - float(strength), f"{a.id} with {b.id}")
+    digest = hashlib.sha256(f"{a.source_sha256}|{b.source_sha256}|denoise={float(strength)!r}".encode()).hexdigest()
+    return mixed, digest
+
+
 def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
     """Network interpolation (ESRGAN, Wang et al. 2018; Real-ESRGAN's denoise strength): every
     tensor ``(1 - alpha) * A + alpha * B``, computed in float64 and stored in A's dtype, kept as
@@ -827,11 +740,7 @@ def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
                            hint="interpolate two weights of one architecture, scale and configuration")
     sa, _ = _read_checked(wa.path, wa.id)
     sb, _ = _read_checked(wb.path, wb.id)
-    odd = sorted(k for k in set(sa) | set(sb) if k not in sa or k not in sb or sa[k].shape != sb[k].shape)
-    if odd:
-        raise WeightsError(f"cannot interpolate {wa.id} with {wb.id}: tensors differ ({', '.join(odd[:3])})")
-    mixed = {k: ((1 - alpha) * sa[k].double() + alpha * sb[k].double()).to(sa[k].dtype)
-             if sa[k].is_floating_point() else sa[k] for k in sa}
+    mixed = _interpolate(sa, sb, float(alpha), f"{wa.id} with {wb.id}")
     source = f"interpolate({wa.id}, {wb.id}, alpha={float(alpha):g})"
     digest = hashlib.sha256(f"{wa.source_sha256}|{wb.source_sha256}|{float(alpha)!r}".encode()).hexdigest()
     with cache.writing(f"interpolated weights '{name}'", cache.weights_dir(), WeightsError):
@@ -943,7 +852,7 @@ def _bundled_path(variant: WeightsSpec) -> Path:
     return Path(str(resources.files(variant.package).joinpath(variant.file)))
 
 
-def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> str:
+def load_safetensors(module: Any, path: Path, ident: str | None = None) -> str:
     """Load ``path`` into ``module`` (strictly), after its digest check; return the file's sha256."""
     state, digest = _read_checked(path, ident or str(path))
     try:
@@ -955,3 +864,13 @@ def _load_safetensors(module: Any, path: Path, ident: str | None = None) -> str:
             hint="check --model/--scale, or re-import the file",
         ) from None
     return digest
+
+
+def __getattr__(name: str) -> Any:
+    """``LoadedModel``, ``load_model`` and ``create_model`` moved to :mod:`sresr.resolve` (the one
+    resolver); plugins written against ``sresr.weights`` keep working."""
+    if name in ("LoadedModel", "load_model", "create_model"):
+        from . import resolve as _resolve
+
+        return getattr(_resolve, name)
+    raise AttributeError(f"module 'sresr.weights' has no attribute {name!r}")

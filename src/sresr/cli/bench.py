@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
+from .common import BackendOpt, DeviceOpt, JsonOpt, PrecisionOpt, ProviderOpt, WeightsOpt, console, err_console, print_json
 
 
 def bench_cmd(
@@ -21,6 +21,8 @@ def bench_cmd(
     weights: WeightsOpt = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = "torch",
+    provider: ProviderOpt = "auto",
     tile: Annotated[int | None, typer.Option("--tile", min=0, help="Tile size (0 = whole image).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed repeats per image (median).")] = 3,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write the table as Markdown.")] = None,
@@ -46,6 +48,8 @@ def bench_cmd(
         tile=tile,
         repeats=repeats,
         weights=weights,
+        backend=backend,
+        provider=provider,
     )
 
     def progress(row) -> None:  # type: ignore[no-untyped-def]

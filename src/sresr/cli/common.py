@@ -21,6 +21,16 @@ WeightsOpt = Annotated[
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto, fp32 (IEEE: TF32 off on CUDA), tf32, fp16 or bf16.")]
+BackendOpt = Annotated[
+    str,
+    typer.Option("--backend", help="What runs the network: torch, or onnxruntime (the model's ONNX export, made once "
+                 "into the cache; needs pip install 'sresr\\[onnx]'). A -m FILE.onnx always runs on onnxruntime."),
+]
+ProviderOpt = Annotated[
+    str,
+    typer.Option("--provider", help="onnxruntime execution provider: auto (from --device: the first of CUDA, DirectML, "
+                 "CoreML, OpenVINO, CPU that onnxruntime offers), cuda, directml, coreml, openvino or cpu."),
+]
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

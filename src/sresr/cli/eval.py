@@ -8,11 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .common import JsonOpt, WeightsOpt, console, err_console, print_json
+from .common import BackendOpt, JsonOpt, ProviderOpt, WeightsOpt, console, err_console, print_json
 
 
 def eval_cmd(
-    model: Annotated[str | None, typer.Argument(help="Model name or MODEL.TAG (omit with --pred/--gt).")] = None,
+    model: Annotated[str | None, typer.Argument(help="Model name, MODEL.TAG or an ONNX file (omit with --pred/--gt).")] = None,
     data: Annotated[
         str | None, typer.Option("--data", "-d", help="Named dataset (set5, set14, b100, ...) or a folder.")
     ] = None,
@@ -49,6 +49,8 @@ def eval_cmd(
     tile: Annotated[
         int | None, typer.Option("--tile", min=0, help="Tile size in LR pixels (0 = whole image; exact either way).")
     ] = None,
+    backend: BackendOpt = "torch",
+    provider: ProviderOpt = "auto",
     list_sets: Annotated[bool, typer.Option("--list", help="List the named datasets and exit.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -76,7 +78,7 @@ def eval_cmd(
             raise UsageError("--data is required", hint="a named dataset (sresr eval --list) or a folder of HR images")
         report = evaluate(model, data, scale, protocol=protocol, weights=weights, save_dir=save, device=device,
                           precision=precision, tile=tile, lpips=lpips, sha256=sha256, progress=not as_json,
-                          on_image=on_image)
+                          on_image=on_image, backend=backend, provider=provider)
     if as_json:
         print_json(report.to_dict())
     else:

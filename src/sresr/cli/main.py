@@ -17,6 +17,7 @@ from rich.markup import escape
 from .. import __version__
 from ..errors import SresrError
 from . import bench, models, train, upscale
+from . import export as export_cli
 from . import eval as eval_cli
 from . import weights as weights_cli
 from .common import err_console, print_json
@@ -33,6 +34,7 @@ app.command("upscale")(upscale.upscale)
 app.command("eval")(eval_cli.eval_cmd)
 app.command("bench")(bench.bench_cmd)
 app.command("train")(train.train_cmd)
+app.command("export")(export_cli.export_cmd)
 app.add_typer(models.app, name="models")
 app.add_typer(weights_cli.app, name="weights")
 

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..registry import Entry, canonical_name, entries, get_entry
+from ..registry import Entry, entries, get_entry, parse_ref
 from .common import JsonOpt, console, print_json, print_table
 
 _HEADER = ("name", "scales", "input", "params", "weights", "source", "status")
@@ -109,7 +109,7 @@ def list_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 @app.command("info")
 def info_cmd(name: Annotated[str, typer.Argument(help="Model name (or MODEL.TAG, or a published name).")], as_json: JsonOpt = False) -> None:
     """Show one model in full: contract fields, weights variants and published numbers."""
-    entry = get_entry(canonical_name(name).split(".", 1)[0])  # MODEL, MODEL.TAG or a published name
+    entry = get_entry(parse_ref(name)[0])  # MODEL, MODEL.TAG or a published name
     rec = _record(entry)
     if entry.spec is not None:
         rec["paper_metrics"] = dict(entry.spec.paper_metrics)

@@ -28,7 +28,9 @@ def build_config(model: str, scale: int | None, recipe: str | None, config: Path
     from ..train.config import TrainConfig, apply_settings, load_toml, override
     from ..train.recipes import get_recipe, recipe_for_model, run_folder
 
-    base_model = model.split(".", 1)[0]
+    from ..registry import parse_ref
+
+    base_model = parse_ref(model)[0]
     saved = out / "config.toml" if out is not None else None
     cfg: TrainConfig
     run_cfg: TrainConfig | None = None
@@ -214,7 +216,9 @@ def _run_chain(path: Path, model: str | None, out: Path | None, stage: str | Non
 
     runs = out if out is not None else Path("runs")
     chain = load_chain(path, runs)
-    if model is not None and model.split(".", 1)[0] != chain.model:
+    from ..registry import parse_ref
+
+    if model is not None and parse_ref(model)[0] != chain.model:
         raise UsageError(f"{path} trains '{chain.model}', not '{model}'", hint=f"sresr train --chain {path}")
     changed = []
     for st in chain.stages:

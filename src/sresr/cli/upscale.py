@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, Sequence
 import typer
 from rich.markup import escape
 
-from .common import DeviceOpt, JsonOpt, PrecisionOpt, WeightsOpt, console, err_console, print_json
+from .common import BackendOpt, DeviceOpt, JsonOpt, PrecisionOpt, ProviderOpt, WeightsOpt, console, err_console, print_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..pipeline import FileResult, Job
 
 
 def upscale(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(help="Image or video files and/or folders.", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Output folder (created if needed).")] = Path("results"),
     model: Annotated[
         Optional[str],
-        typer.Option("--model", "-m", "-n", help="Model, MODEL.TAG or a published name such as RealESRGAN_x4plus (default: the best one with bundled weights)."),
+        typer.Option("--model", "-m", "-n", help="Model, MODEL.TAG, a published name such as RealESRGAN_x4plus, or an ONNX file (FILE.onnx, run by onnxruntime) (default: the best one with bundled weights)."),
     ] = None,
     scale: Annotated[
         Optional[float], typer.Option("--scale", "-s", min=0.01, max=64, help="Scale: the model's (2, 3, 4), or any other "
@@ -35,14 +35,22 @@ def upscale(
                                     "footprint is measured at the first image), else the largest tile that fits.")
     ] = None,
     tile_pad: Annotated[
-        Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field).")
+        Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field; for an ONNX file made elsewhere, give its receptive field here).")
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Tiles per forward pass.")] = 1,
     tta: Annotated[bool, typer.Option("--tta", "-x", help="x8 self-ensemble: the average over flips and transposes "
                                       "(8x slower; tiled and exact as without).")] = False,
+    denoise: Annotated[
+        Optional[float], typer.Option("--denoise-strength", "-dn", min=0.0, max=1.0,
+                                      help="Real-ESRGAN's denoise strength for realesr-general-x4v3: its weights mixed with "
+                                      "realesr-general-wdn-x4v3's (1 = as published, 0 = the most denoising). Unlike "
+                                      "Real-ESRGAN (0.5), sresr mixes only when asked.")
+    ] = None,
     device: DeviceOpt = "auto",
     gpu: Annotated[Optional[int], typer.Option("--gpu", "-g", min=0, help="GPU number: --device cuda:N.")] = None,
     precision: PrecisionOpt = "auto",
+    backend: BackendOpt = "torch",
+    provider: ProviderOpt = "auto",
     fp32: Annotated[bool, typer.Option("--fp32", help="--precision fp32.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", "--ext", help="same (or auto), png, jpg, webp or tiff.")] = "same",
     quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG/WebP quality.")] = 95,
@@ -63,10 +71,29 @@ def upscale(
         Optional[str], typer.Option("-j", "--threads", help="LOAD:PROC:SAVE threads: decoding, CPU compute (torch) and "
                                     "encoding, as realesrgan-ncnn-vulkan's -j (default 2:all:2, on a GPU 2:all:half the cores).")
     ] = None,
+    codec: Annotated[
+        Optional[str], typer.Option("--codec", help="Videos: the encoder (libx264/h264, libx265/hevc, libvpx-vp9/vp9, "
+                                    "libsvtav1/av1, mpeg4; lossless: ffv1, png). Default: the input's codec where it can "
+                                    "be encoded again, else H.264.", rich_help_panel="Video")
+    ] = None,
+    crf: Annotated[int, typer.Option("--crf", min=0, max=63, help="Videos: constant rate factor (x264/x265/VP9/AV1).",
+                                     rich_help_panel="Video")] = 18,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Videos: encoder speed preset (x264/x265: ultrafast "
+                                                  "... veryslow; default medium).", rich_help_panel="Video")] = None,
+    pix_fmt: Annotated[Optional[str], typer.Option("--pix-fmt", help="Videos: output pixel format (default: the input's "
+                                                   "where the encoder takes it; bgr0 with ffv1 keeps exact pixels).",
+                                                   rich_help_panel="Video")] = None,
+    container: Annotated[str, typer.Option("--container", help="Videos: same, mp4, mkv, webm, mov or avi.",
+                                           rich_help_panel="Video")] = "same",
+    segment_frames: Annotated[int, typer.Option("--segment-frames", min=1, help="Videos: frames per resumable segment "
+                                                "(a killed run redoes at most one).", rich_help_panel="Video")] = 240,
+    skip_bad_frames: Annotated[bool, typer.Option("--skip-bad-frames", help="Videos: repeat the previous frame for "
+                                                  "frames that cannot be decoded instead of failing the file.",
+                                                  rich_help_panel="Video")] = False,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary.")] = False,
 ) -> None:
-    """Upscale images: files and folders in, an output folder out.
+    """Upscale images and videos: files and folders in, an output folder out.
 
     Outputs keep the input's bit depth, grey/colour mode, alpha, ICC profile and EXIF. Existing
     outputs are skipped, so re-running an interrupted command resumes it. Exit code 0 when every
@@ -77,6 +104,7 @@ def upscale(
     """
     from ..errors import UsageError
     from ..pipeline import UpscaleOptions, parse_threads, upscale_paths
+    from ..video import VideoOptions
 
     kwargs: dict[str, Any] = {}
     if max_pixels is not None:
@@ -110,6 +138,11 @@ def upscale(
         outscale=outscale,
         recursive=recursive,
         tta=tta,
+        denoise_strength=denoise,
+        backend=backend,
+        provider=provider,
+        video=VideoOptions(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt, container=container,
+                           segment_frames=segment_frames, skip_bad_frames=skip_bad_frames),
         **kwargs,
     )
     if quiet:
@@ -131,6 +164,12 @@ def upscale(
         _summary(results, elapsed, output, getattr(reporter, "description", None))
     if failed:
         raise SystemExit(1)  # some inputs failed (each reported on stderr); the others are written
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
 
 
 def _rank_prefix() -> str:
@@ -157,9 +196,9 @@ def _print_problem(result: "FileResult", out: Any = None) -> None:
     """One line on stderr (or ``out``) for a failed input, or for one written with a warning."""
     out = out or err_console
     if result.status == "failed":
-        out.print(f"[bold red]failed:[/bold red] {result.error}", highlight=False, soft_wrap=True)
+        out.print(f"[bold red]failed:[/bold red] {escape(result.error or '')}", highlight=False, soft_wrap=True)
     elif result.warning:
-        out.print(f"[yellow]warning:[/yellow] {result.warning}", highlight=False, soft_wrap=True)
+        out.print(f"[yellow]warning:[/yellow] {escape(result.warning)}", highlight=False, soft_wrap=True)
 
 
 class _PlainReporter:
@@ -174,6 +213,8 @@ class _PlainReporter:
     def image_started(self, job: "Job") -> None: ...
 
     def tiles(self, done: int, total: int) -> None: ...
+
+    def frames(self, done: int, total: int, fps: float) -> None: ...
 
     def image_done(self, result: "FileResult") -> None:
         _print_problem(result)
@@ -202,6 +243,18 @@ class _LineReporter(_PlainReporter):
             self.last_tenth = tenth
             err_console.print(f"{_rank_prefix()}  {self.name}: tiles {done}/{total}", highlight=False, markup=False,
                               soft_wrap=True)
+
+    def frames(self, done: int, total: int, fps: float) -> None:
+        """A video: a line at every tenth of its frames (and at least every 30 s), with fps and ETA."""
+        now = time.perf_counter()
+        tenth = done * 10 // total if total else 0
+        last = getattr(self, "frames_line", (0, now))
+        if done < total and (tenth > self.last_tenth or now - last[1] >= 30):
+            self.last_tenth = max(self.last_tenth, tenth)
+            self.frames_line = (done, now)
+            eta = f", ETA {_clock((total - done) / fps)}" if fps > 0 and total else ""
+            err_console.print(f"{_rank_prefix()}  {self.name}: frames {done}/{total or '?'}, {fps:.2f} fps{eta}",
+                              highlight=False, markup=False, soft_wrap=True)
 
     def image_done(self, result: "FileResult") -> None:
         self.done += 1
@@ -245,10 +298,16 @@ class _RichReporter(_PlainReporter):
 
     def image_started(self, job: "Job") -> None:
         name = job.source.name if len(job.source.name) <= 40 else job.source.name[:37] + "..."
-        self.progress.update(self.tile_task, description=f"tiles [dim]{name}[/dim]", completed=0)
+        self.name = name
+        self.progress.update(self.tile_task, description=f"tiles [dim]{name}[/dim]", completed=0, rate="")
 
     def tiles(self, done: int, total: int) -> None:
         self.progress.update(self.tile_task, completed=done, total=total)
+
+    def frames(self, done: int, total: int, fps: float) -> None:
+        """A video: the second bar counts its frames (the ETA column follows), with frames per second."""
+        self.progress.update(self.tile_task, completed=done, total=total or None, rate=f"{fps:.2f} fps",
+                             description=f"frames [dim]{escape(self.name)}[/dim]")
 
     def image_done(self, result: "FileResult") -> None:
         _print_problem(result, self.progress.console)

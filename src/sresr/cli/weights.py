@@ -145,10 +145,10 @@ def path_cmd(
 
 def _path_of(ref: str) -> Path:
     from ..errors import WeightsError
-    from ..registry import entries, resolve_name
+    from ..registry import entries, parse_ref, resolve_name
     from ..weights import find_cached, find_imported, variant_path
 
-    if ref.split(".", 1)[0] in entries():
+    if parse_ref(ref)[0] in entries():
         spec, variant = resolve_name(ref)
         if variant is None:
             raise WeightsError(f"model '{spec.name}' declares no weights", hint="see 'sresr models info'")

@@ -20,6 +20,12 @@ def check_counts(arch: str, **values: object) -> None:
 
 # (model name, keys that must all be present); first match wins, most specific first.
 _SIGNATURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("hat", ("conv_first.weight", "layers.0.residual_group.blocks.0.conv_block.cab.0.weight")),
+    ("swinir", ("conv_first.weight", "layers.0.residual_group.blocks.0.attn.qkv.weight")),
+    ("dat", ("conv_first.weight", "before_RG.1.weight", "layers.0.blocks.0.ffn.sg.conv.weight")),
+    ("rcan", ("conv_first.weight", "body.0.residual_group.0.rcab.3.attention.1.weight")),
+    ("rcan", ("head.0.weight", "body.0.body.0.body.3.conv_du.0.weight")),
+    ("span", ("conv_1.sk.weight", "block_1.c1_r.sk.weight", "conv_cat.weight", "upsampler.0.weight")),
     ("esrgan", ("conv_first.weight", "body.0.rdb1.conv1.weight")),
     ("esrgan", ("conv_first.weight", "RRDB_trunk.0.RDB1.conv1.weight")),
     ("esrgan", ("model.0.weight", "model.1.sub.0.RDB1.conv1.0.weight")),

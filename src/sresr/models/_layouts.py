@@ -25,6 +25,8 @@ from ..errors import LayoutError, ScaleUnknownError, UnsafeCheckpointError, Weig
 WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
 #: key prefixes added by DataParallel / DistributedDataParallel and torch.compile.
 PREFIXES = ("module.", "_orig_mod.")
+#: the generator's keys inside a GAN training state (OpenMMLab), in order of preference
+GENERATOR_PREFIXES = ("generator_ema.", "generator.")
 
 
 def _is_tensor(value: Any) -> bool:
@@ -35,7 +37,10 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
     """The flat ``{key: tensor}`` dict inside a checkpoint object.
 
     Unwraps ``{"params_ema": sd}``, ``{"params": sd}``, ``{"state_dict": sd}``, ``{"model": sd}``
-    (nested, too), strips ``module.`` / ``_orig_mod.`` prefixes and drops non-tensor entries.
+    (nested, too), strips ``module.`` / ``_orig_mod.`` prefixes and drops non-tensor entries. A
+    GAN training state that holds every network under one dict (OpenMMLab's ``generator.*``,
+    ``discriminator.*``, loss networks) gives its generator: ``generator_ema.*`` when present (the
+    released weights, as ``params_ema``), else ``generator.*``, with the prefix removed.
     """
     for _ in range(8):
         if not isinstance(obj, Mapping):
@@ -50,6 +55,10 @@ def unwrap_state_dict(obj: Any) -> dict[str, Any]:
             hint="save the weights with torch.save(model.state_dict(), path)",
         )
     out = {strip_prefixes(str(k)): v for k, v in obj.items() if _is_tensor(v)}
+    for prefix in GENERATOR_PREFIXES:
+        if any(k.startswith(prefix) for k in out):
+            out = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+            break
     if not out:
         raise WeightsError(
             "checkpoint contains no tensors",

@@ -7,7 +7,12 @@ A network is described, in forward order, as a list of 1-D operations on one spa
 * ``("bilinear", f)`` / ``("bicubic", f)``: ``F.interpolate(..., align_corners=False)`` by ``f``;
 * ``("unshuffle", f)``: pixel unshuffle by ``f`` (output ``u`` reads ``u*f .. u*f+f-1``);
 * ``("deconv", k, stride, padding)``: a transposed convolution;
-* ``("branch", ops_a, ops_b)``: two paths whose outputs are added (a skip connection).
+* ``("branch", ops_a, ops_b)``: two paths whose outputs are added (a skip connection);
+* ``("window", size, offset, left, right)``: attention inside windows of ``size`` pixels on the
+  grid that starts at ``offset`` (Swin's shifted windows: ``offset = size // 2``), each window's
+  queries reading ``left`` / ``right`` more pixels on either side (HAT's overlapping cross
+  attention; 0 for plain window attention). Positions are absolute: the tiler starts tiles on
+  the window grid, so a tile sees the same windows as the whole image.
 
 :func:`radius` walks back from every output pixel ``y`` (one full period of the pattern) to the
 interval of input pixels it reads, and returns the largest distance between that interval and the
@@ -41,6 +46,10 @@ def _back(ops: Sequence[Op], lo: int, hi: int) -> tuple[int, int]:
         elif kind == "deconv":
             k, stride, pad = op[1], op[2], op[3]
             lo, hi = -((-(lo + pad - k + 1)) // stride), (hi + pad) // stride
+        elif kind == "window":
+            size, offset, left, right = op[1], op[2], op[3], op[4]
+            lo = (lo - offset) // size * size + offset - left
+            hi = (hi - offset) // size * size + offset + size - 1 + right
         elif kind == "branch":
             a = _back(op[1], lo, hi)
             b = _back(op[2], lo, hi)

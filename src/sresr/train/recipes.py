@@ -219,7 +219,9 @@ def list_recipes() -> dict[str, str]:
 
 
 def recipe_for_model(model: str) -> str:
-    base = model.split(".", 1)[0]
+    from ..registry import parse_ref
+
+    base = parse_ref(model)[0]
     return base if base in RECIPES else "generic"
 
 

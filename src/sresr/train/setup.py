@@ -67,7 +67,8 @@ def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tenso
     keys and prefixes unwrapped); any file it cannot read is a one-line error naming it. Otherwise
     ``MODEL.TAG`` names a registered variant."""
     from ..models._layouts import read_checkpoint
-    from ..weights import _registered, _weights_file
+    from ..registry import entries, parse_ref
+    from ..weights import _weights_file
 
     path = Path(init).expanduser()
     if path.is_file():
@@ -87,8 +88,9 @@ def _read_init_state(init: str, cfg: TrainConfig) -> tuple[dict[str, torch.Tenso
     if path.exists():
         raise WeightsError(f"initial weights {init} is not a file", hint="give a .safetensors/.pth file or MODEL.TAG")
     # MODEL.TAG: tested by registration, not by the look of the name (Path("fsrcnn.x2").suffix is ".x2")
-    if "." in init and _registered(init):
-        from ..weights import load_model
+    model_name, tag = parse_ref(init)
+    if tag and model_name in entries():
+        from ..resolve import load_model
 
         loaded = load_model(init, None)
         return dict(loaded.module.state_dict()), dict(loaded.kwargs)

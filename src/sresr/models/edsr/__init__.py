@@ -28,6 +28,7 @@ _FILES = {("baseline", 2): "edsr_baseline_x2-1bc95232.pt", ("baseline", 3): "eds
 SPEC = ModelSpec(
     name="edsr",
     factory="sresr.models.edsr.arch:edsr",
+    geometry="sresr.models.edsr.arch:geometry",
     scales=(2, 3, 4),
     description="EDSR-baseline (64 features, 16 blocks); EDSR is features=256, blocks=32, res_scale=0.1",
     colorspace="rgb",

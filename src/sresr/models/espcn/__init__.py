@@ -5,6 +5,7 @@ from sresr.spec import ModelSpec, WeightsSpec
 SPEC = ModelSpec(
     name="espcn",
     factory="sresr.models.espcn.arch:espcn",
+    geometry="sresr.models.espcn.arch:geometry",
     scales=(2, 3, 4),
     description="ESPCN 5-3-3 sub-pixel CNN on luma (activation='tanh' as in the paper, or 'relu')",
     colorspace="y",

@@ -8,6 +8,7 @@ _GAN_NOTE = "GAN-trained for real-world degradations: judge it by eye or LPIPS, 
 SPEC = ModelSpec(
     name="esrgan",
     factory="sresr.models.esrgan.arch:rrdbnet",
+    geometry="sresr.models.esrgan.arch:geometry",
     scales=(1, 2, 4),
     description="RRDBNet (nf=64, nb=23, gc=32) of ESRGAN / Real-ESRGAN; x2 and x1 pixel-unshuffle "
     "the input (x2plus); blocks=6 is anime_6B",
@@ -45,6 +46,19 @@ SPEC = ModelSpec(
             metrics={"set5/x4/psnr": 30.45, "set5/x4/lpips": 0.0748},
             description="The original ESRGAN x4 (DF2K+OST, GAN-trained; BasicSR's conversion of the official "
             "release, republished with Real-ESRGAN v0.1.1, 64 MB). " + _GAN_NOTE,
+        ),
+        WeightsSpec(
+            # OpenMMLab names its files with the first 8 hex digits of their sha256: pinned on first download
+            tag="mmediting-psnr-x4", scale=4, license="Apache-2.0", aliases=("esrgan_psnr_x4c64b23g32_1x16_1000k_div2k",),
+            url="https://download.openmmlab.com/mmediting/restorers/esrgan/esrgan_psnr_x4c64b23g32_1x16_1000k_div2k_20200420-bf5c993c.pth",
+            description="OpenMMLab's RRDBNet x4 trained for PSNR (ESRGAN's first stage; mmediting, DIV2K, 1000k "
+            "iterations). mmediting reports Set5 30.64 dB on RGB with a 4-pixel crop, not sresr's Y protocol",
+        ),
+        WeightsSpec(
+            tag="mmediting-x4", scale=4, license="Apache-2.0", aliases=("esrgan_x4c64b23g32_1x16_400k_div2k",),
+            url="https://download.openmmlab.com/mmediting/restorers/esrgan/esrgan_x4c64b23g32_1x16_400k_div2k_20200508-f8ccaf3b.pth",
+            description="OpenMMLab's ESRGAN x4 (GAN stage from its PSNR model; mmediting, DIV2K, 400k iterations). "
+            + _GAN_NOTE,
         ),
     ),
     num_params={1: 16723907, 2: 16703171, 4: 16697987},

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sresr.spec import Geometry
+
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -94,6 +96,11 @@ def receptive_field(scale: int = 4, blocks: int = 23, **_: Any) -> int:
 def size_multiple(scale: int = 4) -> int:
     """Input sides must be multiples of this (the pixel-unshuffle factor)."""
     return UNSHUFFLE[scale]
+
+
+def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
+    """The tiling facts of ``rrdbnet(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
+    return Geometry(receptive_field(scale=scale, **kwargs), size_multiple(scale))
 
 
 def _scale_from(in_ch: int, out_ch: int) -> int:

@@ -16,6 +16,7 @@ def centered_padding(scale: int) -> int:
 SPEC = ModelSpec(
     name="fsrcnn",
     factory="sresr.models.fsrcnn.arch:fsrcnn",
+    geometry="sresr.models.fsrcnn.arch:geometry",
     scales=(2, 3, 4),
     description="FSRCNN(d=56, s=12, m=4) on luma with the paper's transposed-conv upsampler",
     colorspace="y",

@@ -5,6 +5,7 @@ from sresr.spec import ModelSpec, WeightsSpec
 SPEC = ModelSpec(
     name="srcnn",
     factory="sresr.models.srcnn.arch:srcnn",
+    geometry="sresr.models.srcnn.arch:geometry",
     scales=(2, 3, 4),
     description="SRCNN 9-5-5 (f2=1: 9-1-5) on the bicubic-upsampled luma; channels=3 for RGB",
     colorspace="y",

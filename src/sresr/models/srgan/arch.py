@@ -12,6 +12,7 @@ from ..srresnet import arch as _srresnet
 
 generator = _srresnet.srresnet
 receptive_field = _srresnet.receptive_field
+geometry = _srresnet.geometry
 
 
 def srgan(scale: int = 4, **kwargs: Any) -> nn.Module:

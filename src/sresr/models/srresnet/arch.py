@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sresr.spec import Geometry
+
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -99,10 +101,13 @@ class SRResNet(nn.Module):
 
 
 class MSRResNet(nn.Module):
-    """BasicSR's MSRResNet (key names as published)."""
+    """BasicSR's MSRResNet (key names as published). ``upsample_act=False``: OpenMMLab's
+    (mmediting) MSRResNet, the same network without the leaky ReLU after each pixel shuffle."""
 
-    def __init__(self, scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16):
+    def __init__(self, scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16,
+                 upsample_act: bool = True):
         super().__init__()
+        self.upsample_act = upsample_act
         if scale not in (2, 3, 4):
             raise ValueError(f"MSRResNet supports scales 2, 3 and 4, not {scale}")
         self.scale = scale
@@ -117,10 +122,11 @@ class MSRResNet(nn.Module):
         self.conv_last = nn.Conv2d(features, channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        act = (lambda t: F.leaky_relu(t, 0.1)) if self.upsample_act else (lambda t: t)
         out = self.body(F.leaky_relu(self.conv_first(x), 0.1))
-        out = F.leaky_relu(F.pixel_shuffle(self.upconv1(out), self.factor), 0.1)
+        out = act(F.pixel_shuffle(self.upconv1(out), self.factor))
         if self.scale == 4:
-            out = F.leaky_relu(F.pixel_shuffle(self.upconv2(out), 2), 0.1)
+            out = act(F.pixel_shuffle(self.upconv2(out), 2))
         out = self.conv_last(F.leaky_relu(self.conv_hr(out), 0.1))
         return out + F.interpolate(x, scale_factor=self.scale, mode="bilinear", align_corners=False)
 
@@ -136,17 +142,20 @@ class _PlainBlock(nn.Module):
 
 
 def srresnet(scale: int = 4, variant: str = "paper", channels: int = 3, features: int = 64, blocks: int = 16,
-             norm: str = "bn", global_skip: bool = True, upsampler: str = "pixelshuffle") -> nn.Module:
+             norm: str = "bn", global_skip: bool = True, upsampler: str = "pixelshuffle",
+             upsample_act: bool = True) -> nn.Module:
     """SRResNet. ``variant="paper"`` (default; ablation switches ``blocks``, ``norm``,
     ``global_skip``, ``upsampler``) or ``variant="msrresnet"`` (BasicSR MSRResNet; only
-    ``channels``, ``features``, ``blocks`` apply)."""
+    ``channels``, ``features``, ``blocks`` and ``upsample_act`` (False: OpenMMLab's MSRResNet) apply)."""
     check_counts("srresnet", channels=channels, features=features, blocks=blocks)
     if variant == "paper":
         return SRResNet(scale, channels, features, blocks, norm, global_skip, upsampler)
     if variant == "msrresnet":
         if (norm, global_skip, upsampler) != ("bn", True, "pixelshuffle"):
             raise ValueError("norm, global_skip and upsampler do not apply to variant='msrresnet'")
-        return MSRResNet(scale, channels, features, blocks)
+        return MSRResNet(scale, channels, features, blocks, upsample_act)
+    if not upsample_act:
+        raise ValueError("upsample_act applies to variant='msrresnet' only")
     raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
 
 
@@ -167,12 +176,36 @@ def receptive_field(scale: int = 4, variant: str = "paper", blocks: int = 16, up
     return _rf.radius(ops, scale)
 
 
+def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
+    """The tiling facts of ``srresnet(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
+    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+
+
 def _infer_msr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "conv_first.weight")
     up = shape(sd, "upconv1.weight")[0] // features
     scale = 4 if "upconv2.weight" in sd else {4: 2, 9: 3}[up]
     blocks = count(sd, r"body\.(\d+)\.conv1\.weight")
     return scale, {"variant": "msrresnet", "channels": ch, "features": features, "blocks": blocks}
+
+
+_MM_RENAMES = (("body.", "trunk_net."), ("upconv1.", "upsample1.upsample_conv."), ("upconv2.", "upsample2.upsample_conv."))
+
+
+def _mm_key(key: str, scale: int, kwargs: Mapping[str, Any]) -> str:
+    for ours, theirs in _MM_RENAMES:
+        if key.startswith(ours):
+            return theirs + key[len(ours):]
+    return key
+
+
+def _infer_mm(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
+    features, ch, _, _ = shape(sd, "conv_first.weight")
+    up = shape(sd, "upsample1.upsample_conv.weight")[0] // features
+    scale = 4 if "upsample2.upsample_conv.weight" in sd else {4: 2, 9: 3}[up]
+    blocks = count(sd, r"trunk_net\.(\d+)\.conv1\.weight")
+    return scale, {"variant": "msrresnet", "channels": ch, "features": features, "blocks": blocks,
+                   "upsample_act": False}
 
 
 def _infer_native(sd: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
@@ -196,6 +229,8 @@ def _infer_native(sd: Mapping[str, Any]) -> tuple[int | None, dict[str, Any]]:
 
 LAYOUTS = (
     Layout("msrresnet-basicsr", _infer_msr, description="BasicSR MSRResNet: conv_first, body.{i}.conv1/2, upconv1/2"),
+    Layout("msrresnet-mmediting", _infer_mm, _mm_key,
+           description="OpenMMLab MSRResNet: conv_first, trunk_net.{i}.conv1/2, upsample{1,2}.upsample_conv"),
     Layout("srresnet-sresr", _infer_native, description="sresr SRResNet: head, body.{i}, conv_body, upsample"),
 )
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sresr.spec import Geometry
+
 from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 
@@ -56,6 +58,11 @@ def srvgg(scale: int = 4, channels: int = 3, features: int = 64, num_conv: int =
 def receptive_field(scale: int = 4, num_conv: int = 16, **_: Any) -> int:
     main = [("conv", 3)] * (num_conv + 2) + [("up", scale)]
     return _rf.radius([("branch", main, [("up", scale)])], scale)
+
+
+def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
+    """The tiling facts of ``srvgg(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
+    return Geometry(receptive_field(scale=scale, **kwargs), 1)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -5,6 +5,7 @@ from sresr.spec import ModelSpec
 SPEC = ModelSpec(
     name="vdsr",
     factory="sresr.models.vdsr.arch:vdsr",
+    geometry="sresr.models.vdsr.arch:geometry",
     scales=(2, 3, 4),
     description="VDSR: 20 bias-free 3x3 convs with a global residual, on the bicubic-upsampled luma",
     colorspace="y",

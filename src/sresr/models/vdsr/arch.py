@@ -8,6 +8,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from sresr.spec import Geometry
+
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -57,6 +59,11 @@ def vdsr(scale: int = 2, channels: int = 1, depth: int = 20, features: int = 64)
 def receptive_field(scale: int = 2, depth: int = 20, **_: Any) -> int:
     """Radius in pixels of the (upsampled) input."""
     return _rf.radius([("branch", [("conv", 3)] * depth, [])], 1)
+
+
+def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
+    """The tiling facts of ``vdsr(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
+    return Geometry(receptive_field(scale=scale, **kwargs), 1)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[None, dict[str, Any]]:

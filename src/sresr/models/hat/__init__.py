@@ -1,0 +1,44 @@
+"""HAT spec (torch-free). The network is in :mod:`sresr.models.hat.arch`.
+
+Published weights: the authors share HAT, HAT-S and HAT-L (x2/x3/x4, DF2K, with and without
+ImageNet pre-training, and the Real_HAT_GAN models) on Google Drive only, which has no stable
+download URL and publishes no checksum, so no variant is declared here. They load as published
+with ``--weights FILE`` or ``sresr weights import FILE`` (``params_ema`` wrapper recognised;
+every hyperparameter comes from the shapes).
+
+Tiling is approximate (``geometry(...).exact`` is False): the channel attention of every block
+pools over the whole map it runs on. See :mod:`sresr.models.hat.arch` for the measured bound.
+"""
+
+from sresr.spec import ModelSpec
+
+SPEC = ModelSpec(
+    name="hat",
+    factory="sresr.models.hat.arch:hat",
+    scales=(2, 3, 4),
+    description="HAT (embed 180, 6 groups x 6 hybrid attention blocks, window 16, overlapping cross-attention); "
+    "variant=hat-s, hat-l",
+    colorspace="rgb",
+    input="lr",
+    size_multiple=16,  # the window: inputs padded to it, tiles aligned to its grid
+    receptive_field=773,  # HAT-L; HAT and HAT-S need 389 (arch.geometry); tiling is approximate
+    supports_fp16=False,  # not measured with the published weights; the engine falls back to fp32 on inf/NaN
+    supports_bf16=True,
+    loader="sresr.models.hat.arch:load_state_dict",
+    geometry="sresr.models.hat.arch:geometry",
+    num_params={2: 20624795, 3: 20809435, 4: 20772507},
+    paper="Chen, Wang, Zhou, Qiao, Dong: Activating More Pixels in Image Super-Resolution Transformer, CVPR 2023 "
+    "(arXiv:2205.04437)",
+    license="Apache-2.0",
+    # HAT (DF2K, no ImageNet pre-training), the paper's Table 6
+    paper_metrics={
+        "set5/x2/psnr": 38.63, "set5/x2/ssim": 0.9630, "set14/x2/psnr": 34.86, "set14/x2/ssim": 0.9274,
+        "b100/x2/psnr": 32.62, "b100/x2/ssim": 0.9053, "urban100/x2/psnr": 34.45, "urban100/x2/ssim": 0.9466,
+        "set5/x3/psnr": 35.07, "set5/x3/ssim": 0.9329, "set14/x3/psnr": 31.08, "set14/x3/ssim": 0.8555,
+        "b100/x3/psnr": 29.54, "b100/x3/ssim": 0.8167, "urban100/x3/psnr": 30.23, "urban100/x3/ssim": 0.8896,
+        "set5/x4/psnr": 33.04, "set5/x4/ssim": 0.9056, "set14/x4/psnr": 29.23, "set14/x4/ssim": 0.7973,
+        "b100/x4/psnr": 28.00, "b100/x4/ssim": 0.7517, "urban100/x4/psnr": 27.97, "urban100/x4/ssim": 0.8368,
+    },
+    weights_hint="HAT's weights are published on Google Drive (github.com/XPixelGroup/HAT): download "
+    "HAT_SRx4.pth (or HAT-S/HAT-L) and pass it with --weights FILE, or keep it with 'sresr weights import FILE'",
+)

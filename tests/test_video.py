@@ -1,0 +1,288 @@
+"""Videos and animations (:mod:`sresr.video`): clips made here with PyAV, upscaled through the CLI.
+
+Proves the module's invariant: every decoded input frame comes out, in order, at its timestamp,
+as the image path's upscale (exactly with a lossless codec); audio is copied packet for packet;
+a run killed in the middle and run again writes the same bytes as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from conftest import run_sresr, subprocess_env  # type: ignore[import-not-found]
+
+av = pytest.importorskip("av")
+
+MODEL = ["-m", "fsrcnn", "-s", "2"]  # bundled weights, fast
+RATE = Fraction(30000, 1001)
+
+
+def _frame(i: int, h: int, w: int) -> np.ndarray:
+    """Smooth moving content (codecs keep it well), different in every frame."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 127 + 100 * np.sin((x + 3 * i) / 7.0)
+    g = 127 + 100 * np.cos((y - 2 * i) / 5.0)
+    b = 127 + 100 * np.sin((x + y + 5 * i) / 9.0)
+    return np.clip(np.stack([r, g, b], axis=2), 0, 255).astype(np.uint8)
+
+
+def make_clip(path: Path, n: int = 8, w: int = 64, h: int = 48, codec: str = "libx264", pix_fmt: str = "yuv420p",
+              audio: bool = True) -> Path:
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream(codec, rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = w, h, pix_fmt
+        a = out.add_stream("aac", rate=48000) if audio else None
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(_frame(i, h, w), format="rgb24")
+            f.pts = i
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+        if a is not None:
+            samples = int(48000 * n / float(RATE))
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / 48000)).astype(np.float32)[None]
+            for s in range(0, samples, 1024):
+                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, s : s + 1024]), format="fltp", layout="mono")
+                af.sample_rate, af.pts = 48000, s
+                out.mux(a.encode(af))
+            out.mux(a.encode(None))
+    return path
+
+
+def decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def facts(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        rate, size = v.average_rate, (v.codec_context.width, v.codec_context.height)
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = [bytes(p) for p in c.demux(audio=0) if p.size] if c.streams.audio else []
+        v = c.streams.video[0]
+        return {"frames": len(times), "times": times, "rate": rate, "size": size,
+                "audio": audio, "audio_codec": c.streams.audio[0].codec_context.name if c.streams.audio else None,
+                "codec": v.codec_context.name, "pix_fmt": v.codec_context.format.name}
+
+
+def image_path_upscale(frames: list[np.ndarray], tmp: Path) -> list[np.ndarray]:
+    """The image path: each decoded frame written as a PNG, read by read_image, upscaled in-process."""
+    import sresr
+    from sresr.engine import Upscaler
+    from sresr.imaging.io import read_image
+
+    up = Upscaler(sresr.load_model("fsrcnn", scale=2))
+    out = []
+    for i, f in enumerate(frames):
+        PILImage.fromarray(f).save(tmp / f"f{i}.png")
+        out.append(up.upscale_image(read_image(tmp / f"f{i}.png"), depth=8).pixels)
+    return out
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def test_mp4_keeps_frames_rate_duration_and_audio(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4")
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--segment-frames", "3", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [record] = json.loads(proc.stdout)
+    assert record["status"] == "ok" and record["frames"] == 8 and record["repeated_frames"] == 0
+    out = tmp_path / "out" / "clip.mp4"
+    a, b = facts(src), facts(out)
+    assert b["frames"] == a["frames"] == 8 and b["times"] == a["times"]  # every timestamp kept: rate, VFR, duration
+    assert b["rate"] == a["rate"] == RATE and b["size"] == (128, 96)
+    assert b["codec"] == "h264" and b["pix_fmt"] == "yuv420p"  # the input's codec and pixel format
+    assert b["audio_codec"] == "aac" and b["audio"] == a["audio"]  # copied packet for packet
+    with av.open(str(src)) as ci, av.open(str(out)) as co:
+        assert abs(co.duration - ci.duration) <= 1e6 / float(RATE)
+    # lossy: within the codec's error of the image path's upscale of each decoded input frame
+    want = image_path_upscale(decoded(src), tmp_path)
+    got = decoded(out)
+    assert len(got) == len(want) == 8
+    for i, (g, w) in enumerate(zip(got, want)):  # H.264 at crf 18 in yuv420p: about 33 dB on this content
+        assert _psnr(g, w) > 28.0, i
+        assert _psnr(g, w) > _psnr(g, want[i - 1]) + 3  # this frame's upscale, not a neighbour's
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no work folder left
+
+
+@pytest.mark.parametrize("codec, args, out_name", [("ffv1", ["--pix-fmt", "bgr0"], "clip.mkv"),
+                                                   ("png", ["--container", "mov"], "clip.mov")])
+def test_lossless_output_equals_the_image_path_exactly(tmp_path, codec, args, out_name):
+    src = make_clip(tmp_path / "clip.mkv", n=6, codec="ffv1", audio=False)
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--codec", codec, *args,
+                     "--segment-frames", "4", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    got = decoded(tmp_path / "out" / out_name)
+    want = image_path_upscale(decoded(src), tmp_path)
+    assert len(got) == len(want) == 6
+    for g, w in zip(got, want):
+        assert np.array_equal(g, w)
+
+
+def test_ten_bit_and_rotation_are_kept(tmp_path):
+    for name, codec, pix_fmt, rotation in (("deep.mkv", "ffv1", "yuv420p10le", 0), ("turned.mp4", "libx264", "yuv420p", 90)):
+        with av.open(str(tmp_path / name), "w") as out:
+            vs = out.add_stream(codec, rate=25)
+            vs.width, vs.height, vs.pix_fmt = 32, 24, pix_fmt
+            if rotation:
+                vs.set_display_rotation(rotation)
+            for i in range(3):
+                f = av.VideoFrame.from_ndarray(_frame(i, 24, 32), format="rgb24")
+                f.pts = i
+                out.mux(vs.encode(f))
+            out.mux(vs.encode(None))
+    proc = run_sresr("upscale", str(tmp_path / "deep.mkv"), str(tmp_path / "turned.mp4"), "-o", str(tmp_path / "out"),
+                     *MODEL, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    for name, pix_fmt, rotation in (("deep.mkv", "yuv420p10le", 0), ("turned.mp4", "yuv420p", 90)):
+        with av.open(str(tmp_path / "out" / name)) as c:
+            first = next(c.decode(video=0))
+            assert (first.format.name, round(first.rotation), first.width, first.height) == (pix_fmt, rotation, 64, 48)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sigkill_in_the_middle_then_rerun_writes_the_same_bytes(tmp_path):
+    """Byte-equal, not only equal frames: ffv1 and the bit-exact Matroska muxer are deterministic,
+    and the reused segments are the very packets an uninterrupted run encodes."""
+    src = make_clip(tmp_path / "clip.mkv", n=24, w=96, h=64, codec="ffv1")
+    common = [*MODEL, "--codec", "ffv1", "--pix-fmt", "bgr0", "--segment-frames", "4", "--quiet", "--tta"]
+    whole = run_sresr("upscale", str(src), "-o", str(tmp_path / "whole"), *common)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "out"
+    work = out / ".clip.mkv.sresr-work"
+    proc = subprocess.Popen([sys.executable, "-m", "sresr", "upscale", str(src), "-o", str(out), *common],
+                            env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(work.glob("seg-*.pkt"))) >= 2:
+            break
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "clip.mkv").exists(), "the run finished before it could be killed"
+    finished = sorted(p.name for p in work.glob("seg-*.pkt"))
+    assert finished and json.loads((work / "manifest.json").read_text())["segments"]
+    rerun = run_sresr("upscale", str(src), "-o", str(out), *common)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _sha(out / "clip.mkv") == _sha(tmp_path / "whole" / "clip.mkv")
+    assert not work.exists()
+
+
+def test_interrupted_library_run_reuses_finished_segments(tmp_path):
+    import sresr
+    from sresr.engine import Upscaler
+    from sresr.video import VideoOptions, upscale_video
+
+    src = make_clip(tmp_path / "clip.mp4", n=8)
+    up = Upscaler(sresr.load_model("fsrcnn", scale=2))
+    opts = VideoOptions(segment_frames=3)
+    whole = upscale_video(up, src, tmp_path / "whole.mp4", opts, record="r")
+
+    def stop(done: int, total: int, fps: float) -> None:
+        if done == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(up, src, tmp_path / "out.mp4", opts, record="r", on_frames=stop)
+    assert not (tmp_path / "out.mp4").exists()
+    again = upscale_video(up, src, tmp_path / "out.mp4", opts, record="r")
+    assert again.reused_segments >= 1 and again.segments == whole.segments == 3
+    assert _sha(tmp_path / "out.mp4") == _sha(tmp_path / "whole.mp4")  # x264 is deterministic too
+
+
+def test_bad_videos_fail_in_one_line_and_skip_bad_frames_repeats(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", n=8)
+    data = src.read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is lost
+    (tmp_path / "in" / "junk.mkv").write_bytes(b"not a video at all\n" * 10)
+    mkv = make_clip(tmp_path / "long.mkv", n=8, codec="ffv1", audio=False).read_bytes()
+    (tmp_path / "in" / "cut.mkv").write_bytes(mkv[: int(len(mkv) * 0.6)])
+    with av.open(str(src)) as c:  # damage the inside of one frame's packet
+        p = [(p.pos, p.size) for p in c.demux(video=0) if p.size][3]
+    bad = bytearray(data)
+    for i in range(p[0] + 10, p[0] + p[1] - 10):
+        bad[i] ^= 0x5A
+    (tmp_path / "bad.mp4").write_bytes(bytes(bad))
+    proc = run_sresr("upscale", str(tmp_path / "in"), str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "out"), *MODEL)
+    assert proc.returncode == 1
+    failed = [line for line in proc.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 4, proc.stderr
+    for name, why in (("cut.mp4", "not a readable video"), ("junk.mkv", "not a readable video"),
+                      ("cut.mkv", "truncated video"), ("bad.mp4", "corrupt video")):
+        assert any(name in line and why in line for line in failed), (name, proc.stderr)
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out" / "bad.mp4").exists()
+    proc = run_sresr("upscale", str(tmp_path / "bad.mp4"), "-o", str(tmp_path / "out"), *MODEL, "--skip-bad-frames",
+                     "--json")
+    assert proc.returncode == 0, proc.stderr
+    [record] = json.loads(proc.stdout)
+    assert record["frames"] == 8 and record["repeated_frames"] >= 1 and "repeat" in record["warning"]
+    assert facts(tmp_path / "out" / "bad.mp4")["times"] == facts(src)["times"]
+
+
+def test_codec_container_errors_are_named(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", n=3, audio=False)
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--codec", "nosuchcodec")
+    assert proc.returncode == 1 and "no 'nosuchcodec' encoder" in proc.stderr
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--codec", "libx264", "--container", "webm")
+    assert proc.returncode == 1 and "webm container cannot hold libx264" in proc.stderr
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp", "png"])
+def test_animations_round_trip_with_durations_and_loop(tmp_path, fmt):
+    frames = [PILImage.fromarray(_frame(i, 20, 24)) for i in range(4)]
+    durations, loop = [40, 80, 120, 200], 3
+    src = tmp_path / f"anim.{fmt}"
+    extra = {"lossless": True} if fmt == "webp" else {}
+    frames[0].save(src, save_all=True, append_images=frames[1:], duration=durations, loop=loop, **extra)
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--json")
+    assert proc.returncode == 0, proc.stderr
+    [record] = json.loads(proc.stdout)
+    assert record["frames"] == 4 and record["warning"] is None
+    with PILImage.open(tmp_path / "out" / f"anim.{fmt}") as im:
+        assert im.format == {"gif": "GIF", "webp": "WEBP", "png": "PNG"}[fmt]
+        assert im.n_frames == 4 and im.size == (48, 40) and im.info.get("loop") == loop
+        got = []
+        for i in range(4):
+            im.seek(i)
+            im.load()
+            got.append(int(im.info["duration"]))
+    assert got == durations
+    rerun = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--json")
+    assert json.loads(rerun.stdout)[0]["status"] == "skipped"
+
+
+def test_help_imports_neither_torch_nor_av():
+    code = "import sys, sresr.cli.main as m; sys.argv=['sresr','--help']\ntry: m.main()\nexcept SystemExit: pass\n" \
+           "print(sorted(k for k in ('torch', 'av') if k in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout + proc.stderr
+
+
+def test_without_pyav_a_video_fails_in_one_line(tmp_path):
+    src = make_clip(tmp_path / "clip.mp4", n=2, audio=False)
+    blocker = tmp_path / "noav"
+    blocker.mkdir()
+    (blocker / "av.py").write_text("raise ImportError('no PyAV here')\n")
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, extra_paths=[blocker])
+    assert proc.returncode == 1
+    assert "pip install 'sresr[video]'" in proc.stderr and "Traceback" not in proc.stderr
