@@ -379,3 +379,22 @@ def test_interpolated_weights_are_the_weighted_sum_and_run_by_name(plugin, tmp_p
     far = run_sresr("weights", "interpolate", str(tmp_path / "a.pth"), str(tmp_path / "b.pth"), "--alpha", "1.5",
                     "--name", "bad", extra_paths=[plugin], SRESR_HOME=str(tmp_path / "home"))
     assert far.returncode == 2 and "between 0 and 1" in far.stderr
+
+
+def test_interpolating_other_files_under_a_taken_name_is_refused_even_without_source_records(plugin, tmp_path):
+    """Files written by hand carry no ``sresr.source_sha256``: the mix is then named by the files'
+    own bytes, so mixing two other files under a name already taken is refused, not taken for
+    the same mix and silently kept."""
+    from sresr.weights import write_weights
+
+    for i, seed in enumerate((31, 32, 33, 34)):
+        write_weights(tinysr_state(4, 6, seed=seed), tmp_path / f"w{i}.safetensors", "tinysr", 4, {"nf": 6}, "rgb")
+    home = str(tmp_path / "home")
+    first = run_sresr("weights", "interpolate", str(tmp_path / "w0.safetensors"), str(tmp_path / "w1.safetensors"),
+                      "--alpha", "0.5", "--name", "mix", extra_paths=[plugin], SRESR_HOME=home, check=True)
+    again = run_sresr("weights", "interpolate", str(tmp_path / "w0.safetensors"), str(tmp_path / "w1.safetensors"),
+                      "--alpha", "0.5", "--name", "mix", extra_paths=[plugin], SRESR_HOME=home)
+    other = run_sresr("weights", "interpolate", str(tmp_path / "w2.safetensors"), str(tmp_path / "w3.safetensors"),
+                      "--alpha", "0.5", "--name", "mix", extra_paths=[plugin], SRESR_HOME=home)
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    assert other.returncode == 2 and "already exists" in other.stderr

@@ -711,6 +711,12 @@ def _interpolate(sa: Mapping[str, Any], sb: Mapping[str, Any], alpha: float, wha
             if sa[k].is_floating_point() else sa[k] for k in sa}
 
 
+def _identity(wf: WeightsFile) -> str:
+    """The sha256 that names a weights file's tensors: its source's, or where it records none
+    (a file written by hand), its own bytes' (never "", which would make two mixes look alike)."""
+    return wf.source_sha256 or sha256_file(wf.path)
+
+
 def denoise_mix(a: WeightsFile, b: WeightsFile, strength: float) -> tuple[dict[str, Any], str]:
     """Real-ESRGAN's denoise strength: ``strength * A + (1 - strength) * B`` (A a variant, B its
     ``denoise_companion``), and a sha256 naming the mix (of both sources and the strength)."""
@@ -720,7 +726,7 @@ def denoise_mix(a: WeightsFile, b: WeightsFile, strength: float) -> tuple[dict[s
     sa, _ = _read_checked(a.path, a.id)
     sb, _ = _read_checked(b.path, b.id)
     mixed = _interpolate(sa, sb, 1.0 - float(strength), f"{a.id} with {b.id}")
-    digest = hashlib.sha256(f"{a.source_sha256}|{b.source_sha256}|denoise={float(strength)!r}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{_identity(a)}|{_identity(b)}|denoise={float(strength)!r}".encode()).hexdigest()
     return mixed, digest
 
 
@@ -742,7 +748,7 @@ def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
     sb, _ = _read_checked(wb.path, wb.id)
     mixed = _interpolate(sa, sb, float(alpha), f"{wa.id} with {wb.id}")
     source = f"interpolate({wa.id}, {wb.id}, alpha={float(alpha):g})"
-    digest = hashlib.sha256(f"{wa.source_sha256}|{wb.source_sha256}|{float(alpha)!r}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{_identity(wa)}|{_identity(wb)}|{float(alpha)!r}".encode()).hexdigest()
     with cache.writing(f"interpolated weights '{name}'", cache.weights_dir(), WeightsError):
         cache.weights_dir().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache.weights_dir()) as tmp:
