@@ -380,9 +380,15 @@ def test_existing_run_needs_resume(plugin, tmp_path: Path):
 
     cfg = tiny_config(iters=3)
     train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
+    # the temp file of a run still writing its checkpoint there: a refused run leaves it alone
+    from sresr.atomic import TEMP_SUFFIX
+
+    writing = tmp_path / "run" / f".checkpoint.pt.1234{TEMP_SUFFIX}"
+    writing.write_bytes(b"half a checkpoint")
     with pytest.raises(UsageError, match="already holds a training run") as exc:
         train(cfg, tmp_path / "run", progress=False, log=lambda m: None)
     assert "--resume" in (exc.value.hint or "")
+    assert writing.read_bytes() == b"half a checkpoint"
     longer = replace(cfg, iters=6)
     res = train(longer, tmp_path / "run", resume=True, progress=False, log=lambda m: None)
     assert res.iterations == 6

@@ -126,3 +126,15 @@ def test_a_chain_runs_continues_and_skips(tmp_path):
     assert read_metadata(runs / "b" / "weights.safetensors")["sresr.iterations"] == "6"
     wrong = run_sresr("train", "--chain", str(chain), "--out", str(runs), "--iters", "9")
     assert wrong.returncode == 2 and "--iters does not go with --chain" in wrong.stderr
+
+
+@pytest.mark.parametrize("name", ["..", ".", ".hidden", "a/b", "a\\\\b", "", "x" * 101])
+def test_a_stage_name_that_leaves_the_runs_folder_is_refused(tmp_path, name):
+    """A stage's name is its run folder under the runs folder: "..", a path or a hidden name would
+    train (and later resume, or skip as done) somewhere else."""
+    chain = tmp_path / "chain.toml"
+    chain.write_text(f'model = "fsrcnn"\nscale = 2\nrecipe = "fsrcnn"\n\n[[stage]]\nname = "{name}"\n')
+    with pytest.raises(UsageError, match="has no valid name"):
+        load_chain(chain, runs=tmp_path / "runs")
+    chain.write_text('model = "fsrcnn"\nscale = 2\nrecipe = "fsrcnn"\n\n[[stage]]\nname = "x2_run-1.b"\n')
+    assert load_chain(chain, runs=tmp_path / "runs").stages[0].name == "x2_run-1.b"

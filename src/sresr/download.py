@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator
 
 from . import cache
-from .atomic import make_temp, remove_stale_temps
+from .atomic import FILE_MODE, make_temp, remove_stale_temps
 from .errors import DatasetError, SresrError, WeightsError
 
 CHUNK = 1 << 20
@@ -137,9 +137,9 @@ def temp_path(dest: Path) -> Path:
     """A new empty ``.DEST.<host>.<pid>-*.part`` file next to ``dest``, with the permissions of a
     normal new file (mkstemp's are 0600), for write-then-``os.replace``."""
     tmp = make_temp(dest, ".part")
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
+    # the umask read once at import (atomic.FILE_MODE): reading it here would set it to 0 for a
+    # moment, and a file another thread creates in that moment would be world-writable
+    os.chmod(tmp, FILE_MODE)
     return tmp
 
 

@@ -749,12 +749,15 @@ def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
     mixed = _interpolate(sa, sb, float(alpha), f"{wa.id} with {wb.id}")
     source = f"interpolate({wa.id}, {wb.id}, alpha={float(alpha):g})"
     digest = hashlib.sha256(f"{_identity(wa)}|{_identity(wb)}|{float(alpha)!r}".encode()).hexdigest()
-    with cache.writing(f"interpolated weights '{name}'", cache.weights_dir(), WeightsError):
+    what = f"interpolated weights '{name}'"
+    with cache.writing(what, cache.weights_dir(), WeightsError):
         cache.weights_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.weights_dir()) as tmp:
+        tmpdir = tempfile.TemporaryDirectory(dir=cache.weights_dir())
+    with tmpdir as tmp:
         out = Path(tmp) / f"{name}.safetensors"
-        write_weights(mixed, out, wa.model, wa.scale, wa.kwargs, wa.colorspace,
-                      {META_PREFIX + "source": source, META_PREFIX + "source_sha256": digest})
+        with cache.writing(what, cache.weights_dir(), WeightsError):  # a full disk: one line, no traceback
+            write_weights(mixed, out, wa.model, wa.scale, wa.kwargs, wa.colorspace,
+                          {META_PREFIX + "source": source, META_PREFIX + "source_sha256": digest})
         return _keep_imported(name, out, digest, source)
 
 

@@ -36,6 +36,7 @@ again continues the chain. ``--print-config --stage N`` prints one stage's expan
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -107,11 +108,17 @@ def load_chain(path: str | Path, runs: str | Path = "runs") -> Chain:
     return Chain(path, model, str(data.get("description", "")), tuple(stages))
 
 
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._\-]{0,99}")
+
+
 def _expand(path: Path, i: int, raw: dict[str, Any], model: str, top: Mapping[str, Any],
             defaults: Mapping[str, Any], runs: Path, before: list[Stage]) -> Stage:
     name = raw.pop("name", None)
-    if not isinstance(name, str) or not name or "/" in name:
-        raise UsageError(f"{path}: stage {i} has no valid name", hint='give each [[stage]] a name = "RUN-FOLDER"')
+    # a run folder under the chain's folder: "..", "/", "\\" or a leading dot would put it elsewhere
+    if not isinstance(name, str) or not _STAGE_NAME.fullmatch(name):
+        raise UsageError(f"{path}: stage {i} has no valid name ({name!r})",
+                         hint='give each [[stage]] a name = "RUN-FOLDER" of letters, digits, ".", "-" and "_", '
+                              'not starting with a dot')
     recipe = raw.pop("recipe", top.get("recipe"))
     scale = raw.pop("scale", top.get("scale"))
     init = raw.pop("init", before[-1].name if before else None)

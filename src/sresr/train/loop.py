@@ -170,11 +170,13 @@ def _long_run_warning(cfg: TrainConfig, it: int, start: int, seconds: float, dev
 def _prepare_folder(rundir: Path, resume: bool, dist: Dist) -> None:
     if dist.main:
         rundir.mkdir(parents=True, exist_ok=True)
-        clean_stale_temps(rundir)
         held = [name for name in (CHECKPOINT, PREVIOUS) if (rundir / name).exists()]
         if held and not resume:
             raise UsageError(f"{rundir} already holds a training run ({held[0]})",
                              hint="pass --resume to continue it, or choose another --out")
+        # only once the folder is ours: a refused run must not delete the temp file of a run
+        # still writing a checkpoint there
+        clean_stale_temps(rundir)
     barrier(dist)
 
 
