@@ -321,3 +321,34 @@ def test_eval_on_onnxruntime_matches_torch(tmp_path: Path) -> None:
     assert abs(ort_report.mean.psnr - torch_report.mean.psnr) <= 0.01
     assert abs(file_report.mean.psnr - torch_report.mean.psnr) <= 0.01
     assert file_report.paper == torch_report.paper and file_report.paper  # the registered spec's reference numbers
+
+
+def test_bench_on_onnxruntime_scores_as_torch_and_says_so(tmp_path: Path) -> None:
+    """sresr bench --backend onnxruntime: the network's export scores what torch scores on Set5,
+    and the table's footer and JSON name the backend that ran (torch otherwise)."""
+    proc = run_sresr("bench", "set5", "-s", "2", "-m", "fsrcnn", "--repeats", "1", "--device", "cpu",
+                     "--backend", "onnxruntime", "--provider", "cpu", "--json", check=True,
+                     SRESR_HOME=str(tmp_path / "home"))
+    data = json.loads(proc.stdout)
+    assert data["backend"].startswith("onnxruntime ") and data["backend"].endswith("(CPUExecutionProvider)")
+    (row,) = [r for r in data["rows"] if r["model"] != "bicubic"]
+    from sresr.evaluate import evaluate
+
+    torch_report = evaluate("fsrcnn", "set5", 2, progress=False, device="cpu")
+    assert row["model"].startswith("fsrcnn") and abs(row["psnr"] - torch_report.mean.psnr) <= 0.01
+    plain = run_sresr("bench", "set5", "-s", "2", "-m", "bicubic", "--repeats", "1", check=True).stdout
+    assert "backend torch;" in plain
+    # an exported file scores the same at its own scale and is skipped, with the reason, at another
+    export_onnx(load_model("fsrcnn.x2"), tmp_path / "f.onnx")
+    proc = run_sresr("bench", "set5", "-s", "2", "-s", "3", "-m", str(tmp_path / "f.onnx"), "--repeats", "1",
+                     "--device", "cpu", "--json", "--grid", str(tmp_path / "grid.png"), check=True)
+    data = json.loads(proc.stdout)
+    (row,) = [r for r in data["rows"] if r["model"] != "bicubic"]
+    assert row["scale"] == 2 and abs(row["psnr"] - torch_report.mean.psnr) <= 0.01
+    assert [r["scale"] for r in data["rows"] if r["model"] == "bicubic"] == [2, 3]
+    assert any("is a x2 network, not x3" in s for s in data["skipped"])
+    assert data["backend"].startswith("torch, and onnxruntime ")
+    from PIL import Image
+
+    with Image.open(tmp_path / "grid.png") as im:  # LR, bicubic, the file's output, HR
+        assert im.width == 4 * 96 * 2

@@ -88,10 +88,12 @@ class BenchResult:
     roofline_gflops: float
     rows: list[BenchRow]
     skipped: list[str] = field(default_factory=list)
+    backend: str = "torch"  # what ran the networks: "torch", or "onnxruntime X.Y (ItsExecutionProvider)"
 
     def footer(self) -> str:
         return (
-            f"dataset {self.dataset}; device {self.device}; precision {self.precision}; torch {self.torch_version}; "
+            f"dataset {self.dataset}; device {self.device}; backend {self.backend}; precision {self.precision}; "
+            f"torch {self.torch_version}; "
             f"roofline (64->64 3x3 conv, this run) {self.roofline_gflops:.1f} GFLOP/s\n{self.protocol}"
         )
 
@@ -101,6 +103,7 @@ class BenchResult:
             "device": self.device,
             "precision": self.precision,
             "torch": self.torch_version,
+            "backend": self.backend,
             "protocol": self.protocol_dict,
             "roofline_gflops": round(self.roofline_gflops, 2),
             "rows": [_json_row(r) for r in self.rows],
@@ -158,6 +161,7 @@ def _locally_available(spec: Any, variant: Any) -> bool:
 
 def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[str]]:
     """(model id, scale) pairs to run, and why others were skipped. Bicubic always comes first."""
+    from .backends import is_onnx_ref
     from .registry import entries, resolve_name
 
     pairs: list[tuple[str, int]] = []
@@ -171,6 +175,9 @@ def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[st
         if options.models:
             for name in options.models:
                 if name.split(".")[0] == "bicubic":
+                    continue
+                if is_onnx_ref(name):  # an exported file: its scale is known once loaded (bench_one)
+                    pairs.append((name, scale))
                     continue
                 spec, variant = resolve_name(name, scale)
                 if scale not in spec.scales:
@@ -222,6 +229,24 @@ def _lr_tensor(lr: Any) -> Any:
     return x.unsqueeze(0).contiguous()
 
 
+def _load(model_id: str, scale: int, options: BenchOptions) -> tuple[Any, Any]:
+    """The network (for parameters and FLOPs) and what the backend runs (for quality and speed)."""
+    from .backends import is_onnx_ref, to_backend
+    from .resolve import load_model
+
+    if is_onnx_ref(model_id):  # a file made by sresr export (or elsewhere), run by onnxruntime
+        from .backends.onnxruntime import load_onnx
+
+        loaded = load_onnx(model_id, scale, provider=options.provider, device=options.device)[0]
+        if loaded.scale != scale:
+            raise WeightsError(f"{model_id} is a x{loaded.scale} network, not x{scale}",
+                               hint=f"bench it with -s {loaded.scale}")
+        return loaded, loaded
+    loaded = load_model(model_id, scale, weights=options.weights if model_id != "bicubic" else None)
+    return loaded, to_backend(loaded, options.backend, provider=options.provider, device=options.device,
+                              precision=options.precision)
+
+
 def bench_one(
     model_id: str,
     scale: int,
@@ -233,15 +258,8 @@ def bench_one(
     from .evaluate import evaluate
     from .metrics import Protocol
     from .profiling import PeakMemory, time_call
-    from .resolve import load_model
 
-    weights = options.weights if model_id != "bicubic" else None
-    from .backends import to_backend
-
-    loaded = load_model(model_id, scale, weights=weights)
-    # parameters and FLOPs are the network's (loaded); quality and speed what the backend runs (run)
-    run = to_backend(loaded, options.backend, provider=options.provider, device=options.device,
-                     precision=options.precision)
+    loaded, run = _load(model_id, scale, options)
     report = evaluate(run, dataset, scale, protocol=Protocol(), device=options.device, progress=False)
     if report.failures:
         names = ", ".join(f.name for f in report.failures)
@@ -260,7 +278,7 @@ def bench_one(
         timing = time_call(lambda: up.upscale_rgb(x), up.device, warmup=options.warmup, repeats=options.repeats)
         seconds += timing.median_s
         out_pixels += x.shape[-1] * x.shape[-2] * scale * scale
-    n_params = sum(p.numel() for p in loaded.module.parameters())
+    n_params = sum(p.numel() for p in loaded.module.parameters())  # 0 for an ONNX file (no torch network)
     gpm = gflops_per_output_mpix(loaded) if n_params else 0.0
     mpix_per_s = out_pixels / 1e6 / seconds if seconds > 0 else float("nan")
     gflop_per_s = gpm * mpix_per_s
@@ -292,6 +310,7 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
     """Benchmark the selected models on ``options.dataset``; bicubic is always measured."""
     import torch
 
+    from .backends import is_onnx_ref
     from .datasets import load_dataset
     from .engine import resolve_device, resolve_precision
     from .metrics import Protocol
@@ -317,8 +336,9 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
             bicubic_psnr[scale] = row.psnr
         if scale in bicubic_psnr:
             row.delta_psnr = row.psnr - bicubic_psnr[scale]
-        spec = get_spec(model_id.split(".")[0])
-        precisions.add(str(resolve_precision(options.precision, device, spec)).replace("torch.", ""))
+        if not is_onnx_ref(model_id):  # a file runs at the precision it was exported in
+            spec = get_spec(model_id.split(".")[0])
+            precisions.add(str(resolve_precision(options.precision, device, spec)).replace("torch.", ""))
         rows.append(row)
         if on_row is not None:
             on_row(row)
@@ -333,7 +353,23 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
         roofline_gflops=roof,
         rows=rows,
         skipped=skipped,
+        backend=_backend_name(options),
     )
+
+
+def _backend_name(options: BenchOptions) -> str:
+    """``torch``, or onnxruntime's version and the execution provider it runs first."""
+    from .backends import check_backend, is_onnx_ref
+
+    files = [m for m in options.models if is_onnx_ref(m)]
+    torch_runs = check_backend(options.backend) == "torch"  # bicubic at least
+    if not files and torch_runs:
+        return "torch"
+    from .backends.onnxruntime import _ort, choose_providers
+
+    first = choose_providers(options.provider, options.device)[0]
+    ort = f"onnxruntime {_ort().__version__} ({first if isinstance(first, str) else first[0]})"
+    return f"torch, and {ort} for the ONNX files" if torch_runs else ort
 
 
 def _device_name(device: Any) -> str:
@@ -356,7 +392,6 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
     from .datasets import load_dataset, write_png
     from .evaluate import super_resolve
     from .metrics import quantize
-    from .resolve import load_model
 
     dataset = load_dataset(options.dataset, progress=False)
     label_h = 14
@@ -365,8 +400,7 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
     rows_img: list[np.ndarray] = []
     for scale in scales:
         models = [r for r in result.rows if r.scale == scale]
-        loaded = {r.model: load_model(r.model, scale, weights=options.weights if r.model != "bicubic" else None)
-                  for r in models}
+        loaded = {r.model: _load(r.model, scale, options)[1] for r in models}
         for sample in dataset.samples(scale):
             hr = sample.hr if sample.hr.ndim == 3 else np.repeat(sample.hr[..., None], 3, axis=2)
             h, w = hr.shape[:2]
@@ -379,7 +413,8 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
                 sr, _ = super_resolve(loaded[r.model], sample.lr, options.device)
                 sr = quantize(sr).astype(np.uint8)
                 sr = sr if sr.ndim == 3 else np.repeat(sr[..., None], 3, axis=2)
-                label = f"{r.model.split('.')[0]} {r.images.get(sample.name, float('nan')):.2f}dB"
+                short = Path(r.model).stem if r.model.lower().endswith(".onnx") else r.model.split(".")[0]
+                label = f"{short} {r.images.get(sample.name, float('nan')):.2f}dB"
                 panels.append((label, sr[top:top + c, left:left + c]))
             panels.append(("HR", hr[top:top + c, left:left + c]))
             tiles = []

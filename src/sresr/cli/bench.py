@@ -14,8 +14,8 @@ def bench_cmd(
     dataset: Annotated[str, typer.Argument(help="Dataset name (set5 is bundled) or a folder of HR images.")] = "set5",
     models: Annotated[
         list[str] | None,
-        typer.Option("--model", "-m", help="Model or MODEL.TAG; repeat for several. Default: every model "
-                      "with local weights for the scale."),
+        typer.Option("--model", "-m", help="Model, MODEL.TAG or an exported FILE.onnx; repeat for several. "
+                      "Default: every model with local weights for the scale."),
     ] = None,
     scales: Annotated[list[int] | None, typer.Option("--scale", "-s", min=1, help="Scale; repeat for several.")] = None,
     weights: WeightsOpt = None,
