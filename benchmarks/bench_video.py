@@ -1,9 +1,9 @@
 """`sresr upscale clip.mp4` against the network alone: frames per second, 1080p -> 4K (x2).
 
-    python benchmarks/bench_video.py [--frames 8] [--model realesrgan-compact] [--scale 2] [--size 1920x1080]
+    python benchmarks/bench_video.py [--frames 8] [--model realesrgan-compact] [--scale 2] [--size 1920x1080] [--device cpu]
 
 A clip of ``--frames`` frames (smooth moving content, H.264 at crf 18, with an AAC track) is made
-with PyAV in a temporary folder. Two rates are measured in this process, on the CPU:
+with PyAV in a temporary folder. Two rates are measured in this process, on ``--device`` (the CPU by default):
 
 - *network alone*: :meth:`sresr.engine.Upscaler.upscale_image` on the clip's frames already
   decoded into memory (tiled as the video path tiles them, rounded to 8 bits), nothing else;
@@ -63,6 +63,7 @@ def main() -> None:
     ap.add_argument("--model", default="realesrgan-compact")
     ap.add_argument("--scale", type=int, default=2, help="2: 1080p -> 4K (UHD)")
     ap.add_argument("--size", default="1920x1080", help="input WIDTHxHEIGHT")
+    ap.add_argument("--device", default="cpu", help="cpu (the figure in BENCHMARKS.md), cuda, auto...")
     args = ap.parse_args()
     import av
     import torch
@@ -74,13 +75,14 @@ def main() -> None:
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     loaded = load_model(args.model, scale=args.scale, pretrained=False)  # random weights, same architecture
-    up = Upscaler(loaded, device="cpu")
+    up = Upscaler(loaded, device=args.device)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "clip.mp4"
         make_clip(src, args.frames, w, h)
         with av.open(str(src)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-        up.upscale_image(Image(pixels=frames[0][:64, :64]), depth=8)  # warm-up
+        # warm-up; on a GPU at full size (the first image measures the model's memory footprint)
+        up.upscale_image(Image(pixels=frames[0] if up.device.type != "cpu" else frames[0][:64, :64]), depth=8)
         t0 = time.perf_counter()
         for f in frames:
             up.upscale_image(Image(pixels=f), depth=8)
@@ -89,8 +91,10 @@ def main() -> None:
         rec = upscale_video(up, src, Path(tmp) / "out" / "clip.mp4", VideoOptions(), record="bench")
         video = time.perf_counter() - t0
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
-    print(f"`python benchmarks/bench_video.py --frames {args.frames} --model {args.model} --scale {args.scale}` "
-          f"({platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    dev = torch.cuda.get_device_name(up.device) if up.device.type == "cuda" else up.device.type
+    print(f"`python benchmarks/bench_video.py --frames {args.frames} --model {args.model} --scale {args.scale}"
+          f"{'' if args.device == 'cpu' else ' --device ' + args.device}` "
+          f"({dev}, {up.precision}; {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), load average at end "
           f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}).\n")
     print(f"{args.model} x{args.scale} (random weights, same architecture), {w}x{h} -> {rec.width}x{rec.height}, "

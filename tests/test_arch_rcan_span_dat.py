@@ -693,3 +693,24 @@ def test_upscaler_warns_when_tiling_is_approximate(name: str) -> None:
     assert len(approximate) == (0 if loaded.geometry.exact else 1)
     assert (name == "span") == loaded.geometry.exact
     assert not [w for w in Upscaler(loaded, device="cpu", tile=0).warnings if "does not tile exactly" in w]
+
+
+def test_inexact_models_run_small_images_whole_by_default() -> None:
+    """With no --tile, a network that does not tile exactly runs an image of up to 512x512 pixels
+    in one window (the paper's whole-image result, bit for bit) and tiles only larger ones; an
+    exact network keeps the CPU's 256-pixel tiles."""
+    from sresr import load_model
+    from sresr.engine import INEXACT_WHOLE_PIXELS, Upscaler
+
+    rcan = load_model("rcan", scale=2, pretrained=False, groups=1, blocks=1, features=8, reduction=4)
+    up = Upscaler(rcan, device="cpu")
+    assert INEXACT_WHOLE_PIXELS == 512 * 512
+    assert len(up.plan_for(512, 512).tiles) == 1 and len(up.plan_for(400, 600).tiles) == 1
+    assert len(up.plan_for(520, 520).tiles) > 1
+    assert any("images over 512x512 pixels are tiled" in w for w in up.warnings)
+    x = torch.rand(1, 3, 300, 280, generator=torch.Generator().manual_seed(5))
+    whole = Upscaler(rcan, device="cpu", tile=0).upscale_rgb(x)
+    assert torch.equal(up.upscale_rgb(x), whole)
+    assert not torch.equal(Upscaler(rcan, device="cpu", tile=64).upscale_rgb(x), whole)
+    span = load_model("span", scale=2, pretrained=False, features=8)
+    assert len(Upscaler(span, device="cpu").plan_for(512, 512).tiles) > 1

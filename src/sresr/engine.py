@@ -19,7 +19,9 @@ of at most :data:`MAX_OUTPUT_PIXELS`; anything else is a :class:`~sresr.errors.U
 says what is expected, never silent black or white blocks.
 
 Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
-field, so the result equals an untiled run. Memory is bounded by the tile: the image and the
+field, so the result equals an untiled run. A network that cannot tile exactly
+(``Geometry.exact`` False: RCAN's global pooling, HAT's and DAT's channel attention) runs images up to
+:data:`INEXACT_WHOLE_PIXELS` whole by default instead, and says so when it tiles. Memory is bounded by the tile: the image and the
 output canvas stay in host memory. On CUDA the default tile comes from the device's free memory
 and the model's footprint measured at the first image (two probe passes): the whole image when it
 fits, else the largest tile that does (:func:`sresr.tiling.tile_for_budget`); cuDNN's autotuner
@@ -61,6 +63,10 @@ MIN_TILE = 16
 DEFAULT_AUTO_FLOOR = 128
 #: The largest output (pixels) ``upscale_image`` makes: 4.3 GPix, 13 GB as 8-bit RGB.
 MAX_OUTPUT_PIXELS = 1 << 32
+#: A network that does not tile exactly (``Geometry.exact`` False: global pooling, attention that
+#: reaches past any pad) runs images of up to this many (padded) input pixels whole by default,
+#: as the paper evaluated it; larger ones are tiled, to bound memory, with a warning.
+INEXACT_WHOLE_PIXELS = 512 * 512
 #: Float pixels beyond [0, 1] by more than this are an input mistake (0-255 values), not rounding.
 _RANGE_SLACK = 0.01
 
@@ -186,12 +192,17 @@ class Upscaler:
         if tile_pad is not None and self.tile_pad < rf and tile != 0:
             self.warnings.append(f"tile pad {self.tile_pad} is below the receptive field of {self.spec.name} ({rf} px): "
                                  "tiled outputs may show seams (leave --tile-pad out for exact tiling)")
-        if not loaded.geometry.exact and tile != 0:
-            self.warnings.append(f"{self.spec.name} does not tile exactly (part of it sees the whole image): "
-                                 "tiled outputs may differ slightly from a whole-image run (--tile 0 for the exact result)")
         self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
         # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
         self.auto_tile = tile is None and self.device.type == "cuda"
+        # elsewhere, a network that does not tile exactly runs images up to INEXACT_WHOLE_PIXELS whole
+        self.whole_when_small = tile is None and not self.auto_tile and not loaded.geometry.exact
+        if not loaded.geometry.exact and tile != 0:
+            side = math.isqrt(INEXACT_WHOLE_PIXELS)
+            which = (f"images over {side}x{side} pixels are tiled and" if self.whole_when_small
+                     else "images too large for the free memory are tiled and" if self.auto_tile else "tiled outputs")
+            self.warnings.append(f"{self.spec.name} does not tile exactly (part of it sees the whole image): "
+                                 f"{which} may differ slightly from a whole-image run (--tile 0 for the exact result)")
         self._per_pixel: tuple[float, float] | None = None  # bytes per window pixel, fixed bytes
         self.batch = int(batch)
         self.alpha = alpha
@@ -246,8 +257,16 @@ class Upscaler:
         return (
             f"{self.loaded.weights_id} x{self.scale}{' with x8 self-ensemble' if self.tta else ''} on "
             f"{self.external or f'{self.device} ({self.precision})'}, "
-            f"tile {'from free memory' if self.auto_tile else self.tile or 'whole image'}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
+            f"tile {self._tile_words()}, pad {self.tile_pad}, batch {self.batch}, optimisations: {opts}"
         )
+
+    def _tile_words(self) -> str:
+        if self.auto_tile:
+            return "from free memory"
+        if self.whole_when_small:
+            side = math.isqrt(INEXACT_WHOLE_PIXELS)
+            return f"whole image up to {side}x{side}, else {self.tile}"
+        return str(self.tile or "whole image")
 
     def plan_for(self, height: int, width: int) -> Any:
         """The tile plan :meth:`run` would use for an input of this size (in the module's input)."""
@@ -358,7 +377,10 @@ class Upscaler:
 
     def _tile_for(self, height: int, width: int) -> int:
         """The tile of one (padded) image: ``self.tile``, or on CUDA by default the largest that the
-        free memory holds (0 = the whole image)."""
+        free memory holds (0 = the whole image); for a network that does not tile exactly, the whole
+        image when it has at most INEXACT_WHOLE_PIXELS pixels."""
+        if self.whole_when_small and height * width <= INEXACT_WHOLE_PIXELS:
+            return 0
         if not self.auto_tile:
             return self.tile
         try:
@@ -407,6 +429,7 @@ class Upscaler:
     def _shrink(self, plan: Any) -> None:
         self.stats.oom_retries += 1
         self.auto_tile = False  # from here on the tile halves as on a device of fixed memory
+        self.whole_when_small = False
         if self.batch > 1:
             self.batch //= 2
             self.stats.events.append(f"out of memory: batch lowered to {self.batch}")
