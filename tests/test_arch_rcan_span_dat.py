@@ -714,3 +714,33 @@ def test_inexact_models_run_small_images_whole_by_default() -> None:
     assert not torch.equal(Upscaler(rcan, device="cpu", tile=64).upscale_rgb(x), whole)
     span = load_model("span", scale=2, pretrained=False, features=8)
     assert len(Upscaler(span, device="cpu").plan_for(512, 512).tiles) > 1
+
+
+@pytest.mark.parametrize("alias,ident,host_path", [
+    ("DAT_x4", "dat.x4", "huggingface.co/w-e-w/DAT/resolve/main/experiments/pretrained_models/DAT/DAT_x4.pth"),
+    ("HAT_SRx4_ImageNet-pretrain", "hat.x4-imagenet", "huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth"),
+])
+def test_mirrored_release_files_are_found_by_their_names_and_verified(alias, ident, host_path, tmp_path, monkeypatch):
+    """DAT x2-x4 and HAT x4 (ImageNet) come from Hugging Face mirrors of the authors' Google Drive
+    files: the published file name finds the variant, the download goes to the declared mirror
+    path (here served from 127.0.0.1 through SRESR_MIRROR) and a file that is not the published
+    one (its full sha256 differs) is refused with both hashes named, and nothing is kept."""
+    from _http import FileServer  # type: ignore[import-not-found]
+
+    from sresr.errors import WeightsError
+    from sresr.resolve import resolve
+    from sresr.weights import list_cached, pull
+
+    request = resolve(alias)
+    assert (request.rule, request.ident, request.variant.scale) == ("variant", ident, 4)
+    assert len(request.variant.sha256) == 64 and request.spec.default_weights(4) is request.variant
+    impostor = tmp_path / "impostor.pth"
+    torch.save({"params": {"conv_first.weight": torch.zeros(1)}}, impostor)
+    with FileServer({host_path: impostor.read_bytes()}) as srv:
+        monkeypatch.setenv("SRESR_MIRROR", srv.base)
+        monkeypatch.setenv("SRESR_OFFLINE", "0")
+        with pytest.raises(WeightsError) as info:
+            pull(ident)
+        assert srv.hits == {"/" + host_path: 1}
+    assert request.variant.sha256 in str(info.value.message) or request.variant.sha256 in str(info.value.hint)
+    assert [e for e in list_cached(include_bundled=False)] == []

@@ -1,16 +1,18 @@
 """HAT spec (torch-free). The network is in :mod:`sresr.models.hat.arch`.
 
 Published weights: the authors share HAT, HAT-S and HAT-L (x2/x3/x4, DF2K, with and without
-ImageNet pre-training, and the Real_HAT_GAN models) on Google Drive only, which has no stable
-download URL and publishes no checksum, so no variant is declared here. They load as published
-with ``--weights FILE`` or ``sresr weights import FILE`` (``params_ema`` wrapper recognised;
-every hyperparameter comes from the shapes).
+ImageNet pre-training, and the Real_HAT_GAN models) on Google Drive, which has no stable download
+URL. ``HAT_SRx4_ImageNet-pretrain.pth`` is declared from the Hugging Face mirror ``Acly/hat`` (a
+copy of the authors' file that Krita's AI Diffusion plug-in downloads) with the full sha256 and
+size that projects pinning it record; the other files load as published with ``--weights FILE``
+or ``sresr weights import FILE`` (``params_ema`` wrapper recognised; every hyperparameter comes
+from the shapes).
 
 Tiling is approximate (``geometry(...).exact`` is False): the channel attention of every block
 pools over the whole map it runs on. See :mod:`sresr.models.hat.arch` for the measured bound.
 """
 
-from sresr.spec import ModelSpec
+from sresr.spec import ModelSpec, WeightsSpec
 
 SPEC = ModelSpec(
     name="hat",
@@ -39,6 +41,19 @@ SPEC = ModelSpec(
         "set5/x4/psnr": 33.04, "set5/x4/ssim": 0.9056, "set14/x4/psnr": 29.23, "set14/x4/ssim": 0.7973,
         "b100/x4/psnr": 28.00, "b100/x4/ssim": 0.7517, "urban100/x4/psnr": 27.97, "urban100/x4/ssim": 0.8368,
     },
-    weights_hint="HAT's weights are published on Google Drive (github.com/XPixelGroup/HAT): download "
-    "HAT_SRx4.pth (or HAT-S/HAT-L) and pass it with --weights FILE, or keep it with 'sresr weights import FILE'",
+    weights=(
+        WeightsSpec(
+            tag="x4-imagenet", scale=4, default=True, license="Apache-2.0",
+            aliases=("HAT_SRx4_ImageNet-pretrain",),
+            url="https://huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth",
+            sha256="4ee053c42461187846dc0e93aa5abd34591c0725a8e044a59000e92ee215e833",
+            # the paper's Table 6, HAT with ImageNet pre-training (HAT-dagger), x4
+            metrics={"set5/x4/psnr": 33.18, "set5/x4/ssim": 0.9073, "set14/x4/psnr": 29.38, "set14/x4/ssim": 0.8001},
+            description="HAT x4 pre-trained on ImageNet, fine-tuned on DF2K: the authors' file (Google Drive, "
+            "85 MB) from the Hugging Face mirror Acly/hat",
+        ),
+    ),
+    weights_hint="HAT x4 (ImageNet pre-trained) downloads by name (hat.x4-imagenet); the authors' other files "
+    "are on Google Drive (github.com/XPixelGroup/HAT): download HAT_SRx2.pth, HAT-S or HAT-L and pass it with "
+    "--weights FILE, or keep it with 'sresr weights import FILE'",
 )
