@@ -21,7 +21,10 @@ It writes DIR/gpu_check.md (and gpu_check.json) with:
    random weights written as a weights file), input MPix/s (over the whole process, and without
    its start-up, measured on a 16 px image) and GPU utilisation sampled by nvidia-smi every
    100 ms (mean over the run, and over the run after the first busy sample);
-5. tiled == whole image in fp32 on the device (max abs difference).
+5. tiled == whole image in fp32 on the device (max abs difference);
+6. the architecture families (ESRGAN, SwinIR, HAT, RCAN, SPAN, DAT) at x4, the network alone in
+   fp32, bf16 and fp16 on a 256x256 input: seconds, MPix/s, finite output, difference to fp32;
+7. video: ``benchmarks/bench_video.py --device cuda`` (1080p -> 4K, 24 frames), when PyAV is there.
 
 The report files are written again after every step, so a run stopped from outside still brings
 back what it measured. The models have random weights (no network where the GPU is): the speed is the same as trained ones.
@@ -340,6 +343,79 @@ def check_exact(dry: bool, device: str) -> dict:
     return {"model": "realesrgan-compact", "max_abs_diff": float(np.abs(whole.pixels - tiled.pixels).max())}
 
 
+# -- 6. architecture families ---------------------------------------------------------------------
+#: the families of issue 26 next to ESRGAN; the dry run's reduced configurations
+FAMILIES = ("esrgan", "swinir", "hat", "rcan", "span", "dat")
+_SMALL = {"esrgan": {"blocks": 2},
+          "swinir": {"embed_dim": 24, "depths": (2, 2), "num_heads": (2, 2), "num_feat": 16},
+          "hat": {"embed_dim": 24, "depths": (2,), "num_heads": (2,), "window_size": 8, "squeeze_factor": 6, "num_feat": 16},
+          "rcan": {"groups": 1, "blocks": 2, "features": 16, "reduction": 8},
+          "span": {"features": 16},
+          "dat": {"embed_dim": 32, "depths": (2, 2), "num_heads": (2, 2), "split_size": (4, 8)}}
+
+
+def check_families(dry: bool, device: str) -> list[dict]:
+    """The network alone per family at x4 (random weights: the speed of trained ones; the fp16
+    range is *not* representative of trained weights), fp32 / bf16 / fp16 on one input: seconds,
+    LR MPix/s, and the half-precision output's largest difference to fp32 over fp32's range."""
+    import torch
+
+    from sresr.resolve import load_model
+
+    side = 32 if dry else 256
+    rows = []
+    for name in FAMILIES:
+        torch.manual_seed(0)
+        try:
+            loaded = load_model(name, scale=4, pretrained=False, **(_SMALL[name] if dry else {}))
+        except Exception as exc:  # noqa: BLE001 - a family that does not build is reported
+            rows.append({"model": name, "error": f"{type(exc).__name__}: {exc}"[:200]})
+            continue
+        m = max(1, loaded.geometry.size_multiple)
+        n = -(-side // m) * m
+        x = torch.rand(1, 3, n, n, generator=torch.Generator().manual_seed(1)).to(device)
+        ref = None
+        for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)):
+            row = {"model": name, "precision": precision, "input": f"{n}x{n}",
+                   "params": sum(p.numel() for p in loaded.module.parameters())}
+            try:
+                net = copy.deepcopy(loaded.module).to(device=device, dtype=dtype).eval()
+                xin = x.to(dtype)
+                with torch.inference_mode():
+                    out = net(xin).float()
+                    sec = _median_seconds(lambda: net(xin), device, 1 if dry else 5)
+                row.update(seconds=round(sec, 4), mpix_per_s=round(n * n / 1e6 / sec, 3),
+                           finite=bool(torch.isfinite(out).all()))
+                if ref is None:
+                    ref = out
+                else:
+                    rng = float(ref.max() - ref.min()) or 1.0
+                    row["diff_over_range"] = float((out - ref).abs().max()) / rng
+            except Exception as exc:  # noqa: BLE001 - e.g. bf16 not supported by a kernel here
+                row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+            rows.append(row)
+            del net
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+    return rows
+
+
+# -- 7. video ---------------------------------------------------------------------------------------
+def check_video(dry: bool, device: str) -> dict:
+    """benchmarks/bench_video.py on this device: 1080p -> 4K with realesrgan-compact, the network
+    alone against ``sresr upscale clip.mp4``. Needs PyAV (carry its wheel to the GPU machine)."""
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        return {"skipped": "PyAV is not installed here (pip install av, or carry its wheel)"}
+    args = ["--frames", "2", "--size", "96x64", "--device", "cpu"] if dry else ["--frames", "24", "--device", device]
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_video.py"), *args],
+                          capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_video.py failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return {"table": proc.stdout.strip()}
+
+
 def _markdown(r: dict) -> str:
     def f(v, spec=".2f"):
         return "-" if v is None else format(v, spec)
@@ -375,6 +451,20 @@ def _markdown(r: dict) -> str:
     e = r.get("exact", {})
     lines += ["", f"Tiled vs whole image in fp32 on the device ({e.get('model')}): max abs difference "
               f"{f(e.get('max_abs_diff'), '.2e')}", ""]
+    if r.get("families"):
+        lines += ["## Architecture families, network alone, x4 (random weights)", "",
+                  "| model | params | input | precision | s | LR MPix/s | finite | max diff / fp32 range |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for x in r["families"]:
+            if "error" in x:
+                lines.append(f"| {x['model']} | | {x.get('input', '')} | {x.get('precision', '')} | ERROR: {x['error']} | | | |")
+                continue
+            lines.append(f"| {x['model']} | {x['params']:,} | {x['input']} | {x['precision']} | {x['seconds']} | "
+                         f"{x['mpix_per_s']} | {x['finite']} | {f(x.get('diff_over_range'), '.2e')} |")
+        lines.append("")
+    v = r.get("video")
+    if v:
+        lines += ["## Video (benchmarks/bench_video.py)", "", v.get("table") or f"skipped: {v.get('skipped')}", ""]
     for k, v in r.get("errors", {}).items():
         lines.append(f"- step {k} failed: {v}")
     return "\n".join(lines) + "\n"
@@ -384,7 +474,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or tempfile.mkdtemp(prefix="gpu-check-")))
     ap.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (what CI runs)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["tests", "side", "memory", "upscale", "exact"])
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=["tests", "side", "memory", "upscale", "exact", "families", "video"])
     ap.add_argument("--size", default="1024x1024", help="input of the side-by-side table, WxH")
     ap.add_argument("--budget", type=float, default=330, help="seconds for the whole check; the tests get what is left")
     a = ap.parse_args()
@@ -410,6 +501,8 @@ def main() -> int:
              ("memory", lambda: check_memory(dry, device)),
              ("upscale", lambda: check_upscale(dry, device, work)),
              ("exact", lambda: check_exact(dry, device)),
+             ("families", lambda: check_families(dry, device)),
+             ("video", lambda: check_video(dry, device)),
              ("tests", lambda: check_tests(dry, a.out, max(60.0, a.budget - (time.perf_counter() - start))))]
     skip = {"side": "side_by_side"}
     failed = False

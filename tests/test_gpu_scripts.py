@@ -41,3 +41,11 @@ def test_gpu_check_dry_run(tmp_path):
     assert len(report["memory"]) == 4
     md = (tmp_path / "gpu_check.md").read_text()
     assert "| realesrgan-compact x4 | fp32 |" in md and "## `sresr upscale` on a folder" in md
+    # every family in three precisions; fp32 is the reference, the half precisions stay close to it
+    fams = report["families"]
+    assert [(r["model"], r["precision"]) for r in fams] == [
+        (m, p) for m in ("esrgan", "swinir", "hat", "rcan", "span", "dat") for p in ("fp32", "bf16", "fp16")]
+    assert all("error" not in r and r["seconds"] > 0 and r["finite"] for r in fams)
+    assert all(r["diff_over_range"] < 0.05 for r in fams if r["precision"] != "fp32")
+    assert "## Architecture families" in md and "## Video" in md
+    assert "network alone" in report["video"]["table"] or "PyAV" in report["video"].get("skipped", "")
