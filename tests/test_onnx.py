@@ -336,18 +336,19 @@ def test_bench_on_onnxruntime_scores_as_torch_and_says_so(tmp_path: Path) -> Non
 
     torch_report = evaluate("fsrcnn", "set5", 2, progress=False, device="cpu")
     assert row["model"].startswith("fsrcnn") and abs(row["psnr"] - torch_report.mean.psnr) <= 0.01
-    plain = run_sresr("bench", "set5", "-s", "2", "-m", "bicubic", "--repeats", "1", check=True).stdout
-    assert "backend torch;" in plain
+    from sresr.bench import BenchOptions, _backend_name, run_bench, write_grid
+
+    assert _backend_name(BenchOptions(models=("bicubic",))) == "torch"
     # an exported file scores the same at its own scale and is skipped, with the reason, at another
     export_onnx(load_model("fsrcnn.x2"), tmp_path / "f.onnx")
-    proc = run_sresr("bench", "set5", "-s", "2", "-s", "3", "-m", str(tmp_path / "f.onnx"), "--repeats", "1",
-                     "--device", "cpu", "--json", "--grid", str(tmp_path / "grid.png"), check=True)
-    data = json.loads(proc.stdout)
-    (row,) = [r for r in data["rows"] if r["model"] != "bicubic"]
-    assert row["scale"] == 2 and abs(row["psnr"] - torch_report.mean.psnr) <= 0.01
-    assert [r["scale"] for r in data["rows"] if r["model"] == "bicubic"] == [2, 3]
-    assert any("is a x2 network, not x3" in s for s in data["skipped"])
-    assert data["backend"].startswith("torch, and onnxruntime ")
+    options = BenchOptions(models=(str(tmp_path / "f.onnx"),), scales=(2, 3), repeats=1, device="cpu")
+    result = run_bench(options)
+    (row,) = [r for r in result.rows if r.model != "bicubic"]
+    assert row.scale == 2 and abs(row.psnr - torch_report.mean.psnr) <= 0.01
+    assert [r.scale for r in result.rows if r.model == "bicubic"] == [2, 3]
+    assert any("is a x2 network, not x3" in s for s in result.skipped)
+    assert result.backend.startswith("torch, and onnxruntime ") and f"backend {result.backend};" in result.footer()
+    write_grid(tmp_path / "grid.png", result, options)
     from PIL import Image
 
     with Image.open(tmp_path / "grid.png") as im:  # LR, bicubic, the file's output, HR

@@ -88,9 +88,13 @@ def test_each_published_layout_imports_and_is_usable_by_name(tmp_path):
         expected[name] = {"model": spec.name, "scale": scale, "layout": layout}
 
     listed = {r["id"]: r for r in json.loads(run_sresr("weights", "list", "--json", check=True).stdout)}
+    from sresr.weights import find_imported
+
     for name, exp in expected.items():
         assert listed[name]["model"] == exp["model"] and listed[name]["scale"] == exp["scale"], exp
-        assert Path(run_sresr("weights", "path", name, check=True).stdout.strip()) == Path(listed[name]["path"])
+        assert find_imported(name) == Path(listed[name]["path"])
+    # `sresr weights path NAME` (one process start is enough: every name resolves the same way)
+    assert Path(run_sresr("weights", "path", "case1", check=True).stdout.strip()) == Path(listed["case1"]["path"])
 
     code = (
         "import sys, json, torch\n"

@@ -13,6 +13,7 @@ unexpected keys.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +207,17 @@ class _Attempt:
         return (self.matched - len(self.mismatched)) / max(1, total)
 
 
+@functools.lru_cache(maxsize=64)
+def _default_shapes(factory: Callable[..., Any], scale: int) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of ``factory(scale=scale)``, built once per process on the meta
+    device: detecting a file's architecture tries every loader, and a transformer's or RCAN's
+    thousands of modules take a noticeable part of a second to construct even without memory."""
+    import torch
+
+    with torch.device("meta"):
+        return {k: _shape(v) for k, v in factory(scale=scale).state_dict().items()}
+
+
 def _few(keys: Iterable[str], n: int = 6) -> str:
     keys = sorted(keys)
     shown = ", ".join(keys[:n])
@@ -257,18 +269,22 @@ def load_with_layouts(
             )
         use_scale = found_scale if found_scale is not None else (scale or default_scale)
         kwargs = {**kwargs, **(overrides or {})}
-        with torch.device("meta"):  # keys and shapes only: no memory, no init cost
-            try:
-                own = factory(scale=use_scale, **kwargs).state_dict()
-            except (ValueError, TypeError):
-                own, ok = factory(scale=default_scale).state_dict(), False
+        own: dict[str, tuple[int, ...]] | None = None
+        if ok:
+            with torch.device("meta"):  # keys and shapes only: no memory, no init cost
+                try:
+                    own = {k: _shape(v) for k, v in factory(scale=use_scale, **kwargs).state_dict().items()}
+                except (ValueError, TypeError):
+                    ok = False
+        if own is None:  # not this layout: compared with the default network, for the error message
+            own = _default_shapes(factory, default_scale)
         expected = {layout.rename(k, use_scale, kwargs): k for k in own}
         missing = [k for k in expected if k not in given]
         unexpected = [k for k in given if k not in expected]
         mismatched = [
-            f"{k} {list(_shape(sd[k]))} (expected {list(_shape(own[expected[k]]))})"
+            f"{k} {list(_shape(sd[k]))} (expected {list(own[expected[k]])})"
             for k in expected
-            if k in given and _shape(sd[k]) != _shape(own[expected[k]])
+            if k in given and _shape(sd[k]) != own[expected[k]]
         ]
         attempt = _Attempt(layout, len(expected) - len(missing), missing, unexpected, mismatched)
         if ok and not missing and not unexpected and not mismatched:
@@ -279,7 +295,8 @@ def load_with_layouts(
                     hint="pass --scale S (or name the file like NAME_x3.pth)",
                 )
             module = factory(scale=use_scale, **kwargs)
-            mapped = {ours: sd[pub].to(own[ours].dtype) for pub, ours in expected.items()}
+            dtypes = {k: v.dtype for k, v in module.state_dict().items()}
+            mapped = {ours: sd[pub].to(dtypes[ours]) for pub, ours in expected.items()}
             module.load_state_dict(mapped, strict=True)
             module.eval()
             return module, use_scale, dict(kwargs)
