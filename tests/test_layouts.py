@@ -635,3 +635,21 @@ def test_generator_ema_is_preferred_in_a_training_state():
     state = {"state_dict": {"generator.a": t, "generator_ema.a": t + 1, "discriminator.b": t}}
     assert {k: float(v) for k, v in unwrap_state_dict(state).items()} == {"a": 1.0}
     assert set(unwrap_state_dict({"conv.weight": t, "generator_x": t})) == {"conv.weight", "generator_x"}
+
+
+def test_a_family_rejects_another_familys_file_at_once_while_detecting() -> None:
+    """While the architecture of a file is detected (every loader tried), a family none of whose
+    layouts can read the file's hyperparameters says so in one line, without building its network;
+    named explicitly (--model) it compares the keys and names the closest layout."""
+    from sresr.models._layouts import detecting
+    from sresr.models.rcan import arch as rcan_arch
+
+    from sresr import create_model
+
+    sd = create_model("edsr", scale=2, pretrained=False, features=8, blocks=1).state_dict()
+    sd = {f"x.{k}": v for k, v in sd.items()}  # keys no layout of RCAN reads
+    with detecting(), pytest.raises(LayoutError, match="not a rcan checkpoint: none of its layouts"):
+        rcan_arch.load_state_dict(sd)
+    with pytest.raises(LayoutError, match="closest is the") as info:
+        rcan_arch.load_state_dict(sd)
+    assert info.value.missing  # type: ignore[attr-defined]

@@ -278,6 +278,8 @@ def _build_from_state(
     if model is not None:
         spec = get_spec(model)
         return (spec, *_load_with_spec(spec, state, scale, kwargs, what))
+    from .models._layouts import detecting
+
     failures: list[str] = []
     matches: list[tuple[ModelSpec, Any, int, dict[str, Any]]] = []
     unknown_scale: ScaleUnknownError | None = None
@@ -286,7 +288,8 @@ def _build_from_state(
         if spec is None or spec.loader is None:
             continue
         try:
-            matches.append((spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True)))
+            with detecting():
+                matches.append((spec, *_load_with_spec(spec, state, scale, kwargs, what, loader_only=True)))
         except ScaleUnknownError as exc:  # this layout, but the scale must be given
             unknown_scale = unknown_scale or exc
         except Exception as exc:  # a loader that does not recognise the layout
@@ -308,7 +311,8 @@ def _build_from_state(
             if spec is None or spec.loader is None:
                 continue
             try:
-                _, found, _ = _call_loader(spec, state, None, {})
+                with detecting():
+                    _, found, _ = _call_loader(spec, state, None, {})
             except Exception:
                 continue
             raise WeightsError(f"{what} holds a x{found} {spec.name}, not x{scale}", hint=f"use --scale {found}")

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import LayoutError, ScaleUnknownError, UnsafeCheckpointError, WeightsError
 
@@ -207,6 +209,22 @@ class _Attempt:
         return (self.matched - len(self.mismatched)) / max(1, total)
 
 
+#: True while :mod:`sresr.weights` tries every family's loader on one file to find its architecture
+#: (:func:`detecting`): a family none of whose layouts can even read the file's hyperparameters
+#: then says so at once, without building its network for the detailed comparison that an
+#: explicit ``--model`` gets.
+_DETECTING: ContextVar[bool] = ContextVar("sresr_layouts_detecting", default=False)
+
+
+@contextmanager
+def detecting() -> Iterator[None]:
+    token = _DETECTING.set(True)
+    try:
+        yield
+    finally:
+        _DETECTING.reset(token)
+
+
 @functools.lru_cache(maxsize=64)
 def _default_shapes(factory: Callable[..., Any], scale: int) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of ``factory(scale=scale)``, built once per process on the meta
@@ -254,6 +272,7 @@ def load_with_layouts(
 
     sd = unwrap_state_dict(state_dict)
     attempts: list[_Attempt] = []
+    unread: list[str] = []  # layouts that could not read the hyperparameters, while detecting
     for layout in layouts:
         ignore = [re.compile(p) for p in layout.ignore]
         given = {k for k in sd if not any(p.fullmatch(k) for p in ignore)}
@@ -267,6 +286,9 @@ def load_with_layouts(
                 f"this {arch} checkpoint ({layout.name} layout) is for x{found_scale}, not x{scale}",
                 hint=f"use --scale {found_scale}",
             )
+        if not ok and _DETECTING.get():
+            unread.append(layout.name)
+            continue
         use_scale = found_scale if found_scale is not None else (scale or default_scale)
         kwargs = {**kwargs, **(overrides or {})}
         own: dict[str, tuple[int, ...]] | None = None
@@ -301,6 +323,9 @@ def load_with_layouts(
             module.eval()
             return module, use_scale, dict(kwargs)
         attempts.append(attempt)
+    if not attempts:
+        raise LayoutError(f"not a {arch} checkpoint: none of its layouts ({', '.join(unread)}) reads these keys",
+                          hint=f"if the file is a {arch}, name it with --model {arch} to see which keys differ")
     best = max(attempts, key=lambda a: a.score)
     parts = [f"closest is the {best.layout.name} layout ({best.matched} of "
              f"{best.matched + len(best.missing)} keys present)"]
