@@ -1,4 +1,4 @@
-"""Window attention shared by the Swin-style families (SwinIR, HAT).
+"""Window attention and the other pieces shared by the transformer families (SwinIR, HAT, DAT).
 
 Tokens are kept as ``B x H x W x C`` tensors (channels last), so the convolutions between
 transformer blocks read them through a permuted view (a channels_last NCHW tensor) without a copy.
@@ -174,3 +174,24 @@ def as_tuple(values, name: str) -> tuple[int, ...]:
     if not out or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in out):
         raise ValueError(f"{name} must be a non-empty sequence of whole numbers >= 1, got {values!r}")
     return out
+
+
+class PatchNorm(nn.Module):
+    """The published ``patch_embed``: only its LayerNorm holds weights (``patch_embed.norm.*``); the
+    embedding itself (image to tokens) is a reshape in the network's forward."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+
+
+def init_transformer_weights(m: nn.Module) -> None:
+    """The published transformers' initialisation (``model.apply``): linear layers truncated
+    normal (std 0.02) with zero bias, normalisation layers at identity."""
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)) and m.weight is not None:
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)

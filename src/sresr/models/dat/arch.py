@@ -46,6 +46,8 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._upsample import shuffle_stages
+from .._windows import init_transformer_weights
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -60,11 +62,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def _stages(scale: int) -> list[int]:
-    if scale == 3:
-        return [3]
-    if scale >= 2 and scale & (scale - 1) == 0:
-        return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"DAT supports scales 3 and powers of two, not {scale}")
+    return shuffle_stages(scale, "DAT")
 
 
 def _shifted(group: int, block: int) -> bool:
@@ -331,7 +329,7 @@ class DAT(nn.Module):
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, channels * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))
         else:
             raise ValueError(f"upsampler must be 'pixelshuffle' or 'pixelshuffledirect', not {upsampler!r}")
-        self.apply(_init_weights)
+        self.apply(init_transformer_weights)
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         super()._apply(fn, recurse)  # the mean stays fp32
@@ -353,16 +351,6 @@ class DAT(nn.Module):
         else:
             x = self.upsample(x)
         return x.to(work) / self.img_range + mean
-
-
-def _init_weights(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)) and m.weight is not None:
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def _split(split_size: Sequence[int]) -> tuple[int, int]:

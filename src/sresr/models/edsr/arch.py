@@ -20,16 +20,13 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._upsample import shuffle_stages
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def _stages(scale: int) -> list[int]:
-    if scale == 3:
-        return [3]
-    if scale >= 2 and scale & (scale - 1) == 0:
-        return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"EDSR supports scales 3 and powers of two, not {scale}")
+    return shuffle_stages(scale, "EDSR")
 
 
 class ResBlock(nn.Module):

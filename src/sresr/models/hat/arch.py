@@ -50,7 +50,8 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
-from .._windows import MaskCache, Mlp, SwinBlock, as_tuple, pad_to_window
+from .._upsample import shuffle_stages
+from .._windows import MaskCache, Mlp, PatchNorm, SwinBlock, as_tuple, init_transformer_weights, pad_to_window
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -64,11 +65,7 @@ _COMMON = {"window_size": 16, "mlp_ratio": 2.0, "overlap_ratio": 0.5}
 
 
 def _stages(scale: int) -> list[int]:
-    if scale == 3:
-        return [3]
-    if scale >= 2 and scale & (scale - 1) == 0:
-        return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"HAT supports scales 3 and powers of two, not {scale}")
+    return shuffle_stages(scale, "HAT")
 
 
 def overlap_window(window: int, overlap_ratio: float) -> int:
@@ -191,12 +188,6 @@ class RHAG(nn.Module):
         return self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) + x
 
 
-class _PatchEmbed(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-
 class HAT(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 3, embed_dim: int = 180, depths: Sequence[int] = (6,) * 6,
                  num_heads: Sequence[int] = (6,) * 6, window_size: int = 16, compress_ratio: int = 3,
@@ -219,7 +210,7 @@ class HAT(nn.Module):
         self._mean = DIV2K_MEAN if channels == 3 else (0.0,) * channels
         self._masks = MaskCache()
         self.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
-        self.patch_embed = _PatchEmbed(embed_dim)
+        self.patch_embed = PatchNorm(embed_dim)
         self.layers = nn.ModuleList([RHAG(embed_dim, d, h, window_size, mlp_ratio, compress_ratio, squeeze_factor,
                                           conv_scale, overlap_ratio) for d, h in zip(depths, num_heads)])
         self.norm = nn.LayerNorm(embed_dim)
@@ -230,7 +221,7 @@ class HAT(nn.Module):
             up += [nn.Conv2d(num_feat, f * f * num_feat, 3, 1, 1), nn.PixelShuffle(f)]
         self.upsample = nn.Sequential(*up)
         self.conv_last = nn.Conv2d(num_feat, channels, 3, 1, 1)
-        self.apply(_init)
+        self.apply(init_transformer_weights)
 
     def forward_features(self, feat: torch.Tensor) -> torch.Tensor:
         _, _, h, w = feat.shape
@@ -250,16 +241,6 @@ class HAT(nn.Module):
         out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
         out = out.float() / self.img_range + mean
         return out[..., : h * self.scale, : w * self.scale]
-
-
-def _init(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def _options(variant: str, **given: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._upsample import shuffle_stages
 
 NORMS = ("bn", "in", "none")
 UPSAMPLERS = ("pixelshuffle", "bicubic")
@@ -29,13 +30,7 @@ VARIANTS = ("paper", "msrresnet")
 
 
 def _stages(scale: int) -> list[int]:
-    if scale == 1:
-        return []
-    if scale == 3:
-        return [3]
-    if scale & (scale - 1) == 0:
-        return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"scale must be 1, 3 or a power of two, got {scale}")
+    return shuffle_stages(scale, "SRResNet", allow_one=True)
 
 
 def _norm(kind: str, features: int) -> nn.Module:

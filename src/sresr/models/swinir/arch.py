@@ -51,7 +51,8 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
-from .._windows import MaskCache, SwinBlock, as_tuple, pad_to_window
+from .._upsample import shuffle_stages
+from .._windows import MaskCache, PatchNorm, SwinBlock, as_tuple, init_transformer_weights, pad_to_window
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv")
@@ -71,11 +72,7 @@ VARIANTS = tuple(PRESETS)
 
 
 def _stages(scale: int) -> list[int]:
-    if scale == 3:
-        return [3]
-    if scale >= 2 and scale & (scale - 1) == 0:
-        return [2] * (scale.bit_length() - 1)
-    raise ValueError(f"SwinIR's pixelshuffle upsampler supports scales 3 and powers of two, not {scale}")
+    return shuffle_stages(scale, "SwinIR's pixelshuffle upsampler")
 
 
 def _resi_conv(dim: int, kind: str) -> nn.Module:
@@ -108,12 +105,6 @@ class RSTB(nn.Module):
         return self.conv(y.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) + x
 
 
-class _PatchEmbed(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-
-
 class SwinIR(nn.Module):
     def __init__(self, scale: int = 4, channels: int = 3, embed_dim: int = 180, depths: Sequence[int] = (6,) * 6,
                  num_heads: Sequence[int] = (6,) * 6, window_size: int = 8, mlp_ratio: float = 2.0,
@@ -138,7 +129,7 @@ class SwinIR(nn.Module):
         self._mean = DIV2K_MEAN if channels == 3 else (0.0,) * channels
         self._masks = MaskCache()
         self.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
-        self.patch_embed = _PatchEmbed(embed_dim)
+        self.patch_embed = PatchNorm(embed_dim)
         self.layers = nn.ModuleList([RSTB(embed_dim, d, h, window_size, mlp_ratio, resi_connection)
                                      for d, h in zip(depths, num_heads)])
         self.norm = nn.LayerNorm(embed_dim)
@@ -160,7 +151,7 @@ class SwinIR(nn.Module):
             self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
             self.conv_last = nn.Conv2d(num_feat, channels, 3, 1, 1)
             self.lrelu = nn.LeakyReLU(0.2, inplace=True)
-        self.apply(_init)
+        self.apply(init_transformer_weights)
 
     def forward_features(self, feat: torch.Tensor) -> torch.Tensor:
         _, _, h, w = feat.shape
@@ -189,16 +180,6 @@ class SwinIR(nn.Module):
             out = self.conv_last(self.lrelu(self.conv_hr(y)))
         out = out.float() / self.img_range + mean
         return out[..., : h * self.scale, : w * self.scale]
-
-
-def _init(m: nn.Module) -> None:
-    if isinstance(m, nn.Linear):
-        nn.init.trunc_normal_(m.weight, std=0.02)
-        if m.bias is not None:
-            nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.LayerNorm):
-        nn.init.ones_(m.weight)
-        nn.init.zeros_(m.bias)
 
 
 def _options(variant: str, **given: Any) -> dict[str, Any]:
