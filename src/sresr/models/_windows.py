@@ -195,3 +195,15 @@ def init_transformer_weights(m: nn.Module) -> None:
     elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)) and m.weight is not None:
         nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
+
+
+def swin_body(net: nn.Module, feat: torch.Tensor) -> torch.Tensor:
+    """The body of SwinIR and HAT: ``conv_first``'s features as tokens through ``patch_embed.norm``,
+    the residual groups ``net.layers`` (each ``layer(tokens, mask)``) and ``net.norm``, back as an
+    ``N x C x H x W`` view. ``net`` holds ``window_size`` and a :class:`MaskCache` ``_masks``."""
+    _, _, h, w = feat.shape
+    mask = net._masks.get(h, w, net.window_size, feat.device)
+    x = net.patch_embed.norm(feat.permute(0, 2, 3, 1))
+    for layer in net.layers:
+        x = layer(x, mask)
+    return net.norm(x).permute(0, 3, 1, 2)

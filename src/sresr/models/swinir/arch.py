@@ -52,7 +52,15 @@ from sresr.spec import Geometry
 from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
 from .._upsample import shuffle_stages
-from .._windows import MaskCache, PatchNorm, SwinBlock, as_tuple, init_transformer_weights, pad_to_window
+from .._windows import (
+    MaskCache,
+    PatchNorm,
+    SwinBlock,
+    as_tuple,
+    init_transformer_weights,
+    pad_to_window,
+    swin_body,
+)
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv")
@@ -154,12 +162,7 @@ class SwinIR(nn.Module):
         self.apply(init_transformer_weights)
 
     def forward_features(self, feat: torch.Tensor) -> torch.Tensor:
-        _, _, h, w = feat.shape
-        mask = self._masks.get(h, w, self.window_size, feat.device)
-        x = self.patch_embed.norm(feat.permute(0, 2, 3, 1))
-        for layer in self.layers:
-            x = layer(x, mask)
-        return self.norm(x).permute(0, 3, 1, 2)
+        return swin_body(self, feat)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
