@@ -197,16 +197,68 @@ def test_interrupted_library_run_reuses_finished_segments(tmp_path):
     opts = VideoOptions(segment_frames=3)
     whole = upscale_video(up, src, tmp_path / "whole.mp4", opts, record="r")
 
-    def stop(done: int, total: int, fps: float) -> None:
-        if done == 7:
-            raise KeyboardInterrupt
+    from sresr.video import work_dir
+
+    def stop_after_a_segment(dest: Path):
+        def stop(done: int, total: int, fps: float) -> None:
+            if done == 7:  # once the encoder thread has finished a segment
+                deadline = time.monotonic() + 30
+                while not (work_dir(dest) / "manifest.json").exists() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                raise KeyboardInterrupt
+        return stop
 
     with pytest.raises(KeyboardInterrupt):
-        upscale_video(up, src, tmp_path / "out.mp4", opts, record="r", on_frames=stop)
+        upscale_video(up, src, tmp_path / "out.mp4", opts, record="r", on_frames=stop_after_a_segment(tmp_path / "out.mp4"))
     assert not (tmp_path / "out.mp4").exists()
     again = upscale_video(up, src, tmp_path / "out.mp4", opts, record="r")
     assert again.reused_segments >= 1 and again.segments == whole.segments == 3
     assert _sha(tmp_path / "out.mp4") == _sha(tmp_path / "whole.mp4")  # x264 is deterministic too
+    # interrupted again, then run on another clip to the same output: nothing of the first is reused
+    with pytest.raises(KeyboardInterrupt):
+        upscale_video(up, src, tmp_path / "next.mp4", opts, on_frames=stop_after_a_segment(tmp_path / "next.mp4"))
+    assert (work_dir(tmp_path / "next.mp4") / "manifest.json").exists()
+    other = make_clip(tmp_path / "other.mp4", n=8, w=48, h=64)
+    rec = upscale_video(up, other, tmp_path / "next.mp4", opts)
+    assert rec.reused_segments == 0 and (rec.width, rec.height) == (96, 128)
+    assert facts(tmp_path / "next.mp4")["size"] == (96, 128)
+
+
+def test_variable_frame_rate_with_b_frames_across_segments(tmp_path):
+    """Irregular timestamps, H.264 with B-frames, in one segment and in segments of 3 frames: every
+    timestamp comes out, which needs the decoding timestamps rewritten by frame position, not by a
+    fixed delay."""
+    pts = [0, 1, 2, 5, 6, 10, 11, 30, 31, 33]
+    src = tmp_path / "vfr.mkv"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=25)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.codec_context.time_base = Fraction(1, 25)
+        vs.codec_context.options = {"bf": "3"}
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(_frame(i, 48, 64), format="rgb24")
+            f.pts, f.time_base = t, Fraction(1, 25)
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+    for name, segment in (("vfr.mkv", "240"), ("vfr.mp4", "3")):
+        proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--segment-frames", segment,
+                         "--container", name.rsplit(".", 1)[1], "--json")
+        assert proc.returncode == 0, proc.stderr
+        assert facts(tmp_path / "out" / name)["times"] == facts(src)["times"] == [t / 25 for t in pts]
+
+
+def test_odd_output_size_for_a_subsampled_format_fails_before_encoding(tmp_path):
+    """yuv420p cannot hold a 99x75 picture: one line naming the size and the fix, and no work
+    folder left behind; --pix-fmt yuv444p writes it."""
+    src = make_clip(tmp_path / "odd.mkv", n=3, w=33, h=25, codec="ffv1", pix_fmt="yuv444p", audio=False)
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), "-m", "bicubic", "-s", "3",
+                     "--codec", "libx264", "--pix-fmt", "yuv420p")
+    assert proc.returncode == 1 and "99x75" in proc.stderr and "--pix-fmt yuv444p" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not list((tmp_path / "out").glob(".*"))
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), "-m", "bicubic", "-s", "3",
+                     "--codec", "libx264", "--pix-fmt", "yuv444p")
+    assert proc.returncode == 0, proc.stderr
+    assert facts(tmp_path / "out" / "odd.mkv")["size"] == (99, 75)
 
 
 def test_bad_videos_fail_in_one_line_and_skip_bad_frames_repeats(tmp_path):
@@ -237,6 +289,12 @@ def test_bad_videos_fail_in_one_line_and_skip_bad_frames_repeats(tmp_path):
     [record] = json.loads(proc.stdout)
     assert record["frames"] == 8 and record["repeated_frames"] >= 1 and "repeat" in record["warning"]
     assert facts(tmp_path / "out" / "bad.mp4")["times"] == facts(src)["times"]
+    # a truncated file with --skip-bad-frames: its frames are kept, and the record says it ended early
+    proc = run_sresr("upscale", str(tmp_path / "in" / "cut.mkv"), "-o", str(tmp_path / "out"), *MODEL,
+                     "--skip-bad-frames", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [record] = json.loads(proc.stdout)
+    assert 0 < record["frames"] < 8 and "ends early" in record["warning"], record
 
 
 def test_codec_container_errors_are_named(tmp_path):

@@ -662,15 +662,17 @@ def _upscale_media(job: Job, upscaler: "Upscaler", options: UpscaleOptions, repo
                                     png_compression=options.png_compression, record=record, on_frames=reporter.frames)
         else:
             rec = upscale_video(upscaler, job.source, job.output, options.video, outscale=options.outscale,
-                                record=record, work_key=record, on_frames=reporter.frames)
+                                record=record, source_sha256=digest, on_frames=reporter.frames)
     except Exception as exc:
         if isinstance(exc, NoSpaceError) and not full:
             full.append(exc.message)
         return FileResult(str(job.source), None, "failed", time.perf_counter() - t0, _one_line(exc, job.source))
-    warning = None
+    notes = []
     if rec.repeated_frames:
-        warning = (f"{shown(job.source)}: {rec.repeated_frames} of {rec.frames} frames could not be decoded and repeat "
-                   "the previous frame")
+        notes.append(f"{rec.repeated_frames} of {rec.frames} frames could not be decoded and repeat the previous frame")
+    if getattr(rec, "missing", ""):
+        notes.append(f"the input ends early ({rec.missing}); the frames that decode were kept")
+    warning = f"{shown(job.source)}: {'; '.join(notes)}" if notes else None
     return FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, rec.input_pixels, warning,
                       frames=rec.frames, repeated_frames=None if animation else rec.repeated_frames)
 

@@ -155,6 +155,7 @@ class VideoRecord:
     reused_segments: int = 0
     seconds: float = 0.0
     input_pixels: int = 0  # the input's pixels, all frames
+    missing: str = ""  # with --skip-bad-frames: how the input ends early ("truncated: 9 of 30 frames decoded")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -282,6 +283,45 @@ def _plan(source: Path, dest_suffix: str, options: VideoOptions, stream: Any) ->
     return _Plan(container, codec, pix_fmt, opts, depth)
 
 
+def _check_size(source: Path, plan: _Plan, size: tuple[int, int]) -> None:
+    """A VideoError (before any encoding) when ``plan``'s pixel format subsamples its chroma by
+    more than ``size`` divides: yuv420p needs even sides, yuv411p a width that is a multiple of 4."""
+    av = _av()
+    try:
+        fmt = av.VideoFormat(plan.pix_fmt)
+        mw, mh = 256 // fmt.chroma_width(256), 256 // fmt.chroma_height(256)
+    except Exception:
+        return
+    w, h = size
+    if w % mw or h % mh:
+        raise VideoError(f"{shown(source)}: the output would be {w}x{h}, which {plan.pix_fmt} cannot hold (its "
+                         f"sides must be multiples of {mw} and {mh}): pass --pix-fmt yuv444p, or another scale")
+
+
+def _write_error(exc: OSError, where: Path) -> SresrError:
+    """An OSError while writing the work folder or the output as one line: NoSpaceError for a
+    full disk or quota (the pipeline then stops instead of computing what cannot be written)."""
+    import errno
+
+    from .errors import NoSpaceError
+
+    cls = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else VideoError
+    return cls(f"{shown(where)}: cannot write: {exc.strerror or exc}",
+               hint="check the output folder (free space, permissions)")
+
+
+def _thread_error(exc: BaseException, source: Path, dest: Path, plan: _Plan) -> BaseException:
+    """What the encoder thread raised, as the caller should see it: FFmpeg refusing to encode as
+    a VideoError naming the encoder, a failed write of the work folder as :func:`_write_error`."""
+    av = _av()
+    if isinstance(exc, av.error.FFmpegError):
+        return VideoError(f"{shown(source)}: {plan.codec} cannot encode this video ({_reason(exc)})",
+                          hint="try another --codec or --pix-fmt")
+    if isinstance(exc, OSError):
+        return _write_error(exc, work_dir(dest))
+    return exc
+
+
 def _codec_id_name(encoder: str) -> str:
     """The codec an encoder writes (``libx264`` -> ``h264``)."""
     av = _av()
@@ -380,7 +420,7 @@ def _to_array(frame: Any, depth: int) -> Any:
 
 
 def _decode(source: Path, container: Any, depth: int, skip_bad: bool, skip: Callable[[int], bool],
-            stop: threading.Event) -> Iterator[_Frame]:
+            stop: threading.Event, notes: dict[str, str] | None = None) -> Iterator[_Frame]:
     """Every frame of the first video stream, in presentation order. A packet that fails to
     decode raises :class:`VideoError`, or with ``skip_bad`` becomes a repeat of the previous
     frame at that packet's timestamp. ``skip(i)``: frame ``i`` is not needed (no pixels made)."""
@@ -449,17 +489,22 @@ def _decode(source: Path, container: Any, depth: int, skip_bad: bool, skip: Call
             raise VideoError(f"{shown(source)}: truncated or corrupt video after {index} frames ({_reason(exc)})") from None
     while wanted and last is not None and failed[0]:  # frames lost at the very end
         yield _repeat(heapq.heappop(wanted))
+    # a truncated file: an error, or with --skip-bad-frames a note (the record's ``missing``)
     expected = int(stream.frames or 0)
-    if expected and index < expected and not skip_bad:
-        raise VideoError(f"{shown(source)}: truncated video: {index} of {expected} frames decoded",
-                         hint="pass --skip-bad-frames to keep the frames that decode")
+    short = ""
+    if expected and index < expected:
+        short = f"{index} of {expected} frames decoded"
     length = _stated_length(stream)
-    if not expected and length is not None and index and not skip_bad:
+    if not expected and length is not None and index:
         start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
         rate = float(stream.average_rate or stream.guessed_rate or 25)
         if end[0] - start < length - max(1.5 / rate, 0.05):  # more than a frame's time missing at the end
-            raise VideoError(f"{shown(source)}: truncated video: its frames end at {end[0] - start:.3f} s of the "
-                             f"{length:.3f} s its header states", hint="pass --skip-bad-frames to keep the frames that decode")
+            short = f"its frames end at {end[0] - start:.3f} s of the {length:.3f} s its header states"
+    if short and not skip_bad:
+        raise VideoError(f"{shown(source)}: truncated video: {short}",
+                         hint="pass --skip-bad-frames to keep the frames that decode")
+    if short and notes is not None:
+        notes["missing"] = f"truncated: {short}"
 
 
 def _stated_length(stream: Any) -> float | None:
@@ -646,9 +691,11 @@ def _encoder(plan: _Plan, time_base: Fraction, rate: Fraction | None, colour: di
 
 
 def _segment_header(path: Path) -> dict[str, Any]:
-    header, records = _read_segment(path)
-    records.close()
-    return header
+    with open(path, "rb") as f:
+        if f.read(len(_SEGMENT_MAGIC)) != _SEGMENT_MAGIC:
+            raise SresrError(f"{shown(path)}: not a segment file")
+        (n,) = struct.unpack("<I", f.read(4))
+        return json.loads(f.read(n))
 
 
 def _read_segment(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, int, int, int, bytes]]]:
@@ -672,42 +719,47 @@ def _read_segment(path: Path) -> tuple[dict[str, Any], Iterator[tuple[int, int, 
     return header, records()
 
 
-def _segment_timing(path: Path) -> tuple[list[int], int]:
-    """A segment's packet timestamps in decoding order (pts sorted), and the encoder's delay:
-    how far its first dts lies before its first pts."""
+def _segment_pts(path: Path) -> list[int | None]:
+    """A segment's packet pts in decoding order (None where a packet has none)."""
     _, records = _read_segment(path)
-    pts_list, delay = [], 0
-    for i, (pts, dts, _, _, _) in enumerate(records):
-        if pts != _NONE_TS:
-            pts_list.append(pts)
-        if i == 0 and pts != _NONE_TS and dts != _NONE_TS:
-            delay = pts - dts
-    return sorted(pts_list), delay
+    return [None if pts == _NONE_TS else pts for pts, _, _, _, _ in records]
 
 
 def _packets(paths: list[Path]) -> Iterator[Any]:
     """The packets of the segments, in order, ready to be muxed as one stream.
 
     Each segment came from its own encoder, whose decoding timestamps trail its presentation
-    timestamps by its own delay (B-frames; a short last segment may have none), so concatenated
-    as they are the dts could step back or leave a gap at a boundary. They are rewritten as the
-    segment's sorted pts less the largest delay of all segments: strictly increasing across every
-    boundary, never after a packet's pts, and unchanged where a segment has that delay (one
-    segment alone keeps the encoder's own)."""
+    timestamps by its own reordering (B-frames; a short last segment may have none), so
+    concatenated as they are the dts could step back at a boundary. They are rewritten over the
+    whole stream: the packet decoded ``g``-th gets the pts of the frame presented ``D`` places
+    earlier, ``D`` the largest reordering depth (decode position minus presentation position) of
+    any packet, the first ``D`` counting back from the first pts. That is strictly increasing,
+    never after the packet's own pts, at any frame rate, variable too; at a constant rate it is
+    what the encoder wrote. A stream with packets without pts keeps the encoder's dts."""
     av = _av()
-    timings = [_segment_timing(p) for p in paths]
-    delay = max((d for _, d in timings), default=0)
-    for path, (order, _) in zip(paths, timings):
+    decode_order = [pts for p in paths for pts in _segment_pts(p)]
+    shown_order = sorted(t for t in decode_order if t is not None)
+    new_dts: list[int] | None = None
+    if len(shown_order) == len(decode_order) and len(set(shown_order)) == len(shown_order) and shown_order:
+        place = {t: i for i, t in enumerate(shown_order)}
+        depth = max(g - place[t] for g, t in enumerate(decode_order))  # type: ignore[index]
+        gaps = [b - a for a, b in zip(shown_order, shown_order[1:])]
+        step = min(gaps) if gaps else 1
+        new_dts = [shown_order[g - depth] if g >= depth else shown_order[0] - (depth - g) * step
+                   for g in range(len(decode_order))]
+    g = 0
+    for path in paths:
         header, records = _read_segment(path)
         tb = Fraction(*header["time_base"])
-        for j, (pts, dts, duration, key, data) in enumerate(records):
+        for pts, dts, duration, key, data in records:
             p = av.Packet(data)
             p.pts = None if pts == _NONE_TS else pts
-            p.dts = order[j] - delay if j < len(order) else (None if dts == _NONE_TS else dts)
+            p.dts = new_dts[g] if new_dts is not None else (None if dts == _NONE_TS else dts)
             if duration != _NONE_TS:
                 p.duration = duration
             p.time_base = tb
             p.is_keyframe = bool(key)
+            g += 1
             yield p
 
 
@@ -787,12 +839,7 @@ def _mux_final(source: Path, dest: Path, work: _Work, plan: _Plan, segments: int
     try:
         atomic_write(dest, write)
     except OSError as exc:
-        from .errors import NoSpaceError
-        import errno
-
-        cls = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else VideoError
-        raise cls(f"{shown(dest)}: cannot write: {exc.strerror or exc}",
-                  hint="check the output folder (free space, permissions)") from None
+        raise _write_error(exc, dest) from None
     return tuple(copied), duration[0]
 
 
@@ -811,13 +858,16 @@ def upscale_video(
     outscale: float | None = None,
     record: str | None = None,
     work_key: str = "",
+    source_sha256: str | None = None,
     on_frames: Callable[[int, int, float], None] | None = None,
 ) -> VideoRecord:
     """Upscale every frame of the video ``source`` into ``dest`` (see the module docstring).
 
     record: text stored in the output's ``comment`` tag (the pipeline's :class:`OutputRecord`).
-    work_key: what must match for a killed run's segments to be reused (the input's sha256, the
-    model and the options); ``record`` is added to it. on_frames(done, total, fps): progress, from
+    work_key: anything else that must match for a killed run's segments to be reused; the
+    input's sha256, the upscaler (:meth:`~sresr.engine.Upscaler.describe`), ``outscale``, the
+    encoder plan and ``record`` always count (``source_sha256``: the input's, when the caller has
+    it already; else the file is read once for it). on_frames(done, total, fps): progress, from
     the calling thread (total 0 when the input does not say). Raises :class:`VideoError` (one line).
     """
     from .imaging.io import Image
@@ -834,13 +884,20 @@ def upscale_video(
         total = int(vin.frames or 0)
         if not total and container.duration and rate:
             total = int(round(container.duration / 1e6 * float(rate)))
-        key = hashlib.sha256(f"{work_key}\n{record}\n{plan.key()}\n{options.segment_frames}".encode()).hexdigest()
-        work = _Work(dest, key)
+        if outscale is None:  # the output size is known: a pixel format it does not fit fails now
+            _check_size(source, plan, (vin.codec_context.width * upscaler.scale, vin.codec_context.height * upscaler.scale))
+        key = hashlib.sha256("\n".join((work_key, str(record), source_sha256 or _sha256(source), upscaler.describe(), repr(outscale),
+                                        plan.key(), str(options.segment_frames))).encode()).hexdigest()
+        try:
+            work = _Work(dest, key)
+        except OSError as exc:
+            raise _write_error(exc, work_dir(dest)) from None
         n = int(options.segment_frames)
         stop = threading.Event()
         decoded: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.queue_frames))
         upscaled: queue.Queue[Any] = queue.Queue(maxsize=max(1, options.queue_frames))
         state = {"frames": 0, "repeated": 0}
+        notes: dict[str, str] = {}
         colour = _colour_of(vin)
         rotation = _rotation(source)
 
@@ -856,7 +913,7 @@ def upscale_video(
         def decoder() -> None:
             try:
                 for fr in _decode(source, container, plan.depth, options.skip_bad_frames,
-                                  lambda i: i // n in work.reusable, stop):
+                                  lambda i: i // n in work.reusable, stop, notes):
                     if not put(decoded, fr):
                         return
                 put(decoded, _DONE)
@@ -904,25 +961,28 @@ def upscale_video(
         out_size: tuple[int, int] | None = None
         tick = time.perf_counter()
         reused_frames: dict[int, int] = {}
+        failed = False
         try:
             while True:
                 try:
                     item = decoded.get(timeout=0.1)
                 except queue.Empty:
                     if errors:
-                        raise errors[0]
+                        raise _thread_error(errors[0], source, dest, plan)
                     continue
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
                     raise item
                 if errors:
-                    raise errors[0]
+                    raise _thread_error(errors[0], source, dest, plan)
                 fr: _Frame = item
                 if fr.pixels is not None:
                     image = Image(pixels=fr.pixels, bit_depth=plan.depth)
                     out = upscaler.upscale_image(image, outscale=outscale, depth=plan.depth)
                     pixels = out.pixels
+                    if out_size is None:
+                        _check_size(source, plan, (pixels.shape[1], pixels.shape[0]))
                     out_size = (pixels.shape[1], pixels.shape[0])
                 else:  # a frame of a segment a killed run finished
                     pixels = None
@@ -937,14 +997,18 @@ def upscale_video(
             put(upscaled, _DONE)
         except BaseException:
             stop.set()
+            failed = True
             raise
         finally:
             for th in threads:
                 th.join()
+            if (failed or errors) and not work.segments:  # nothing a rerun could reuse: no empty work folder
+                work.remove()
         if errors:
-            raise errors[0]
+            raise _thread_error(errors[0], source, dest, plan)
         frames = state["frames"]
         if frames == 0:
+            work.remove()
             raise VideoError(f"{shown(source)}: no frame could be decoded")
         fps = float(rate) if rate else None
     finally:
@@ -966,6 +1030,7 @@ def upscale_video(
         width=out_size[0], height=out_size[1], codec=plan.codec, pix_fmt=plan.pix_fmt, fps=fps,
         duration=duration, copied_streams=copied, segments=segments, reused_segments=len(work.reusable & set(range(segments))),
         seconds=time.perf_counter() - t0, input_pixels=frames * in_size[0] * in_size[1],
+        missing=notes.get("missing", ""),
     )
 
 
@@ -1016,6 +1081,7 @@ def upscale_animation(
 
     source, dest = Path(source), Path(dest)
     t0 = time.perf_counter()
+    src = None
     try:
         src = PILImage.open(source)
         fmt = src.format
@@ -1047,6 +1113,9 @@ def upscale_animation(
         raise
     except Exception as exc:
         raise VideoError(f"{shown(source)}: cannot decode: {_reason(exc)}") from None
+    finally:
+        if src is not None:
+            src.close()
     if any(f.mode == "RGBA" for f in frames_out):
         frames_out = [f.convert("RGBA") for f in frames_out]
     kwargs: dict[str, Any] = {"save_all": True, "append_images": frames_out[1:], "duration": durations}
@@ -1074,7 +1143,10 @@ def upscale_animation(
     def write(tmp: Path) -> None:
         frames_out[0].save(tmp, format=fmt, **kwargs)
 
-    atomic_write(dest, write)
+    try:
+        atomic_write(dest, write)
+    except OSError as exc:
+        raise _write_error(exc, dest) from None
     w, h = frames_out[0].size
     return VideoRecord(
         source=str(source), output=str(dest), frames=len(frames_out), repeated_frames=0, width=w, height=h,
