@@ -23,13 +23,18 @@ from sresr.resolve import LoadedModel, load_model
 
 @pytest.mark.parametrize("h,w,tile,pad,m", [(37, 53, 8, 2, 1), (64, 64, 16, 5, 4), (100, 30, 32, 0, 2), (9, 9, 4, 3, 1),
                                             (120, 88, 24, 7, 8), (50, 50, 0, 4, 1)])
-def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m):
+@pytest.mark.parametrize("min_window", [0, 40])
+def test_plan_partitions_and_windows_cover_pad(h, w, tile, pad, m, min_window):
+    """Also with windows of at least 40 (a network with a fixed input size): where the image is
+    that large, every window is exactly 40 and still covers its core and the pad."""
     hp, wp = -(-h // m) * m, -(-w // m) * m
-    plan = plan_tiles(hp, wp, tile, pad, m)
+    plan = plan_tiles(hp, wp, tile, pad, m, (min_window, min_window))
     owner = np.zeros((hp, wp), dtype=int)
     for t in plan.tiles:
         owner[t.y0 : t.y1, t.x0 : t.x1] += 1
         assert (t.wy1 - t.wy0, t.wx1 - t.wx0) == plan.window  # all windows batch together
+        if min_window and tile and hp > tile + 2 * pad and 2 * pad + tile <= min_window:
+            assert t.wy1 - t.wy0 == min(hp, min_window)
         assert t.wy0 <= max(0, t.y0 - pad) and t.wy1 >= min(hp, t.y1 + pad)
         assert t.wx0 <= max(0, t.x0 - pad) and t.wx1 >= min(wp, t.x1 + pad)
         assert 0 <= t.wy0 and t.wy1 <= hp and 0 <= t.wx0 and t.wx1 <= wp

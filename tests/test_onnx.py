@@ -222,7 +222,8 @@ def test_foreign_onnx_probe(tmp_path: Path) -> None:
     assert not any(k.startswith("sresr.") for k in read_onnx_metadata(path))
     found, notes = load_onnx(path)
     assert (found.scale, found.colorspace, found.geometry.size_multiple) == (2, "rgb", 1)
-    assert any("--tile-pad" in n for n in notes)
+    said = Upscaler(found).warnings  # the receptive field is unknown: one line, naming the file
+    assert len(said) == 1 and "receptive field is unknown" in said[0] and path.name in said[0] and "--tile-pad" in said[0]
     rf = loaded.geometry.receptive_field
     found, notes = load_onnx(path, tile_pad=rf)
     assert notes == [] and found.geometry.receptive_field == rf
@@ -257,7 +258,9 @@ def test_fp16_export_on_onnxruntime_cpu(tmp_path: Path) -> None:
 
 
 def test_static_tile_export(tmp_path: Path) -> None:
-    """A fixed 32 x 32 input: the engine's windows are at most 32; interior pixels are exact."""
+    """A fixed 32 x 32 input: the engine plans windows of exactly 32 (centred on cores of 32 - 2 pad,
+    shifted inside the image), so an image larger than that comes out exact everywhere, edges
+    included, with the default tile or a smaller one; eval of a fixed-size file works too."""
     loaded = _random("realesrgan-compact", 2)
     export_onnx(loaded, tmp_path / "t.onnx", tile=32)
     fixed, notes = load_onnx(tmp_path / "t.onnx")
@@ -265,13 +268,19 @@ def test_static_tile_export(tmp_path: Path) -> None:
     rf = fixed.geometry.receptive_field
     tile = static_tile(fixed.module, None, None, fixed.geometry)
     assert tile == 32 - 2 * rf
-    x = _input(loaded, 50, 41)
-    want = Upscaler(loaded, device="cpu", tile=0).run(x)
-    got = Upscaler(fixed, tile=tile).run(x)
-    assert got.shape == want.shape
-    edge = 2 * rf * 2  # the bottom/right edges' receptive field, in output pixels
-    inner = (got - want)[:, :, : -edge, : -edge]
-    assert float(inner.abs().max()) <= 1e-4
+    for h, w in ((50, 41), (90, 90), (33, 70)):
+        x = _input(loaded, h, w)
+        want = Upscaler(loaded, device="cpu", tile=0).run(x)
+        for t in (None, 4):
+            up = Upscaler(fixed, tile=t)
+            assert {(tl.wy1 - tl.wy0, tl.wx1 - tl.wx0) for tl in up.plan_for(h, w).tiles} == {(32, 32)}
+            got = up.run(x)
+            assert got.shape == want.shape and float((got - want).abs().max()) <= 1e-4, (h, w, t)
+    from sresr.evaluate import evaluate
+
+    export_onnx(load_model("fsrcnn.x2"), tmp_path / "f64.onnx", tile=64)
+    static = evaluate(str(tmp_path / "f64.onnx"), "set5", progress=False)
+    assert abs(static.mean.psnr - evaluate("fsrcnn.x2", "set5", 2, progress=False).mean.psnr) <= 0.01
 
 
 def test_export_refuses_bad_options(tmp_path: Path) -> None:
@@ -282,7 +291,74 @@ def test_export_refuses_bad_options(tmp_path: Path) -> None:
         export_onnx(loaded, tmp_path / "x.onnx", tile=30)
     with pytest.raises(UsageError, match="opset"):
         export_onnx(loaded, tmp_path / "x.onnx", opset=9)
+    with pytest.raises(UsageError, match="newer than this torch can export"):
+        export_onnx(loaded, tmp_path / "x.onnx", opset=99)
+    fsrcnn = load_model("fsrcnn.x2")  # receptive field 8: a 16 x 16 file would leave no core to run
+    with pytest.raises(UsageError, match="too small for fsrcnn"):
+        export_onnx(fsrcnn, tmp_path / "x.onnx", tile=16)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _edit_metadata(src: Path, dest: Path, **changes: str) -> Path:
+    import onnx
+
+    model = onnx.load(str(src))
+    for prop in model.metadata_props:
+        if prop.key in changes:
+            prop.value = changes[prop.key]
+    onnx.save(model, str(dest))
+    return dest
+
+
+def test_files_whose_metadata_or_outputs_do_not_fit_are_refused_in_one_line(tmp_path: Path) -> None:
+    """sresr metadata is checked against one run of the graph; a foreign file must return float
+    images with its input's channels. Each refusal is a UsageError naming the file."""
+    from sresr.errors import UsageError
+
+    good = tmp_path / "f.onnx"
+    export_onnx(_random("fsrcnn", 2), good)
+    cases = {"sresr.scale": ("3", "says it is a x3 network, but it upscales x2"),
+             "sresr.kwargs": ("[1, 2]", "does not understand"), "sresr.format": ("99", "does not understand")}
+    for key, (value, why) in cases.items():
+        edited = _edit_metadata(good, tmp_path / f"edited-{key}.onnx", **{key: value})
+        with pytest.raises(UsageError, match=why):
+            load_onnx(edited)
+
+    class Net(torch.nn.Module):
+        def __init__(self, out_channels: int, as_uint8: bool):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, out_channels * 4, 3, padding=1)
+            self.as_uint8 = as_uint8
+
+        def forward(self, x):
+            y = torch.nn.functional.pixel_shuffle(self.conv(x), 2)
+            return (y * 255).to(torch.uint8) if self.as_uint8 else y
+
+    for out_channels, as_uint8, why in ((3, True, "returns tensor\\(uint8\\), not float"), (1, False, "turns 3 channel")):
+        path = tmp_path / f"net-{out_channels}-{as_uint8}.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(Net(out_channels, as_uint8).eval(), (torch.rand(1, 3, 16, 16),), str(path), dynamo=False,
+                              input_names=["x"], output_names=["y"], dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "H", 3: "W"}})
+        with pytest.raises(UsageError, match=why):
+            load_onnx(path, tile_pad=1)
+
+
+def test_export_cache_follows_the_tensors_not_the_file_they_came_from(sresr_home: Path) -> None:
+    """A network changed in place after loading (fine-tuned, say) gets a new export, not the
+    cached export of the file it was loaded from."""
+    from sresr.backends import to_backend
+
+    loaded = load_model("fsrcnn.x2")
+    x = _input(loaded, 20, 24)
+    first = to_backend(loaded, "onnxruntime", provider="cpu")
+    with torch.no_grad():
+        for p in loaded.module.parameters():
+            p.mul_(0.5)
+    second = to_backend(loaded, "onnxruntime", provider="cpu")
+    assert second.module.source != first.module.source
+    want = Upscaler(loaded, device="cpu", tile=0).run(x)
+    assert float((Upscaler(second, tile=0).run(x) - want).abs().max()) <= 1e-4
 
 
 _BLOCK = "import sys; sys.modules['onnxruntime'] = None; from sresr.cli.main import main; main()"

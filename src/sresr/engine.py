@@ -192,6 +192,13 @@ class Upscaler:
         if tile_pad is not None and self.tile_pad < rf and tile != 0:
             self.warnings.append(f"tile pad {self.tile_pad} is below the receptive field of {self.spec.name} ({rf} px): "
                                  "tiled outputs may show seams (leave --tile-pad out for exact tiling)")
+        # a module with a fixed input size (an ONNX file exported with --tile T) gets windows of
+        # exactly that size (sresr.tiling.plan_tiles' min_window), so its tiles stay exact
+        self.fixed_window: tuple[int, int] | None = getattr(loaded.module, "window", None) if self.external else None
+        if self.fixed_window is not None:
+            from .backends.onnxruntime import static_tile
+
+            tile = static_tile(loaded.module, tile, tile_pad, loaded.geometry)
         self.tile = default_tile(self.tile_pad, self.device.type) if tile is None else int(tile)
         # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
         self.auto_tile = tile is None and self.device.type == "cuda"
@@ -201,8 +208,13 @@ class Upscaler:
             side = math.isqrt(INEXACT_WHOLE_PIXELS)
             which = (f"images over {side}x{side} pixels are tiled and" if self.whole_when_small
                      else "images too large for the free memory are tiled and" if self.auto_tile else "tiled outputs")
-            self.warnings.append(f"{self.spec.name} does not tile exactly (part of it sees the whole image): "
-                                 f"{which} may differ slightly from a whole-image run (--tile 0 for the exact result)")
+            if rf == 0 and tile_pad is None:  # an ONNX file made elsewhere, say
+                self.warnings.append(f"{self.spec.name}'s receptive field is unknown, so tiles overlap by a default "
+                                     f"{self.tile_pad} px: {which} may show seams (give --tile-pad RADIUS for exact "
+                                     "tiling, or --tile 0)")
+            else:
+                self.warnings.append(f"{self.spec.name} does not tile exactly (part of it sees the whole image): "
+                                     f"{which} may differ slightly from a whole-image run (--tile 0 for the exact result)")
         self._per_pixel: tuple[float, float] | None = None  # bytes per window pixel, fixed bytes
         self.batch = int(batch)
         self.alpha = alpha
@@ -274,7 +286,7 @@ class Upscaler:
         if self.spec.input == "upsampled":
             h, w = height * self.scale, width * self.scale
         hp, wp = padded_size(h, w, self.size_multiple)
-        return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, self.size_multiple)
+        return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, self.size_multiple, self.fixed_window or (0, 0))
 
     # -- the forward pass on one batch of windows --------------------------------------------
     def _forward(self, windows: torch.Tensor) -> torch.Tensor:
@@ -348,7 +360,7 @@ class Upscaler:
                         y1, x1 = min(y1, h), min(x1, w)
                         inner(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])
         while True:
-            plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m)
+            plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m, self.fixed_window or (0, 0))
             done = [0]
             total = len(plan.tiles)
             if on_tiles is not None:

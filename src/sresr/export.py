@@ -37,6 +37,8 @@ import contextlib
 import hashlib
 import io
 import json
+import os
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -134,10 +136,11 @@ def _state_digest(module: Any) -> str:
 
 
 def export_key(loaded: Any, opset: int = DEFAULT_OPSET, fp16: bool = False, shape: str = "dynamic") -> str:
-    """The cache key of an export: the weights' sha256 (or a digest of the tensors when the network
-    was not loaded from a file), the model, its options, scale and colour space, opset, precision
-    and shape. Two loads of the same weights give the same key."""
-    weights = loaded.weights_sha256 or _state_digest(loaded.module)
+    """The cache key of an export: a digest of the network's tensors as they are now (not the
+    sha256 of the file they were loaded from: a network changed in place after loading, by
+    fine-tuning say, must not reuse the old export), the model, its options, scale and colour
+    space, opset, precision and shape. Two loads of the same weights give the same key."""
+    weights = _state_digest(loaded.module)
     text = json.dumps({"format": FORMAT_VERSION, "weights": weights, "model": loaded.name, "scale": int(loaded.scale),
                        "kwargs": _jsonable(loaded.kwargs), "colorspace": loaded.colorspace, "opset": int(opset),
                        "fp16": bool(fp16), "shape": shape}, sort_keys=True)
@@ -252,6 +255,35 @@ def _masks_traced() -> Iterator[None]:
             setattr(owner, name, original)
 
 
+def _max_opset() -> int | None:
+    """The newest opset torch's TorchScript exporter writes (None when this torch does not say)."""
+    try:
+        from torch.onnx import _constants
+
+        return int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """File descriptor 1 pointed at /dev/null: a failing TorchScript export prints its whole graph
+    there from C++, which would bury the one-line error and corrupt ``--json`` output."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no usable fd 1 (an embedding host): nothing to protect
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _export_bytes(module: Any, example: Any, opset: int, dynamic: bool) -> bytes:
     import torch
 
@@ -270,7 +302,7 @@ def _export_bytes(module: Any, example: Any, opset: int, dynamic: bool) -> bytes
                 kwargs["dynamo"] = False
         except (TypeError, ValueError):
             pass
-        with torch.no_grad(), _masks_traced():
+        with torch.no_grad(), _masks_traced(), _stdout_silenced():
             torch.onnx.export(module, (example,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes=axes, opset_version=int(opset), do_constant_folding=True, **kwargs)
     return buf.getvalue()
@@ -303,6 +335,10 @@ def export_onnx(
     opset = int(opset)
     if opset < MIN_OPSET:
         raise UsageError(f"--opset {opset} is too old", hint=f"use {MIN_OPSET} or above (default {DEFAULT_OPSET})")
+    newest = _max_opset()
+    if newest is not None and opset > newest:
+        raise UsageError(f"--opset {opset} is newer than this torch can export (at most {newest})",
+                         hint=f"use {MIN_OPSET} to {newest} (default {DEFAULT_OPSET})")
     geo = loaded_geometry(loaded)
     m = max(1, int(geo.size_multiple))
     if tile is not None:
@@ -310,6 +346,12 @@ def export_onnx(
         if tile < 1 or tile % m:
             raise UsageError(f"--tile {tile} is not a positive multiple of {m} (the size multiple of {loaded.name})",
                              hint=f"use a multiple of {m}, such as {max(m, (tile // m) * m or m)}")
+        from .engine import UNKNOWN_RF_PAD
+
+        pad = -(-(geo.receptive_field or UNKNOWN_RF_PAD) // m) * m
+        if tile < 2 * pad + m:  # the engine could not run it: no core left inside the overlap
+            raise UsageError(f"--tile {tile} is too small for {loaded.name}: its windows overlap by {pad} px on each "
+                             f"side", hint=f"use --tile {2 * pad + m} or more (larger tiles waste less)")
         dynamic = False
     elif not dynamic:
         raise UsageError("a fixed-size export needs --tile T", hint="or export with dynamic height and width")

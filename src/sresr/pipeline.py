@@ -431,7 +431,7 @@ def _onnx_upscaler(options: UpscaleOptions) -> "Upscaler":
     (at its own scale: a ``-s`` it is not made for becomes an outscale), or the named model's
     export from the cache. The engine is the torch backend's (see :mod:`sresr.backends`)."""
     from .backends import is_onnx_ref
-    from .backends.onnxruntime import load_onnx, onnxruntime_model, static_tile
+    from .backends.onnxruntime import load_onnx, onnxruntime_model
     from .engine import Upscaler
     from .resolve import load, resolve
 
@@ -455,8 +455,8 @@ def _onnx_upscaler(options: UpscaleOptions) -> "Upscaler":
             request = resolve(model, None, scale)
         loaded = onnxruntime_model(load(request, scale, denoise=options.denoise_strength), provider=options.provider,
                                    device=options.device, precision=options.precision, threads=options.compute_threads)
-    up = Upscaler(loaded, device="cpu", precision="fp32", tile=static_tile(loaded.module, options.tile, options.tile_pad,
-                  loaded.geometry), tile_pad=options.tile_pad, batch=options.batch, tta=options.tta)
+    up = Upscaler(loaded, device="cpu", precision="fp32", tile=options.tile, tile_pad=options.tile_pad,
+                  batch=options.batch, tta=options.tta)
     up.warnings.extend(notes)
     return up
 

@@ -113,8 +113,12 @@ def padded_size(height: int, width: int, size_multiple: int) -> tuple[int, int]:
     return -(-height // m) * m, -(-width // m) * m
 
 
-def _axis(length: int, tile: int, pad: int, m: int) -> tuple[list[tuple[int, int]], list[int], int]:
-    """Cores ``[(start, end)]``, window starts and window length along one axis (all multiples of m)."""
+def _axis(length: int, tile: int, pad: int, m: int, min_window: int = 0) -> tuple[list[tuple[int, int]], list[int], int]:
+    """Cores ``[(start, end)]``, window starts and window length along one axis (all multiples of m).
+
+    ``min_window``: windows at least this long (where the axis is): a network with a fixed input
+    size gets exactly that size, each window centred on its core, so it still covers the core and
+    ``pad`` on either side (or reaches the image's edge)."""
     units = length // m
     if tile <= 0 or length <= tile + 2 * pad:
         return [(0, length)], [0], length
@@ -123,17 +127,22 @@ def _axis(length: int, tile: int, pad: int, m: int) -> tuple[list[tuple[int, int
     bounds = [round(i * units / n) * m for i in range(n + 1)]
     cores = [(bounds[i], bounds[i + 1]) for i in range(n)]
     core_max = max(e - s for s, e in cores)
-    win = min(length, core_max + 2 * pad)
-    starts = [min(max(s - pad, 0), length - win) for s, _ in cores]
+    win = min(length, max(core_max + 2 * pad, min_window))
+    if win == core_max + 2 * pad:
+        starts = [min(max(s - pad, 0), length - win) for s, _ in cores]
+    else:  # a longer window: centred (offset at least pad, as (win - core) / 2 >= pad)
+        starts = [min(max(s - (win - (e - s)) // 2 // m * m, 0), length - win) for s, e in cores]
     return cores, starts, win
 
 
-def plan_tiles(height: int, width: int, tile: int, pad: int, size_multiple: int = 1) -> TilePlan:
+def plan_tiles(height: int, width: int, tile: int, pad: int, size_multiple: int = 1,
+               min_window: tuple[int, int] = (0, 0)) -> TilePlan:
     """Cut a ``height x width`` image (already padded to ``size_multiple``) into tiles.
 
     ``tile`` is the core size in input pixels (0 = one tile for the whole image); cores along an
     axis are made equal (no thin sliver at the end). An axis no longer than ``tile + 2 * pad``
-    is not cut at all, since its window would cover it anyway.
+    is not cut at all, since its window would cover it anyway. ``min_window`` (height, width):
+    windows at least that large where the image is (a network with a fixed input size).
     """
     m = max(1, int(size_multiple))
     if height % m or width % m:
@@ -142,8 +151,8 @@ def plan_tiles(height: int, width: int, tile: int, pad: int, size_multiple: int 
         raise ValueError(f"empty image {height}x{width}")
     pad_m = -(-max(0, int(pad)) // m) * m
     tile_m = 0 if tile <= 0 else max(m, (int(tile) // m) * m)
-    ycores, ystarts, wh = _axis(height, tile_m, pad_m, m)
-    xcores, xstarts, ww = _axis(width, tile_m, pad_m, m)
+    ycores, ystarts, wh = _axis(height, tile_m, pad_m, m, int(min_window[0]))
+    xcores, xstarts, ww = _axis(width, tile_m, pad_m, m, int(min_window[1]))
     tiles = tuple(
         Tile(y0, y1, x0, x1, wy, wy + wh, wx, wx + ww)
         for (y0, y1), wy in zip(ycores, ystarts)

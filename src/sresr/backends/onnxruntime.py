@@ -22,12 +22,13 @@ Three ways in:
 - :func:`choose_providers`: the execution providers onnxruntime offers here (CUDA, DirectML,
   CoreML, OpenVINO, CPU), the first of those in that order by default.
 
-A file with a fixed input size (``sresr export --tile T``) gets windows of at most ``T x T``
-(:func:`static_tile`); a smaller window is padded (edge pixels repeated) up to ``T`` and its
-output cropped. Windows inside the image are exact, since the padding only reaches the overlap;
-at the image's bottom and right edges the repeated pixels stand where the network would see its
-own zero padding, so outputs within the receptive field of those edges can differ slightly from
-a dynamic-size file's (a dynamic export has no such edge).
+A file with a fixed input size (``sresr export --tile T``) gets cores of at most ``T - 2 * pad``
+(:func:`static_tile`) in windows of exactly ``T x T``, centred on their cores and shifted inside
+the image (the engine passes the size to :func:`sresr.tiling.plan_tiles`), so its tiles are as
+exact as a dynamic file's. Only an image smaller than ``T`` along an axis is padded there (edge
+pixels repeated) up to ``T`` and its output cropped: near that bottom or right edge the repeated
+pixels stand where the network would see its own zero padding, so those outputs can differ
+slightly from a dynamic-size file's.
 """
 
 from __future__ import annotations
@@ -150,6 +151,9 @@ class OrtModule(torch.nn.Module):
         if inp.type not in ("tensor(float)", "tensor(float16)"):
             raise UsageError(f"{shown(source) or 'the ONNX model'} takes {inp.type}, not float",
                              hint="sresr runs networks on float images in [0, 1]")
+        if out.type not in ("tensor(float)", "tensor(float16)"):
+            raise UsageError(f"{shown(source) or 'the ONNX model'} returns {out.type}, not float",
+                             hint="sresr runs networks that return float images in [0, 1]")
         shape = list(inp.shape)
         if len(shape) != 4:
             raise UsageError(f"{shown(source) or 'the ONNX model'} takes a {len(shape)}-d input, not N x C x H x W")
@@ -201,7 +205,7 @@ def probe(module: OrtModule, channels: int) -> tuple[int, int]:
     if module.window is not None:
         h, w = module.window
         out = module(torch.rand((1, channels, h, w), generator=gen))
-        return _scale_of(module, (h, w), out), 1
+        return _scale_of(module, (h, w), out, channels), 1
     last: str = ""
     for m in _PROBE_MULTIPLES:
         h = -(-_PROBE_SIDE // m) * m + m
@@ -212,18 +216,38 @@ def probe(module: OrtModule, channels: int) -> tuple[int, int]:
             last = exc.message
             continue
         if out.dim() == 4 and out.shape[2] % h == 0 and out.shape[3] % w == 0 and out.shape[2] // h == out.shape[3] // w:
-            return _scale_of(module, (h, w), out), m
+            return _scale_of(module, (h, w), out, channels), m
         last = f"a {h} x {w} input gave {tuple(out.shape)}"
     raise UsageError(f"cannot find the scale of {shown(module.source)} by probe runs ({last})",
                      hint="export it with 'sresr export' (which records the scale), or check that it is an SR network")
 
 
-def _scale_of(module: OrtModule, size: tuple[int, int], out: torch.Tensor) -> int:
+def _scale_of(module: OrtModule, size: tuple[int, int], out: torch.Tensor, channels: int) -> int:
     h, w = size
     if out.dim() != 4 or out.shape[2] % h or out.shape[3] % w or out.shape[2] // h != out.shape[3] // w or out.shape[2] < h:
         raise UsageError(f"{shown(module.source)} maps a {h} x {w} input to {tuple(out.shape)}: not an integer upscale",
                          hint="sresr runs networks whose output is s times their input")
+    if out.shape[1] != channels:
+        raise UsageError(f"{shown(module.source)} turns {channels} channel(s) into {out.shape[1]}",
+                         hint="sresr runs networks whose output has the channels of their input (RGB or luma)")
     return int(out.shape[2] // h)
+
+
+def _check_metadata_scale(module: OrtModule, channels: int, scale: int, multiple: int) -> None:
+    """One small run: the file must turn ``channels`` x H x W into ``channels`` x sH x sW, as its
+    metadata says (a file whose metadata was edited or belongs to another network fails here in
+    one line, not at the first image)."""
+    gen = torch.Generator().manual_seed(0)
+    if module.window is not None:
+        h, w = module.window
+    else:
+        h = -(-16 // multiple) * multiple + multiple
+        w = h + multiple
+    out = module(torch.rand((1, channels, h, w), generator=gen))
+    found = _scale_of(module, (h, w), out, channels)
+    if found != scale:
+        raise UsageError(f"{shown(module.source)} says it is a x{scale} network, but it upscales x{found}",
+                         hint="export it again with 'sresr export'")
 
 
 def _geometry(rf: int, multiple: int, exact: bool) -> Any:
@@ -266,9 +290,14 @@ def load_onnx(path: str | Path, scale: int | None = None, tile_pad: int | None =
             kwargs = json.loads(meta.get("sresr.kwargs", "{}"))
         except (KeyError, ValueError) as exc:
             raise UsageError(f"{shown(p)} has damaged sresr metadata ({exc})", hint="export it again") from None
-        if colorspace not in ("rgb", "y") or kind not in ("lr", "upsampled") or file_scale < 1:
+        from ..export import FORMAT_VERSION
+
+        if (meta.get("sresr.format") != FORMAT_VERSION or colorspace not in ("rgb", "y")
+                or kind not in ("lr", "upsampled") or file_scale < 1 or not isinstance(kwargs, dict)):
             raise UsageError(f"{shown(p)} has sresr metadata this version does not understand",
                              hint="export it again with this sresr")
+        _check_metadata_scale(module, 1 if colorspace == "y" else 3, file_scale if kind == "lr" else 1,
+                              geo.size_multiple)
         name = meta.get("sresr.model", "onnx")
         weights_id = meta.get("sresr.weights") or str(p)
         sha = meta.get("sresr.weights_sha256") or sha256_file(p)
@@ -287,21 +316,18 @@ def load_onnx(path: str | Path, scale: int | None = None, tile_pad: int | None =
         s, multiple = probe(module, channels)
         colorspace = "y" if channels == 1 else "rgb"
         kind = "lr"
-        if tile_pad is None:
-            warnings.append(f"{p.name} carries no sresr metadata, so its receptive field is unknown: tiles overlap "
-                            "by a default margin and seams are possible (give --tile-pad RADIUS for exact tiling, "
-                            "or --tile 0)")
+        # without --tile-pad the receptive field is unknown (0): the engine says so when it tiles
         geo = _geometry(int(tile_pad or 0), multiple, tile_pad is not None)
         if channels == 1:
             warnings.append(f"{p.name} takes one channel: it is run on BT.601 luma, chroma by bicubic")
-        name, weights_id, sha, kwargs = "onnx", str(p), sha256_file(p), {}
+        name, weights_id, sha, kwargs = p.name, str(p), sha256_file(p), {}
         spec = ModelSpec(name=name, factory=_not_buildable, scales=(s,), colorspace=colorspace, input=kind,
                          receptive_field=geo.receptive_field, size_multiple=geo.size_multiple,
                          description=f"ONNX file {p.name} (made elsewhere)")
     if module.window is not None:
-        warnings.append(f"{p.name} takes a fixed {module.window[0]} x {module.window[1]} input: smaller windows are "
-                        "padded to it (edge pixels repeated), so pixels near the image's bottom and right edges can "
-                        "differ from the network's own output (export without --tile for exact results)")
+        warnings.append(f"{p.name} takes a fixed {module.window[0]} x {module.window[1]} input: an image smaller "
+                        "than that is padded to it (edge pixels repeated), so its pixels near the bottom and right "
+                        "edges can differ from the network's own output (export without --tile for exact results)")
     if module.channels is not None and module.channels != (1 if colorspace == "y" else 3):
         raise UsageError(f"{shown(p)} takes {module.channels} channels but its metadata says {colorspace}")
     loaded = _loaded(module=module, spec=spec, scale=s, colorspace=colorspace, weights_id=weights_id,
@@ -357,9 +383,9 @@ def onnxruntime_model(loaded: Any, provider: str = "auto", device: str = "auto",
 
 
 def static_tile(module: Any, tile: int | None, tile_pad: int | None, geometry: Any) -> int | None:
-    """The tile (core size) for a file with a fixed ``T x T`` input: windows of at most ``T``
-    (``T - 2 * pad``, the pad rounded up to the size multiple), or the smaller ``tile`` asked for.
-    None (the engine's default) for a dynamic file."""
+    """The tile (core size) for a file with a fixed ``T x T`` input: ``T - 2 * pad`` (the pad
+    rounded up to the size multiple), or the smaller ``tile`` asked for; the engine then plans
+    windows of exactly ``T``. None (the engine's default) for a dynamic file."""
     window = getattr(module, "window", None)
     if window is None:
         return tile
