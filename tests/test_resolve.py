@@ -171,6 +171,9 @@ def test_denoise_strength_mixes_a_variant_with_its_companion(plugin, tmp_path, m
         assert load_model("tinysr.x4", denoise=0.6).weights_sha256 != loaded.weights_sha256
         plain = load_model("tinysr.x4", denoise=1.0)  # 1: the variant as published
         torch.testing.assert_close(plain.module(x), tinysr_reference(general, x))
+        # the variant given as --weights (its published name) is the same request as --model
+        by_weights = load_model("tinysr", weights="TinySR_x4plus", denoise=0.3)
+        assert by_weights.weights_sha256 == loaded.weights_sha256
     with pytest.raises(UsageError, match="denoising companion"):
         load_model("tinysr.x2", denoise=0.5)
     with pytest.raises(UsageError, match="between 0 and 1"):
@@ -186,3 +189,41 @@ def test_denoise_strength_on_the_command_line():
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert "needs weights with a denoising companion" in lines[0] and "realesrgan-compact.general-x4v3" in proc.stderr
     assert not (ROOT / "nowhere").exists()
+
+
+def test_a_model_named_alone_without_a_scale_is_its_first_default_variant(sresr_home):
+    """`sresr weights pull/path srcnn` and `-m srcnn` mean srcnn.x3 (its only weights), by one rule
+    (ModelSpec.weights_for); at a scale no variant is for, the name alone is refused with the
+    variants named, while `-m srcnn.x3 -s 2` runs them there explicitly."""
+    from sresr.registry import resolve_name
+    from sresr.weights import pull
+
+    assert load_model("srcnn").weights_id == "srcnn.x3" and resolve_name("srcnn")[1].tag == "x3"
+    assert pull("srcnn").id == "srcnn.x3"
+    with pytest.raises(WeightsError, match="no weights for x2"):
+        load_model("srcnn", scale=2)
+    assert load_model("srcnn.x3", scale=2).scale == 2
+
+
+def test_an_imported_name_comes_before_a_file_of_that_name_and_works_everywhere(sresr_home, tmp_path, monkeypatch):
+    """The rules table puts imported names first: a folder or file of the same name in the working
+    directory does not shadow it (./NAME still means the path); `weights path`, `bench` and a
+    network without its tensors (pretrained=False) take the name too."""
+    from conftest import ROOT, run_sresr  # type: ignore[import-not-found]
+
+    from sresr.bench import BenchOptions, run_bench
+    from sresr.weights import import_weights
+
+    import_weights(ROOT / "src" / "sresr" / "weights_data" / "fsrcnn_x2.safetensors", name="examples")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    loaded = load_model("examples")
+    assert (loaded.name, loaded.scale, loaded.weights_id) == ("fsrcnn", 2, "examples")
+    assert load_model("fsrcnn", weights="examples").weights_sha256 == loaded.weights_sha256
+    bare = load_model("examples", pretrained=False)
+    assert (bare.name, bare.scale, bare.weights_id) == ("fsrcnn", 4, "random-init")
+    path = run_sresr("weights", "path", "examples", check=True).stdout.strip()
+    assert path.endswith("imported/examples.safetensors")
+    result = run_bench(BenchOptions(models=("examples",), scales=(2, 3), repeats=1, device="cpu"))
+    assert [(r.model, r.scale) for r in result.rows] == [("bicubic", 2), ("examples", 2), ("bicubic", 3)]
+    assert result.skipped == ["examples has no x3"]

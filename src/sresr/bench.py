@@ -162,7 +162,8 @@ def _locally_available(spec: Any, variant: Any) -> bool:
 def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[str]]:
     """(model id, scale) pairs to run, and why others were skipped. Bicubic always comes first."""
     from .backends import is_onnx_ref
-    from .registry import entries, resolve_name
+    from .registry import entries
+    from .resolve import resolve
 
     pairs: list[tuple[str, int]] = []
     skipped: list[str] = []
@@ -179,14 +180,21 @@ def select_models(options: BenchOptions) -> tuple[list[tuple[str, int]], list[st
                 if is_onnx_ref(name):  # an exported file: its scale is known once loaded (bench_one)
                     pairs.append((name, scale))
                     continue
-                spec, variant = resolve_name(name, scale)
-                if scale not in spec.scales:
+                request = resolve(name)  # the one resolver: names, aliases, MODEL.TAG, imported names
+                spec = request.spec
+                # a model named alone: the architecture's scales (bench_one says which have no weights);
+                # a variant or an imported file: the scales its weights are for
+                if scale not in (spec.scales if request.rule in ("default", "factory") else request.scales):
                     skipped.append(f"{name} has no x{scale}")
                     continue
                 if options.weights is not None:
                     pairs.append((spec.name, scale))
+                elif request.variant is not None:
+                    pairs.append((f"{spec.name}.{request.variant.tag}", scale))
+                elif request.rule == "default" and spec.weights_for(scale) is not None:
+                    pairs.append((f"{spec.name}.{spec.weights_for(scale).tag}", scale))  # type: ignore[union-attr]
                 else:
-                    pairs.append((name if "." in name or variant is None else f"{spec.name}.{variant.tag}", scale))
+                    pairs.append((name, scale))
             continue
         for entry in entries().values():
             spec = entry.spec
@@ -312,10 +320,10 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
 
     from .backends import is_onnx_ref
     from .datasets import load_dataset
+    from .resolve import resolve
     from .engine import resolve_device, resolve_precision
     from .metrics import Protocol
     from .profiling import conv_roofline
-    from .registry import get_spec
 
     if not options.scales:
         raise UsageError("no scale given", hint="pass -s 2, -s 3 and/or -s 4")
@@ -337,7 +345,7 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
         if scale in bicubic_psnr:
             row.delta_psnr = row.psnr - bicubic_psnr[scale]
         if not is_onnx_ref(model_id):  # a file runs at the precision it was exported in
-            spec = get_spec(model_id.split(".")[0])
+            spec = resolve(model_id).spec
             precisions.add(str(resolve_precision(options.precision, device, spec)).replace("torch.", ""))
         rows.append(row)
         if on_row is not None:

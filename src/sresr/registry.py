@@ -154,4 +154,4 @@ def resolve_name(name: str, scale: int | None = None) -> tuple[ModelSpec, Weight
     spec = get_spec(model)
     if tag:
         return spec, spec.variant(tag)
-    return spec, spec.default_weights(scale if scale is not None else spec.default_scale())
+    return spec, spec.weights_for(scale)

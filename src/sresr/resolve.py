@@ -140,10 +140,22 @@ def resolve(model: str | None, weights: str | Path | None = None, scale: int | N
     from . import weights as store
 
     _check_scale(scale)
-    if model is not None and weights is None and model not in _registered() and store.find_imported(model) is not None:
-        model, weights = None, model  # rule "imported" via -m NAME
+    if model is not None and weights is None and model not in _registered():
+        imported = store.find_imported(model)
+        if imported is not None and pretrained:
+            model, weights = None, model  # rule "imported" via -m NAME
+        elif imported is not None:  # its network without its tensors: the architecture its header names
+            meta = store.read_metadata(imported)
+            model = meta.get(store.META_PREFIX + "model") or model
     if weights is not None and pretrained:
         base = parse_ref(model)[0] if model is not None else None
+        variant_ref = _as_variant(weights)
+        if variant_ref is not None:  # -w MODEL.TAG or a published name: the same request as -m would make
+            spec, variant = variant_ref
+            if base is not None and get_spec(base).name != spec.name:
+                raise WeightsError(f"weights {spec.name}.{variant.tag} are for model '{spec.name}', not "
+                                   f"'{get_spec(base).name}'", hint=f"use --model {spec.name}, or leave out --model")
+            return Request(spec, "variant", _spec_scales(spec, variant.scale), variant=variant)
         wf = store.resolve_weights(weights, model=base, scale=scale)
         spec = get_spec(wf.model)
         if base is not None and get_spec(base).name != spec.name:
@@ -167,6 +179,25 @@ def resolve(model: str | None, weights: str | Path | None = None, scale: int | N
     if spec.input == "upsampled" or not spec.weights:
         return Request(spec, "default" if spec.weights else "factory", tuple(spec.scales))
     return Request(spec, "default", tuple(sorted({w.scale for w in spec.weights})))
+
+
+def _as_variant(weights: str | Path) -> tuple[ModelSpec, WeightsSpec] | None:
+    """``-w MODEL.TAG`` (or a published name) as (spec, variant), when it is neither a URL, an
+    imported name nor an existing path (the rules before it in the table)."""
+    from . import weights as store
+
+    if isinstance(weights, Path):
+        return None
+    text = str(weights)
+    if store.is_url(text) or store.find_imported(text) is not None or Path(text).expanduser().exists():
+        return None
+    if text.lower().endswith(store.CHECKPOINT_SUFFIXES + (".safetensors",)):
+        return None  # a file name (missing): resolve_weights says it is not found
+    name, tag = parse_ref(text)
+    if not tag or name not in _registered():
+        return None
+    spec = get_spec(name)
+    return spec, spec.variant(tag)
 
 
 def _registered() -> Mapping[str, Any]:
@@ -218,10 +249,7 @@ def load(request: Request, scale: int | None = None, pretrained: bool = True, de
 
     variant = request.variant
     if variant is None and request.rule == "default":
-        variant = spec.default_weights(scale if scale is not None else spec.default_scale())
-        if variant is None and scale is None:
-            # no scale asked for and none at the default scale: the model's first default variant
-            variant = next((w for w in spec.weights if w.default), spec.weights[0])
+        variant = spec.weights_for(scale)
     companion = _companion(spec, variant, request.ident) if denoise is not None else None
     if variant is not None and scale is not None and variant.scale != scale and spec.input != "upsampled":
         raise WeightsError(f"weights {spec.name}.{variant.tag} are for x{variant.scale}, not x{scale}",

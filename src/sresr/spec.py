@@ -189,6 +189,17 @@ class ModelSpec:
                 return w
         return candidates[0] if candidates else None
 
+    def weights_for(self, scale: int | None) -> WeightsSpec | None:
+        """The one rule for what ``MODEL`` alone means: the default variant for ``scale``; with no
+        scale, the default variant for the default scale, else the model's first default variant.
+        A scale no variant is for gets none, even for a pre-upsampling network that could run
+        other weights there (SRCNN's x3 at x2): naming ``MODEL.TAG`` says so explicitly, and
+        bench/eval then do not hold x3 weights against the x2 paper numbers."""
+        variant = self.default_weights(scale if scale is not None else self.default_scale())
+        if variant is None and self.weights and scale is None:
+            variant = next((w for w in self.weights if w.default), self.weights[0])
+        return variant
+
     def colorspace_for(self, weights: WeightsSpec | None) -> Colorspace:
         return weights.colorspace if weights is not None and weights.colorspace else self.colorspace
 

@@ -598,14 +598,16 @@ def resolve_weights(ref: str | Path, model: str | None = None, scale: int | None
         # one that no longer does (cut short, an error page, damaged since) is fetched again, once
         download(text, raw, progress=True, what="weights", validate=_check_download)
         return _from_file(raw, text, model, scale)
+    # a name made by `sresr weights import` first (sresr.resolve's rules table): a bare name, so
+    # ./NAME is still the file or folder of that name in the working directory
+    imported = find_imported(text) if not isinstance(ref, Path) else None
+    if imported is not None:
+        wf = _weights_file(imported, text)
+        if wf is not None:
+            return wf
     if path.exists():
         return _from_file(path, text, model, scale)
     if not isinstance(ref, Path):
-        imported = find_imported(text)
-        if imported is not None:
-            wf = _weights_file(imported, text)
-            if wf is not None:
-                return wf
         model_name, tag = parse_ref(text)  # a published name (RealESRGAN_x4plus) is its MODEL.TAG
         if tag and model_name in entries() and not text.lower().endswith(CHECKPOINT_SUFFIXES + (".safetensors",)):
             return pull(f"{model_name}.{tag}", scale)

@@ -148,6 +148,8 @@ def _path_of(ref: str) -> Path:
     from ..registry import entries, parse_ref, resolve_name
     from ..weights import find_cached, find_imported, variant_path
 
+    if find_imported(ref) is not None:  # an imported name first, as everywhere (sresr.resolve)
+        return find_imported(ref)  # type: ignore[return-value]
     if parse_ref(ref)[0] in entries():
         spec, variant = resolve_name(ref)
         if variant is None:
