@@ -744,3 +744,41 @@ def test_mirrored_release_files_are_found_by_their_names_and_verified(alias, ide
         assert srv.hits == {"/" + host_path: 1}
     assert request.variant.sha256 in str(info.value.message) or request.variant.sha256 in str(info.value.hint)
     assert [e for e in list_cached(include_bundled=False)] == []
+
+
+def test_dat_whole_image_is_the_authors_output_and_masks_live_for_one_pass() -> None:
+    """DAT pads inside (zeros after its qkv projection, as the authors' code): run whole, an image
+    of any size is given to it unpadded (Geometry.any_size), so the engine's output is the
+    network's own, edges included; its shifted-window masks are shared by all blocks and dropped
+    after each pass (a 512x512 mask is 256 MB)."""
+    from sresr import load_model
+    from sresr.engine import Upscaler
+
+    torch.manual_seed(0)
+    lm = load_model("dat", scale=2, pretrained=False, embed_dim=32, depths=(2, 2), num_heads=(2, 2))
+    with torch.no_grad():
+        for p in lm.module.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.rand(1, 3, 45, 70, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        own = lm.module(x).clamp(0, 1)
+    for tile in (0, None):
+        assert float((Upscaler(lm, device="cpu", tile=tile).upscale_rgb(x) - own).abs().max()) < 1e-5
+    memos = {id(m.memo) for m in lm.module.modules() if isinstance(m, dat_arch.AdaptiveSpatialAttention)}
+    assert memos == {id(lm.module._memo)} and lm.module._memo.entries == {}
+
+
+def test_dat_file_without_its_window_size_is_refused_not_guessed(tmp_path: Path) -> None:
+    """A DAT state dict saved without its rpe_biases buffers cannot tell 8x32 windows (DAT) from
+    8x16 (DAT-S): loading it says so instead of building the wrong network; split_size= loads it."""
+    from sresr.errors import LayoutError
+
+    net = dat_arch.dat(scale=2, embed_dim=32, depths=(2,), num_heads=(2,), split_size=(8, 16), expansion=2.0)
+    sd = net.state_dict()
+    assert not any(k.endswith("rpe_biases") for k in sd)
+    with pytest.raises(LayoutError, match="does not record its window size"):
+        dat_arch.load_state_dict(sd)
+    module, scale, kwargs = dat_arch.load_state_dict(sd, split_size=(8, 16))
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(module(x), net.eval()(x)) and scale == 2

@@ -219,6 +219,7 @@ class Upscaler:
         self.batch = int(batch)
         self.alpha = alpha
         self.size_multiple = multiple
+        self.any_size = bool(getattr(loaded.geometry, "any_size", False)) and self.external is None
         self.stats = EngineStats()
         # on an accelerator the work stays there from upload to rounded output (see _Rows); the same
         # path runs on the CPU when asked for (resident=True), which is how the tests check it
@@ -349,6 +350,7 @@ class Upscaler:
         m = self.size_multiple
         s = self.module_scale
         hp, wp = padded_size(h, w, m)
+        unpadded = x
         if (hp, wp) != (h, w):
             x = _pad_bottom_right(x, hp - h, wp - w)
             canvas = None  # the padded output is larger than the caller's canvas
@@ -361,6 +363,11 @@ class Upscaler:
                         inner(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])
         while True:
             plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m, self.fixed_window or (0, 0))
+            source = x
+            if self.any_size and len(plan.tiles) == 1 and (hp, wp) != (h, w):
+                # one window over the whole image, and a network that pads inside as its authors' code
+                # does (Geometry.any_size): give it the image as it is
+                plan, source = plan_tiles(h, w, 0, self.tile_pad, 1), unpadded
             done = [0]
             total = len(plan.tiles)
             if on_tiles is not None:
@@ -377,7 +384,7 @@ class Upscaler:
                 # CUDA unless --precision tf32; half-precision convolutions are not affected
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
-                    out = run_tiled(self._forward, x, plan, s, self.batch, tick, canvas, on_block)
+                    out = run_tiled(self._forward, source, plan, s, self.batch, tick, canvas, on_block)
                 break
             except Exception as exc:
                 if not is_oom(exc):

@@ -33,11 +33,16 @@ class Geometry:
       float rounding. False for networks with a global operation (channel attention pools over the
       whole image): the tiled output then approximates the whole-image one (the family documents
       the measured bound).
+    any_size: the network itself takes any height and width and pads inside as its authors'
+      code does (DAT zero-pads after its qkv projection): an image run whole in one window is then
+      given to it unpadded, which reproduces the authors' output at the bottom and right edges
+      (the engine's own padding to ``size_multiple`` is for tiles on the window grid).
     """
 
     receptive_field: int
     size_multiple: int = 1
     exact: bool = True
+    any_size: bool = False
 
 
 @dataclass(frozen=True)

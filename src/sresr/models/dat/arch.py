@@ -44,6 +44,7 @@ from torch import nn
 
 from sresr.spec import Geometry
 
+from ...errors import LayoutError
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._upsample import shuffle_stages
@@ -183,6 +184,15 @@ def _region_mask(h: int, w: int, sh: int, sw: int, oh: int, ow: int) -> torch.Te
     return diff.masked_fill(diff != 0, -100.0).masked_fill(diff == 0, 0.0)
 
 
+class _MaskMemo:
+    """The shifted-window masks of one forward pass, shared by all of a network's blocks (they
+    depend only on the size, the windows and the shift) and dropped when the pass ends: a mask of
+    a 512x512 input is 256 MB, so neither one per block nor one per image size is kept."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 class AdaptiveSpatialAttention(nn.Module):
     def __init__(self, dim: int, heads: int, split: Sequence[int], shifted: bool, qkv_bias: bool = True):
         super().__init__()
@@ -196,15 +206,18 @@ class AdaptiveSpatialAttention(nn.Module):
         self.attns = nn.ModuleList([WindowAttention(dim // 2, heads // 2, s0, s1),
                                     WindowAttention(dim // 2, heads // 2, s1, s0)])
         self.dwconv, self.channel_interaction, self.spatial_interaction = _aim(dim)
-        self._masks: dict[tuple[int, int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+        #: the network's :class:`_MaskMemo` (shared by its blocks; set by DAT), else masks per call
+        self.memo: _MaskMemo | None = None
 
     def masks(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        key = (h, w, str(device))
-        if key not in self._masks:
-            (s0, s1), (o0, o1) = self.split, self.shift
-            self._masks[key] = (_region_mask(h, w, s0, s1, o0, o1).to(device),
-                                _region_mask(h, w, s1, s0, o1, o0).to(device))
-        return self._masks[key]
+        (s0, s1), (o0, o1) = self.split, self.shift
+        key = (h, w, s0, s1, o0, o1, str(device))
+        found = self.memo.entries.get(key) if self.memo is not None else None
+        if found is None:
+            found = (_region_mask(h, w, s0, s1, o0, o1).to(device), _region_mask(h, w, s1, s0, o1, o0).to(device))
+            if self.memo is not None:
+                self.memo.entries[key] = found
+        return found
 
     def forward(self, x: torch.Tensor, h: int, w: int) -> torch.Tensor:
         b, n, c = x.shape
@@ -330,6 +343,10 @@ class DAT(nn.Module):
         else:
             raise ValueError(f"upsampler must be 'pixelshuffle' or 'pixelshuffledirect', not {upsampler!r}")
         self.apply(init_transformer_weights)
+        self._memo = _MaskMemo()
+        for m in self.modules():
+            if isinstance(m, AdaptiveSpatialAttention):
+                m.memo = self._memo
 
     def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
         super()._apply(fn, recurse)  # the mean stays fp32
@@ -343,8 +360,11 @@ class DAT(nn.Module):
         h, w = x.shape[-2:]
         x = self.conv_first(((x.to(work) - mean) * self.img_range).to(dtype))
         t = self.before_RG(x)
-        for layer in self.layers:
-            t = layer(t, h, w)
+        try:
+            for layer in self.layers:
+                t = layer(t, h, w)
+        finally:
+            self._memo.entries.clear()  # masks live for one pass
         x = self.conv_after_body(_tokens_to_image(self.norm(t), h, w)) + x
         if self.upsampler == "pixelshuffle":
             x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
@@ -424,7 +444,7 @@ def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
     up to the window grid; not exact (channel self-attention and the AIM pool globally)."""
     m = size_multiple(scale, **kwargs)
     rf = receptive_field(scale, **kwargs)
-    return Geometry(-(-rf // m) * m, m, exact=False)
+    return Geometry(-(-rf // m) * m, m, exact=False, any_size=True)
 
 
 # -- published layout --------------------------------------------------------------------------
@@ -475,6 +495,16 @@ LAYOUTS = (
 
 def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides: Any):
     """``(module, scale, kwargs)``: dims, depths, heads, expansion, residual connection, upsampler
-    and scale from the shapes; the window size from ``rpe_biases`` (8x32 when a file lacks it:
-    override with ``split_size=``)."""
+    and scale from the shapes; the window size from ``rpe_biases``. A DAT file without it (saved
+    from a network whose buffers were left out) cannot tell DAT's 8x32 windows from DAT-S's 8x16:
+    pass ``split_size=`` then, or keep weights as sresr writes them (their metadata says it)."""
+    from .._layouts import strip_prefixes, unwrap_state_dict
+
+    keys = {strip_prefixes(k) for k in unwrap_state_dict(sd)}
+    if ("split_size" not in overrides and "layers.0.blocks.0.attn.attns.0.pos.pos_proj.weight" in keys
+            and "layers.0.blocks.0.attn.attns.0.rpe_biases" not in keys):
+        raise LayoutError("this DAT checkpoint does not record its window size (no rpe_biases): DAT's 8x32 and "
+                          "DAT-S's 8x16 windows have the same tensors",
+                          hint="load it in Python with split_size=(8, 32) or (8, 16), or keep DAT weights as "
+                          "'sresr weights import' or sresr's training write them (their metadata records it)")
     return load_with_layouts(sd, LAYOUTS, dat, "dat", 4, scale, overrides)
