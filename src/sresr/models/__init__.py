@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Iterable
 
+#: the DIV2K training set's mean RGB, which EDSR, RCAN, SwinIR, HAT and DAT subtract from their input
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
 
 def check_counts(arch: str, **values: object) -> None:
     """Raise ValueError unless every value is a whole number >= 1 (channels, features, blocks...):

@@ -207,3 +207,45 @@ def swin_body(net: nn.Module, feat: torch.Tensor) -> torch.Tensor:
     for layer in net.layers:
         x = layer(x, mask)
     return net.norm(x).permute(0, 3, 1, 2)
+
+
+def swin_stem(net: nn.Module, channels: int, embed_dim: int, window_size: int, scale: int, img_range: float) -> None:
+    """The parts SwinIR and HAT share before their residual groups: scale, window, the DIV2K mean
+    their input is centred on, the window masks, ``conv_first`` and ``patch_embed.norm``."""
+    from . import DIV2K_MEAN
+
+    net.scale = scale
+    net.window_size = window_size
+    net.img_range = img_range
+    net._mean = DIV2K_MEAN if channels == 3 else (0.0,) * channels
+    net._masks = MaskCache()
+    net.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
+    net.patch_embed = PatchNorm(embed_dim)
+
+
+def pixelshuffle_tail(net: nn.Module, embed_dim: int, num_feat: int, channels: int, stages: list[int]) -> None:
+    """SwinIR's classical (and HAT's) upsampler: ``conv_before_upsample`` (conv + LeakyReLU), a
+    conv + PixelShuffle per stage, ``conv_last``."""
+    net.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
+    up: list[nn.Module] = []
+    for f in stages:
+        up += [nn.Conv2d(num_feat, f * f * num_feat, 3, 1, 1), nn.PixelShuffle(f)]
+    net.upsample = nn.Sequential(*up)
+    net.conv_last = nn.Conv2d(num_feat, channels, 3, 1, 1)
+
+
+def swin_features(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image (any size) padded to the window, centred and scaled as SwinIR/HAT do, through
+    ``conv_first``, the body (:func:`swin_body`) and ``conv_after_body`` with its skip: the
+    features their upsamplers take, and the mean to add back (:func:`swin_output`)."""
+    x = pad_to_window(x, net.window_size)
+    mean = torch.tensor(net._mean, device=x.device).view(1, -1, 1, 1)
+    x = ((x.float() - mean) * net.img_range).to(net.conv_first.weight.dtype)
+    feat = net.conv_first(x)
+    return (net.conv_after_body(swin_body(net, feat)) + feat).contiguous(), mean
+
+
+def swin_output(net: nn.Module, out: torch.Tensor, mean: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The upsampler's output back in [0, 1] units, cropped to ``h x w`` times the scale."""
+    out = out.float() / net.img_range + mean
+    return out[..., : h * net.scale, : w * net.scale]

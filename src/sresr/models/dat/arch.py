@@ -45,12 +45,10 @@ from torch import nn
 from sresr.spec import Geometry
 
 from ...errors import LayoutError
-from .. import _rf, check_counts
+from .. import DIV2K_MEAN, _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._upsample import shuffle_stages
 from .._windows import init_transformer_weights
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 #: the published configurations (factory kwargs)
 CONFIGS: dict[str, dict[str, Any]] = {

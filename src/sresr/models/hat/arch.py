@@ -52,17 +52,16 @@ from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
 from .._upsample import shuffle_stages
 from .._windows import (
-    MaskCache,
     Mlp,
-    PatchNorm,
     SwinBlock,
     as_tuple,
     init_transformer_weights,
-    pad_to_window,
+    pixelshuffle_tail,
     swin_body,
+    swin_features,
+    swin_output,
+    swin_stem,
 )
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 PRESETS: dict[str, dict[str, Any]] = {
     "hat": {"embed_dim": 180, "depths": (6,) * 6, "num_heads": (6,) * 6, "compress_ratio": 3, "squeeze_factor": 30},
@@ -213,23 +212,12 @@ class HAT(nn.Module):
         for name, v in (("compress_ratio", compress_ratio), ("squeeze_factor", squeeze_factor)):
             if embed_dim // v < 1:
                 raise ValueError(f"{name} {v} leaves no channels of {embed_dim}")
-        self.scale = scale
-        self.window_size = window_size
-        self.img_range = img_range
-        self._mean = DIV2K_MEAN if channels == 3 else (0.0,) * channels
-        self._masks = MaskCache()
-        self.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
-        self.patch_embed = PatchNorm(embed_dim)
+        swin_stem(self, channels, embed_dim, window_size, scale, img_range)
         self.layers = nn.ModuleList([RHAG(embed_dim, d, h, window_size, mlp_ratio, compress_ratio, squeeze_factor,
                                           conv_scale, overlap_ratio) for d, h in zip(depths, num_heads)])
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = nn.Conv2d(embed_dim, embed_dim, 3, 1, 1)
-        self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-        up: list[nn.Module] = []
-        for f in _stages(scale):
-            up += [nn.Conv2d(num_feat, f * f * num_feat, 3, 1, 1), nn.PixelShuffle(f)]
-        self.upsample = nn.Sequential(*up)
-        self.conv_last = nn.Conv2d(num_feat, channels, 3, 1, 1)
+        pixelshuffle_tail(self, embed_dim, num_feat, channels, _stages(scale))
         self.apply(init_transformer_weights)
 
     def forward_features(self, feat: torch.Tensor) -> torch.Tensor:
@@ -237,14 +225,8 @@ class HAT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = pad_to_window(x, self.window_size)
-        mean = torch.tensor(self._mean, device=x.device).view(1, -1, 1, 1)
-        x = ((x.float() - mean) * self.img_range).to(self.conv_first.weight.dtype)
-        feat = self.conv_first(x)
-        feat = (self.conv_after_body(self.forward_features(feat)) + feat).contiguous()
-        out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
-        out = out.float() / self.img_range + mean
-        return out[..., : h * self.scale, : w * self.scale]
+        feat, mean = swin_features(self, x)
+        return swin_output(self, self.conv_last(self.upsample(self.conv_before_upsample(feat))), mean, h, w)
 
 
 def _options(variant: str, **given: Any) -> dict[str, Any]:

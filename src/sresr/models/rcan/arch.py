@@ -33,11 +33,9 @@ from torch import nn
 
 from sresr.spec import Geometry
 
-from .. import _rf, check_counts
+from .. import DIV2K_MEAN, _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._upsample import shuffle_stages
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
 
 def _stages(scale: int) -> list[int]:

@@ -53,16 +53,16 @@ from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
 from .._upsample import shuffle_stages
 from .._windows import (
-    MaskCache,
-    PatchNorm,
     SwinBlock,
     as_tuple,
     init_transformer_weights,
-    pad_to_window,
+    pixelshuffle_tail,
     swin_body,
+    swin_features,
+    swin_output,
+    swin_stem,
 )
 
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 UPSAMPLERS = ("pixelshuffle", "pixelshuffledirect", "nearest+conv")
 RESI = ("1conv", "3conv")
 
@@ -130,25 +130,14 @@ class SwinIR(nn.Module):
             raise ValueError(f"window_size must be an even number >= 2, got {window_size}")
         if upsampler == "nearest+conv" and scale not in (2, 4):
             raise ValueError(f"the nearest+conv upsampler supports x2 and x4, not x{scale}")
-        self.scale = scale
-        self.window_size = window_size
+        swin_stem(self, channels, embed_dim, window_size, scale, img_range)
         self.upsampler = upsampler
-        self.img_range = img_range
-        self._mean = DIV2K_MEAN if channels == 3 else (0.0,) * channels
-        self._masks = MaskCache()
-        self.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
-        self.patch_embed = PatchNorm(embed_dim)
         self.layers = nn.ModuleList([RSTB(embed_dim, d, h, window_size, mlp_ratio, resi_connection)
                                      for d, h in zip(depths, num_heads)])
         self.norm = nn.LayerNorm(embed_dim)
         self.conv_after_body = _resi_conv(embed_dim, resi_connection)
         if upsampler == "pixelshuffle":
-            self.conv_before_upsample = nn.Sequential(nn.Conv2d(embed_dim, num_feat, 3, 1, 1), nn.LeakyReLU(inplace=True))
-            up: list[nn.Module] = []
-            for f in _stages(scale):
-                up += [nn.Conv2d(num_feat, f * f * num_feat, 3, 1, 1), nn.PixelShuffle(f)]
-            self.upsample = nn.Sequential(*up)
-            self.conv_last = nn.Conv2d(num_feat, channels, 3, 1, 1)
+            pixelshuffle_tail(self, embed_dim, num_feat, channels, _stages(scale))
         elif upsampler == "pixelshuffledirect":
             self.upsample = nn.Sequential(nn.Conv2d(embed_dim, scale * scale * channels, 3, 1, 1), nn.PixelShuffle(scale))
         else:
@@ -166,11 +155,7 @@ class SwinIR(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        x = pad_to_window(x, self.window_size)
-        mean = torch.tensor(self._mean, device=x.device).view(1, -1, 1, 1)
-        x = ((x.float() - mean) * self.img_range).to(self.conv_first.weight.dtype)
-        feat = self.conv_first(x)
-        feat = (self.conv_after_body(self.forward_features(feat)) + feat).contiguous()
+        feat, mean = swin_features(self, x)
         if self.upsampler == "pixelshuffle":
             out = self.conv_last(self.upsample(self.conv_before_upsample(feat)))
         elif self.upsampler == "pixelshuffledirect":
@@ -181,8 +166,7 @@ class SwinIR(nn.Module):
             if self.scale == 4:
                 y = self.lrelu(self.conv_up2(F.interpolate(y, scale_factor=2, mode="nearest")))
             out = self.conv_last(self.lrelu(self.conv_hr(y)))
-        out = out.float() / self.img_range + mean
-        return out[..., : h * self.scale, : w * self.scale]
+        return swin_output(self, out, mean, h, w)
 
 
 def _options(variant: str, **given: Any) -> dict[str, Any]:
