@@ -45,8 +45,9 @@ from torch import nn
 from sresr.spec import Geometry
 
 from ...errors import LayoutError
-from .. import DIV2K_MEAN, _rf, check_counts
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._meanshift import MeanShifted
 from .._upsample import shuffle_stages
 from .._windows import init_transformer_weights
 
@@ -311,7 +312,7 @@ class ResidualGroup(nn.Module):
         return res + _image_to_tokens(self.conv(_tokens_to_image(x, h, w)))
 
 
-class DAT(nn.Module):
+class DAT(MeanShifted):
     def __init__(self, scale: int = 4, channels: int = 3, embed_dim: int = 180,
                  depths: Sequence[int] = (6, 6, 6, 6, 6, 6), num_heads: Sequence[int] = (6, 6, 6, 6, 6, 6),
                  split_size: Sequence[int] = (8, 32), expansion: float = 4.0, resi_connection: str = "1conv",
@@ -320,8 +321,7 @@ class DAT(nn.Module):
         self.scale = scale
         self.img_range = img_range
         self.upsampler = upsampler
-        self._mean_values = tuple(DIV2K_MEAN if channels == 3 else [0.0] * channels)
-        self.register_buffer("mean", torch.tensor(self._mean_values).view(1, channels, 1, 1), persistent=False)
+        self._register_mean(channels, 0.0)
         self.conv_first = nn.Conv2d(channels, embed_dim, 3, 1, 1)
         self.before_RG = nn.Sequential(_ToTokens(), nn.LayerNorm(embed_dim))
         self.layers = nn.ModuleList([
@@ -346,14 +346,9 @@ class DAT(nn.Module):
             if isinstance(m, AdaptiveSpatialAttention):
                 m.memo = self._memo
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        super()._apply(fn, recurse)  # the mean stays fp32
-        self.mean = torch.tensor(self._mean_values, device=self.mean.device).view(self.mean.shape)
-        return self
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.conv_first.weight.dtype
-        work = torch.float64 if dtype == torch.float64 else torch.float32
+        work = self.work_dtype(dtype)
         mean = self.mean.to(work)
         h, w = x.shape[-2:]
         x = self.conv_first(((x.to(work) - mean) * self.img_range).to(dtype))

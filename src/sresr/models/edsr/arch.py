@@ -18,8 +18,9 @@ from torch import nn
 
 from sresr.spec import Geometry
 
-from .. import DIV2K_MEAN, _rf, check_counts
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._meanshift import EDSRLike, official_img_range, shuffle_scale
 from .._upsample import shuffle_stages
 
 
@@ -38,38 +39,12 @@ class ResBlock(nn.Module):
         return x + self.conv2(F.relu(self.conv1(x))) * self.res_scale
 
 
-class EDSR(nn.Module):
+class EDSR(EDSRLike):
     def __init__(self, scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16,
                  res_scale: float = 1.0, img_range: float = 255.0):
-        super().__init__()
-        self.img_range = img_range
-        self._mean_values = tuple(DIV2K_MEAN if channels == 3 else [0.5] * channels)
-        self.register_buffer("mean", torch.tensor(self._mean_values).view(1, channels, 1, 1), persistent=False)
-        self.conv_first = nn.Conv2d(channels, features, 3, padding=1)
-        self.body = nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)])
-        self.conv_after_body = nn.Conv2d(features, features, 3, padding=1)
-        up: list[nn.Module] = []
-        for f in _stages(scale):
-            up += [nn.Conv2d(features, features * f * f, 3, padding=1), nn.PixelShuffle(f)]
-        self.upsample = nn.Sequential(*up)
-        self.conv_last = nn.Conv2d(features, channels, 3, padding=1)
+        super().__init__(channels, features, _stages(scale),
+                         lambda: nn.Sequential(*[ResBlock(features, res_scale) for _ in range(blocks)]), img_range)
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        # .to(dtype) and .half() keep the mean in fp32 (made again from its exact values, not the
-        # rounded ones): see forward
-        super()._apply(fn, recurse)
-        self.mean = torch.tensor(self._mean_values, device=self.mean.device).view(self.mean.shape)
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in [0, 1] (any float dtype) -> the output in fp32. The mean shift and the
-        0..img_range scaling run in fp32 whatever the weights' dtype: in bf16 the mean (0.4488)
-        and the output's ``+ mean`` would each round by up to a quarter or half of an 8-bit level;
-        the convolutions' relative precision does not depend on the range."""
-        mean = self.mean
-        feat = self.conv_first(((x.float() - mean) * self.img_range).to(self.conv_first.weight.dtype))
-        feat = feat + self.conv_after_body(self.body(feat))
-        return self.conv_last(self.upsample(feat)).float() / self.img_range + mean
 
 def edsr(scale: int = 4, channels: int = 3, features: int = 64, blocks: int = 16, res_scale: float = 1.0,
          img_range: float = 255.0) -> EDSR:
@@ -97,26 +72,17 @@ def _res_scale(features: int) -> float:
 
 def _infer_basicsr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "conv_first.weight")
-    factor = shape(sd, "upsample.0.weight")[0] // features
-    ups = count(sd, r"upsample\.(\d+)\.weight")
-    scale = 3 if factor == 9 else 2**ups
+    scale = shuffle_scale(sd, features, "upsample.0.weight", r"upsample\.(\d+)\.weight")
     blocks = count(sd, r"body\.(\d+)\.conv1\.weight")
     return scale, {"channels": ch, "features": features, "blocks": blocks, "res_scale": _res_scale(features)}
 
 
 def _infer_official(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "head.0.weight")
-    factor = shape(sd, "tail.0.0.weight")[0] // features
-    ups = count(sd, r"tail\.0\.(\d+)\.weight")
-    scale = 3 if factor == 9 else 2**ups
+    scale = shuffle_scale(sd, features, "tail.0.0.weight", r"tail\.0\.(\d+)\.weight")
     blocks = count(sd, r"body\.(\d+)\.body\.0\.weight")
-    kwargs: dict[str, Any] = {"channels": ch, "features": features, "blocks": blocks,
-                              "res_scale": _res_scale(features)}
-    if "sub_mean.bias" in sd and ch == 3:  # bias = -rgb_range * mean
-        rgb_range = round(float(-sd["sub_mean.bias"][0]) / DIV2K_MEAN[0])
-        if rgb_range not in (0, 255):
-            kwargs["img_range"] = float(rgb_range)
-    return scale, kwargs
+    return scale, {"channels": ch, "features": features, "blocks": blocks, "res_scale": _res_scale(features),
+                   **official_img_range(sd, ch)}
 
 
 def _rename_official(key: str, scale: int, kwargs: Mapping[str, Any]) -> str:

@@ -33,8 +33,9 @@ from torch import nn
 
 from sresr.spec import Geometry
 
-from .. import DIV2K_MEAN, _rf, check_counts
+from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
+from .._meanshift import EDSRLike, official_img_range, shuffle_scale
 from .._upsample import shuffle_stages
 
 
@@ -74,37 +75,12 @@ class ResidualGroup(nn.Module):
         return x + self.conv(self.residual_group(x))
 
 
-class RCAN(nn.Module):
+class RCAN(EDSRLike):
     def __init__(self, scale: int = 4, channels: int = 3, features: int = 64, groups: int = 10, blocks: int = 20,
                  reduction: int = 16, res_scale: float = 1.0, img_range: float = 255.0):
-        super().__init__()
-        self.img_range = img_range
-        self._mean_values = tuple(DIV2K_MEAN if channels == 3 else [0.5] * channels)
-        self.register_buffer("mean", torch.tensor(self._mean_values).view(1, channels, 1, 1), persistent=False)
-        self.conv_first = nn.Conv2d(channels, features, 3, 1, 1)
-        self.body = nn.Sequential(*[ResidualGroup(features, blocks, reduction, res_scale) for _ in range(groups)])
-        self.conv_after_body = nn.Conv2d(features, features, 3, 1, 1)
-        up: list[nn.Module] = []
-        for f in _stages(scale):
-            up += [nn.Conv2d(features, features * f * f, 3, 1, 1), nn.PixelShuffle(f)]
-        self.upsample = nn.Sequential(*up)
-        self.conv_last = nn.Conv2d(features, channels, 3, 1, 1)
-
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        # .half()/.to(bf16) keep the mean in fp32 (see forward)
-        super()._apply(fn, recurse)
-        self.mean = torch.tensor(self._mean_values, device=self.mean.device).view(self.mean.shape)
-        return self
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` in [0, 1] -> the output in fp32; the mean shift and 0..255 scaling run in fp32
-        whatever the weights' dtype (as in EDSR)."""
-        dtype = self.conv_first.weight.dtype
-        work = torch.float64 if dtype == torch.float64 else torch.float32
-        mean = self.mean.to(work)
-        feat = self.conv_first(((x.to(work) - mean) * self.img_range).to(dtype))
-        feat = feat + self.conv_after_body(self.body(feat))
-        return self.conv_last(self.upsample(feat)).to(work) / self.img_range + mean
+        super().__init__(channels, features, _stages(scale),
+                         lambda: nn.Sequential(*[ResidualGroup(features, blocks, reduction, res_scale)
+                                                 for _ in range(groups)]), img_range)
 
 
 def rcan(scale: int = 4, channels: int = 3, features: int = 64, groups: int = 10, blocks: int = 20,
@@ -136,19 +112,9 @@ def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
 
 # -- published layouts -------------------------------------------------------------------------
 
-def _scale_from_upsampler(sd: Mapping[str, Any], features: int, first: str, pattern: str) -> int:
-    factor = shape(sd, first)[0] // features
-    stages = count(sd, pattern)
-    if factor == 9 and stages == 1:
-        return 3
-    if factor == 4:
-        return 2**stages
-    raise ValueError(f"upsampler of {factor}x features in {stages} stages")
-
-
 def _infer_basicsr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "conv_first.weight")
-    scale = _scale_from_upsampler(sd, features, "upsample.0.weight", r"upsample\.(\d+)\.weight")
+    scale = shuffle_scale(sd, features, "upsample.0.weight", r"upsample\.(\d+)\.weight")
     groups = count(sd, r"body\.(\d+)\.conv\.weight")
     blocks = count(sd, r"body\.0\.residual_group\.(\d+)\.rcab\.0\.weight")
     squeezed = shape(sd, "body.0.residual_group.0.rcab.3.attention.1.weight")[0]
@@ -158,18 +124,13 @@ def _infer_basicsr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
 
 def _infer_official(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "head.0.weight")
-    scale = _scale_from_upsampler(sd, features, "tail.0.0.weight", r"tail\.0\.(\d+)\.weight")
+    scale = shuffle_scale(sd, features, "tail.0.0.weight", r"tail\.0\.(\d+)\.weight")
     # body.{g} for g < groups is a group; body.{groups} is the conv after the body
     groups = count(sd, r"body\.(\d+)\.body\.0\.body\.0\.weight")
     blocks = count(sd, r"body\.0\.body\.(\d+)\.body\.0\.weight")
     squeezed = shape(sd, "body.0.body.0.body.3.conv_du.0.weight")[0]
-    kwargs: dict[str, Any] = {"channels": ch, "features": features, "groups": groups, "blocks": blocks,
-                              "reduction": features // squeezed}
-    if "sub_mean.bias" in sd and ch == 3:  # bias = -rgb_range * mean
-        rgb_range = round(float(-sd["sub_mean.bias"][0]) / DIV2K_MEAN[0])
-        if rgb_range not in (0, 255):
-            kwargs["img_range"] = float(rgb_range)
-    return scale, kwargs
+    return scale, {"channels": ch, "features": features, "groups": groups, "blocks": blocks,
+                   "reduction": features // squeezed, **official_img_range(sd, ch)}
 
 
 def _rename_official(key: str, scale: int, kwargs: Mapping[str, Any]) -> str:

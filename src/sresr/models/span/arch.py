@@ -33,6 +33,7 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
+from .._meanshift import MeanShifted
 
 DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -105,15 +106,14 @@ class SPAB(nn.Module):
         return (out3 + x) * att, out1
 
 
-class SPAN(nn.Module):
+class SPAN(MeanShifted):
     def __init__(self, scale: int = 4, channels: int = 3, features: int = 48, norm: bool = True,
                  img_range: float = 255.0):
         super().__init__()
         self.scale = scale
         self.norm = norm
         self.img_range = img_range
-        self._mean_values = tuple(DIV2K_MEAN if channels == 3 else [0.5] * channels)
-        self.register_buffer("mean", torch.tensor(self._mean_values).view(1, channels, 1, 1), persistent=False)
+        self._register_mean(channels, 0.5)
         if not norm:  # spandrel's marker of weights trained without normalisation
             self.register_buffer("no_norm", torch.zeros(1))
         self.conv_1 = Conv3XC(channels, features)
@@ -123,14 +123,9 @@ class SPAN(nn.Module):
         self.conv_2 = Conv3XC(features, features)
         self.upsampler = nn.Sequential(nn.Conv2d(features, channels * scale * scale, 3, 1, 1), nn.PixelShuffle(scale))
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        super()._apply(fn, recurse)  # the mean stays fp32 (see forward)
-        self.mean = torch.tensor(self._mean_values, device=self.mean.device).view(self.mean.shape)
-        return self
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.conv_cat.weight.dtype
-        work = torch.float64 if dtype == torch.float64 else torch.float32
+        work = self.work_dtype(dtype)
         if self.norm:  # in fp32 whatever the weights' dtype (the 0..255 range is where bf16 rounds most)
             x = (x.to(work) - self.mean.to(work)) * self.img_range
         x = x.to(dtype)
