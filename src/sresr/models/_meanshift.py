@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from . import DIV2K_MEAN
-from ._layouts import count, shape
 
 
 class MeanShifted(nn.Module):
@@ -64,17 +63,6 @@ class EDSRLike(MeanShifted):
         feat = self.conv_first(((x.to(work) - mean) * self.img_range).to(dtype))
         feat = feat + self.conv_after_body(self.body(feat))
         return self.conv_last(self.upsample(feat)).to(work) / self.img_range + mean
-
-
-def shuffle_scale(sd: Mapping[str, Any], features: int, first: str, pattern: str) -> int:
-    """The scale a pixel-shuffle upsampler makes: one x3 stage (9x features) or x2 stages (4x)."""
-    factor = shape(sd, first)[0] // features
-    stages = count(sd, pattern)
-    if factor == 9 and stages == 1:
-        return 3
-    if factor == 4:
-        return 2**stages
-    raise ValueError(f"upsampler of {factor}x features in {stages} stages")
 
 
 def official_img_range(sd: Mapping[str, Any], channels: int) -> dict[str, float]:

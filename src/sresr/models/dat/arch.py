@@ -48,7 +48,7 @@ from ...errors import LayoutError
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._meanshift import MeanShifted
-from .._upsample import shuffle_stages
+from .._upsample import direct_scale, shuffle_scale, shuffle_stages
 from .._windows import init_transformer_weights
 
 #: the published configurations (factory kwargs)
@@ -467,15 +467,10 @@ def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         kwargs["qkv_bias"] = False
     if "conv_last.weight" in sd:
         num_feat = shape(sd, "conv_before_upsample.0.weight")[0]
-        factor = shape(sd, "upsample.0.weight")[0] // num_feat
-        stages = count(sd, r"upsample\.(\d+)\.weight")
-        scale = 3 if factor == 9 and stages == 1 else 2**stages
+        scale = shuffle_scale(sd, num_feat, "upsample.0.weight", r"upsample\.(\d+)\.weight")
     else:
         kwargs["upsampler"] = "pixelshuffledirect"
-        r = round((shape(sd, "upsample.0.weight")[0] // ch) ** 0.5)
-        if r * r * ch != shape(sd, "upsample.0.weight")[0]:
-            raise ValueError("upsample.0 channels are not channels * scale^2")
-        scale = r
+        scale = direct_scale(sd, "upsample.0.weight", ch)
     return scale, kwargs
 
 

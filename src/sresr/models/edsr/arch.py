@@ -20,8 +20,8 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
-from .._meanshift import EDSRLike, official_img_range, shuffle_scale
-from .._upsample import shuffle_stages
+from .._meanshift import EDSRLike, official_img_range
+from .._upsample import shuffle_scale, shuffle_stages
 
 
 def _stages(scale: int) -> list[int]:

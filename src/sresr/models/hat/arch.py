@@ -50,7 +50,7 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
-from .._upsample import shuffle_stages
+from .._upsample import shuffle_scale, shuffle_stages
 from .._windows import (
     Mlp,
     SwinBlock,
@@ -62,6 +62,7 @@ from .._windows import (
     swin_output,
     swin_stem,
 )
+from ..rcan.arch import ChannelAttention  # the same module and keys as RCAN's
 
 PRESETS: dict[str, dict[str, Any]] = {
     "hat": {"embed_dim": 180, "depths": (6,) * 6, "num_heads": (6,) * 6, "compress_ratio": 3, "squeeze_factor": 30},
@@ -90,16 +91,6 @@ def relative_position_index_oca(window: int, overlap: int) -> torch.Tensor:
     dy = ky.flatten()[None, :] - qy.flatten()[:, None] + window - overlap + 1
     dx = kx.flatten()[None, :] - qx.flatten()[:, None] + window - overlap + 1
     return (dy * side + dx) % (side * side)
-
-
-class ChannelAttention(nn.Module):
-    def __init__(self, dim: int, squeeze: int):
-        super().__init__()
-        self.attention = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, dim // squeeze, 1),
-                                       nn.ReLU(inplace=True), nn.Conv2d(dim // squeeze, dim, 1), nn.Sigmoid())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.attention(x)
 
 
 class CAB(nn.Module):
@@ -298,8 +289,7 @@ def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     side = isqrt_exact(shape(sd, "layers.0.residual_group.overlap_attn.relative_position_bias_table")[0])
     overlap = side + 1 - window
     feat = shape(sd, "conv_before_upsample.0.weight")[0]
-    stages = count(sd, r"upsample\.(\d+)\.weight")
-    scale = 3 if shape(sd, "upsample.0.weight")[0] == 9 * feat else 2 ** stages
+    scale = shuffle_scale(sd, feat, "upsample.0.weight", r"upsample\.(\d+)\.weight")
     kwargs: dict[str, Any] = {
         "channels": channels, "embed_dim": embed, "depths": depths, "num_heads": heads, "window_size": window,
         "compress_ratio": embed // shape(sd, f"{blk}.conv_block.cab.0.weight")[0],

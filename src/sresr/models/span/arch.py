@@ -34,8 +34,7 @@ from sresr.spec import Geometry
 from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
 from .._meanshift import MeanShifted
-
-DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+from .._upsample import direct_scale
 
 
 class Conv3XC(nn.Module):
@@ -164,12 +163,7 @@ def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
     features, ch, _, _ = shape(sd, "conv_1.sk.weight")
-    out = shape(sd, "upsampler.0.weight")[0]
-    if out % ch:
-        raise ValueError("upsampler channels do not fit")
-    r = round((out // ch) ** 0.5)
-    if r * r * ch != out:
-        raise ValueError("upsampler channels are not channels * scale^2")
+    r = direct_scale(sd, "upsampler.0.weight", ch)
     kwargs: dict[str, Any] = {"channels": ch, "features": features}
     if "no_norm" in sd:
         kwargs["norm"] = False

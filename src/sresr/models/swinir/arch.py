@@ -51,7 +51,7 @@ from sresr.spec import Geometry
 
 from .. import _rf, check_counts
 from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
-from .._upsample import shuffle_stages
+from .._upsample import direct_scale, shuffle_scale, shuffle_stages
 from .._windows import (
     SwinBlock,
     as_tuple,
@@ -252,12 +252,10 @@ def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
         kwargs["upsampler"] = "pixelshuffle"
         feat = shape(sd, "conv_before_upsample.0.weight")[0]
         kwargs["num_feat"] = feat
-        stages = count(sd, r"upsample\.(\d+)\.weight")
-        scale = 3 if shape(sd, "upsample.0.weight")[0] == 9 * feat else 2 ** stages
+        scale = shuffle_scale(sd, feat, "upsample.0.weight", r"upsample\.(\d+)\.weight")
     else:
         kwargs["upsampler"] = "pixelshuffledirect"
-        out = shape(sd, "upsample.0.weight")[0]
-        scale = isqrt_exact(out // channels)
+        scale = direct_scale(sd, "upsample.0.weight", channels)
     return scale, kwargs
 
 
