@@ -350,24 +350,26 @@ class Upscaler:
         m = self.size_multiple
         s = self.module_scale
         hp, wp = padded_size(h, w, m)
-        unpadded = x
-        if (hp, wp) != (h, w):
-            x = _pad_bottom_right(x, hp - h, wp - w)
-            canvas = None  # the padded output is larger than the caller's canvas
-            if on_block is not None:
-                inner = on_block
+        padded = None
 
-                def on_block(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:  # crop the padding
-                    if y0 < h and x0 < w:
-                        y1, x1 = min(y1, h), min(x1, w)
-                        inner(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])
+        def on_padded_block(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:  # crop the padding
+            if y0 < h and x0 < w:
+                y1, x1 = min(y1, h), min(x1, w)
+                on_block(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])  # type: ignore[misc]
+
         while True:
             plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m, self.fixed_window or (0, 0))
-            source = x
-            if self.any_size and len(plan.tiles) == 1 and (hp, wp) != (h, w):
-                # one window over the whole image, and a network that pads inside as its authors' code
-                # does (Geometry.any_size): give it the image as it is
-                plan, source = plan_tiles(h, w, 0, self.tile_pad, 1), unpadded
+            source, sink, into = x, on_block, canvas
+            if (hp, wp) != (h, w):
+                if self.any_size and len(plan.tiles) == 1:
+                    # one window over the whole image, and a network that pads inside as its authors'
+                    # code does (Geometry.any_size): give it the image as it is
+                    plan = plan_tiles(h, w, 0, self.tile_pad, 1)
+                else:  # padded to the size multiple: the output is larger than the caller's canvas
+                    if padded is None:
+                        padded = _pad_bottom_right(x, hp - h, wp - w)
+                    source, into = padded, None
+                    sink = on_padded_block if on_block is not None else None
             done = [0]
             total = len(plan.tiles)
             if on_tiles is not None:
@@ -384,7 +386,7 @@ class Upscaler:
                 # CUDA unless --precision tf32; half-precision convolutions are not affected
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
-                    out = run_tiled(self._forward, source, plan, s, self.batch, tick, canvas, on_block)
+                    out = run_tiled(self._forward, source, plan, s, self.batch, tick, into, sink)
                 break
             except Exception as exc:
                 if not is_oom(exc):

@@ -59,7 +59,6 @@ __all__ = [
     "onnx_metadata",
     "read_onnx_metadata",
     "export_key",
-    "loaded_geometry",
 ]
 
 #: the opset written by default: every runtime sresr names (onnxruntime >= 1.14, OpenVINO,
@@ -109,14 +108,6 @@ class ExportReport:
                 "metadata": dict(self.metadata)}
 
 
-def loaded_geometry(loaded: Any) -> Any:
-    """The :class:`sresr.spec.Geometry` of a loaded model (carried by it, else from its spec)."""
-    geo = getattr(loaded, "geometry", None)
-    if geo is None:
-        geo = loaded.spec.geometry_for(loaded.scale, loaded.kwargs)
-    return geo
-
-
 def _require() -> tuple[Any, Any]:
     from .backends import require
 
@@ -156,7 +147,7 @@ def onnx_metadata(loaded: Any, *, opset: int, fp16: bool, shape: str, rewrites: 
     """The ``metadata_props`` of an export of ``loaded`` (see :data:`METADATA_KEYS`)."""
     from . import __version__
 
-    geo = loaded_geometry(loaded)
+    geo = loaded.geometry
     meta = {
         "sresr.format": FORMAT_VERSION,
         "sresr.version": __version__,
@@ -195,7 +186,7 @@ def read_onnx_metadata(path: str | Path) -> dict[str, str]:
 def _example(loaded: Any, side: int, extra: tuple[int, int] = (0, 0)) -> Any:
     import torch
 
-    geo = loaded_geometry(loaded)
+    geo = loaded.geometry
     m = max(1, int(geo.size_multiple))
     side = -(-side // m) * m
     channels = 1 if loaded.colorspace == "y" else 3
@@ -339,7 +330,7 @@ def export_onnx(
     if newest is not None and opset > newest:
         raise UsageError(f"--opset {opset} is newer than this torch can export (at most {newest})",
                          hint=f"use {MIN_OPSET} to {newest} (default {DEFAULT_OPSET})")
-    geo = loaded_geometry(loaded)
+    geo = loaded.geometry
     m = max(1, int(geo.size_multiple))
     if tile is not None:
         tile = int(tile)

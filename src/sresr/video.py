@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .atomic import atomic_write, atomic_write_text
+from .download import sha256_file
 from .errors import ImageError, SresrError, UsageError, shown
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -532,14 +533,6 @@ def work_dir(dest: Path) -> Path:
     return dest.parent / f".{dest.name}{_WORK_SUFFIX}"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Work:
     """Segments of one output and the manifest that vouches for them."""
 
@@ -559,7 +552,7 @@ class _Work:
         self.root.mkdir(parents=True, exist_ok=True)
         for k, seg in dict(data.get("segments", {})).items():
             path = self.path(int(k))
-            if path.is_file() and _sha256(path) == seg.get("sha256"):
+            if path.is_file() and sha256_file(path) == seg.get("sha256"):
                 self.segments[int(k)] = seg
         self.reusable = frozenset(self.segments)
 
@@ -568,7 +561,7 @@ class _Work:
 
     def finished(self, k: int, frames: int, packets: int, first_pts: int | None) -> None:
         path = self.path(k)
-        self.segments[k] = {"frames": frames, "packets": packets, "first_pts": first_pts, "sha256": _sha256(path)}
+        self.segments[k] = {"frames": frames, "packets": packets, "first_pts": first_pts, "sha256": sha256_file(path)}
         atomic_write_text(self.root / _MANIFEST, json.dumps(
             {"key": self.key, "segments": {str(i): s for i, s in sorted(self.segments.items())}}, indent=1))
 
@@ -857,16 +850,14 @@ def upscale_video(
     *,
     outscale: float | None = None,
     record: str | None = None,
-    work_key: str = "",
     source_sha256: str | None = None,
     on_frames: Callable[[int, int, float], None] | None = None,
 ) -> VideoRecord:
     """Upscale every frame of the video ``source`` into ``dest`` (see the module docstring).
 
     record: text stored in the output's ``comment`` tag (the pipeline's :class:`OutputRecord`).
-    work_key: anything else that must match for a killed run's segments to be reused; the
-    input's sha256, the upscaler (:meth:`~sresr.engine.Upscaler.describe`), ``outscale``, the
-    encoder plan and ``record`` always count (``source_sha256``: the input's, when the caller has
+    A killed run's segments are reused when the input's sha256, the upscaler
+    (:meth:`~sresr.engine.Upscaler.describe`), ``outscale``, the encoder plan and ``record`` match (``source_sha256``: the input's, when the caller has
     it already; else the file is read once for it). on_frames(done, total, fps): progress, from
     the calling thread (total 0 when the input does not say). Raises :class:`VideoError` (one line).
     """
@@ -886,7 +877,7 @@ def upscale_video(
             total = int(round(container.duration / 1e6 * float(rate)))
         if outscale is None:  # the output size is known: a pixel format it does not fit fails now
             _check_size(source, plan, (vin.codec_context.width * upscaler.scale, vin.codec_context.height * upscaler.scale))
-        key = hashlib.sha256("\n".join((work_key, str(record), source_sha256 or _sha256(source), upscaler.describe(), repr(outscale),
+        key = hashlib.sha256("\n".join((str(record), source_sha256 or sha256_file(source), upscaler.describe(), repr(outscale),
                                         plan.key(), str(options.segment_frames))).encode()).hexdigest()
         try:
             work = _Work(dest, key)

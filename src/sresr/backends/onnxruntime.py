@@ -367,7 +367,6 @@ def onnxruntime_model(loaded: Any, provider: str = "auto", device: str = "auto",
     use), with the same spec, scale, colour space, weights id and sha256 and geometry, so outputs
     and their records are the torch backend's. ``precision`` ``fp16`` uses an fp16 export; ``auto``
     and ``fp32`` an fp32 one."""
-    from ..export import loaded_geometry
 
     if isinstance(getattr(loaded, "module", None), OrtModule):
         return loaded
@@ -379,7 +378,7 @@ def onnxruntime_model(loaded: Any, provider: str = "auto", device: str = "auto",
     path = cached_export(loaded, opset=opset, fp16=p == "fp16")
     session = make_session(path, choose_providers(provider, device), threads)
     module = OrtModule(session, str(path))
-    return replace(loaded, module=module, geometry=loaded_geometry(loaded))
+    return replace(loaded, module=module)
 
 
 def static_tile(module: Any, tile: int | None, tile_pad: int | None, geometry: Any) -> int | None:
