@@ -147,31 +147,23 @@ def resolve(model: str | None, weights: str | Path | None = None, scale: int | N
         elif imported is not None:  # its network without its tensors: the architecture its header names
             meta = store.read_metadata(imported)
             model = meta.get(store.META_PREFIX + "model") or model
+    base = parse_ref(model)[0] if model is not None else None
+    variant_ref = _as_variant(weights) if weights is not None else None
+    if variant_ref is not None:  # -w MODEL.TAG or a published name: the same request as -m would make
+        spec, variant = variant_ref
+        _same_model(base, spec, f"{spec.name}.{variant.tag}")
+        return Request(spec, "variant", _spec_scales(spec, variant.scale), variant=variant)
     if weights is not None and pretrained:
-        base = parse_ref(model)[0] if model is not None else None
-        variant_ref = _as_variant(weights)
-        if variant_ref is not None:  # -w MODEL.TAG or a published name: the same request as -m would make
-            spec, variant = variant_ref
-            if base is not None and get_spec(base).name != spec.name:
-                raise WeightsError(f"weights {spec.name}.{variant.tag} are for model '{spec.name}', not "
-                                   f"'{get_spec(base).name}'", hint=f"use --model {spec.name}, or leave out --model")
-            return Request(spec, "variant", _spec_scales(spec, variant.scale), variant=variant)
+        text = str(weights)  # the rules in resolve_weights' order: URL, imported name, path
+        rule: Rule = "url" if store.is_url(text) else "imported" if (
+            not isinstance(weights, Path) and store.find_imported(text) is not None) else "file"
         wf = store.resolve_weights(weights, model=base, scale=scale)
         spec = get_spec(wf.model)
-        if base is not None and get_spec(base).name != spec.name:
-            raise WeightsError(f"weights {wf.id} are for model '{spec.name}', not '{get_spec(base).name}'",
-                               hint=f"use --model {spec.name}, or leave out --model")
-        text = str(weights)
-        rule: Rule = "url" if store.is_url(text) else "file" if Path(text).expanduser().exists() else \
-            "imported" if store.find_imported(text) is not None else "variant"
+        _same_model(base, spec, wf.id)
         return Request(spec, rule, _spec_scales(spec, wf.scale), file=wf)
     if model is None:
         raise UsageError("no model given", hint="pass --model NAME or --weights FILE")
     name, tag = parse_ref(model)
-    if weights is not None and not pretrained and isinstance(weights, str) and not Path(weights).exists():
-        w_name, w_tag = parse_ref(weights)
-        if w_tag and w_name in _registered():
-            name, tag = w_name, w_tag  # -w MODEL.TAG without reading it: its architecture and options
     spec = get_spec(name)
     if tag:
         variant = spec.variant(tag)
@@ -179,6 +171,13 @@ def resolve(model: str | None, weights: str | Path | None = None, scale: int | N
     if spec.input == "upsampled" or not spec.weights:
         return Request(spec, "default" if spec.weights else "factory", tuple(spec.scales))
     return Request(spec, "default", tuple(sorted({w.scale for w in spec.weights})))
+
+
+def _same_model(base: str | None, spec: ModelSpec, what: str) -> None:
+    """--model and the weights must name one architecture (either may be left out)."""
+    if base is not None and get_spec(base).name != spec.name:
+        raise WeightsError(f"weights {what} are for model '{spec.name}', not '{get_spec(base).name}'",
+                           hint=f"use --model {spec.name}, or leave out --model")
 
 
 def _as_variant(weights: str | Path) -> tuple[ModelSpec, WeightsSpec] | None:

@@ -717,10 +717,6 @@ def _interpolate(sa: Mapping[str, Any], sb: Mapping[str, Any], alpha: float, wha
             if sa[k].is_floating_point() else sa[k] for k in sa}
 
 
-def _identity(wf: WeightsFile) -> str:
-    """The sha256 that names a weights file's tensors: its source's, or where it records none
-    (a file written by hand), its own bytes' (never "", which would make two mixes look alike)."""
-    return wf.source_sha256 or sha256_file(wf.path)
 
 
 def denoise_mix(a: WeightsFile, b: WeightsFile, strength: float) -> tuple[dict[str, Any], str]:
@@ -729,10 +725,12 @@ def denoise_mix(a: WeightsFile, b: WeightsFile, strength: float) -> tuple[dict[s
     if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= float(strength) <= 1.0:
         raise UsageError(f"--denoise-strength must be between 0 and 1, got {strength!r}",
                          hint="1 keeps the model as it is, 0 removes the most noise")
-    sa, _ = _read_checked(a.path, a.id)
-    sb, _ = _read_checked(b.path, b.id)
+    # each named by its source's sha256, or where it records none (a file written by hand) its own
+    # bytes' (never "", which would make two mixes look alike)
+    sa, da = _read_checked(a.path, a.id)
+    sb, db = _read_checked(b.path, b.id)
     mixed = _interpolate(sa, sb, 1.0 - float(strength), f"{a.id} with {b.id}")
-    digest = hashlib.sha256(f"{_identity(a)}|{_identity(b)}|denoise={float(strength)!r}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{a.source_sha256 or da}|{b.source_sha256 or db}|denoise={float(strength)!r}".encode()).hexdigest()
     return mixed, digest
 
 
@@ -750,11 +748,11 @@ def interpolate_weights(a: str, b: str, alpha: float, name: str) -> CachedEntry:
         raise WeightsError(f"cannot interpolate {wa.id} ({wa.model} x{wa.scale} {dict(wa.kwargs)}) with {wb.id} "
                            f"({wb.model} x{wb.scale} {dict(wb.kwargs)}): they are different networks",
                            hint="interpolate two weights of one architecture, scale and configuration")
-    sa, _ = _read_checked(wa.path, wa.id)
-    sb, _ = _read_checked(wb.path, wb.id)
+    sa, da = _read_checked(wa.path, wa.id)
+    sb, db = _read_checked(wb.path, wb.id)
     mixed = _interpolate(sa, sb, float(alpha), f"{wa.id} with {wb.id}")
     source = f"interpolate({wa.id}, {wb.id}, alpha={float(alpha):g})"
-    digest = hashlib.sha256(f"{_identity(wa)}|{_identity(wb)}|{float(alpha)!r}".encode()).hexdigest()
+    digest = hashlib.sha256(f"{wa.source_sha256 or da}|{wb.source_sha256 or db}|{float(alpha)!r}".encode()).hexdigest()
     what = f"interpolated weights '{name}'"
     with cache.writing(what, cache.weights_dir(), WeightsError):
         cache.weights_dir().mkdir(parents=True, exist_ok=True)

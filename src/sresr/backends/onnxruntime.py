@@ -341,7 +341,8 @@ def _not_buildable(scale: int = 1, **kwargs: Any) -> Any:
 
 def cached_export(loaded: Any, opset: int | None = None, fp16: bool = False) -> Path:
     """The ONNX export of ``loaded`` in the cache (``onnx/MODEL-xS-KEY.onnx``), made on first use
-    (checked, atomically written; see :func:`sresr.export.export_onnx`)."""
+    (checked, atomically written; see :func:`sresr.export.export_onnx`); a file damaged since is
+    found by :func:`onnxruntime_model`, which opens it."""
     from .. import cache
     from ..export import DEFAULT_OPSET, export_key, export_onnx
 
@@ -349,12 +350,8 @@ def cached_export(loaded: Any, opset: int | None = None, fp16: bool = False) -> 
     key = export_key(loaded, opset=opset, fp16=fp16)
     folder = cache.home() / "onnx"
     path = folder / f"{loaded.name}-x{int(loaded.scale)}{'-fp16' if fp16 else ''}-{key[:24]}.onnx"
-    if path.is_file():
-        try:
-            make_session(path)  # a damaged file (cut short by a full disk) is made again
-            return path
-        except SresrError:
-            pass
+    if path.is_file():  # written atomically, after its check (export_onnx): whole
+        return path
     with cache.writing("an ONNX export", folder):
         folder.mkdir(parents=True, exist_ok=True)
         export_onnx(loaded, path, opset=opset, fp16=fp16)
@@ -375,8 +372,14 @@ def onnxruntime_model(loaded: Any, provider: str = "auto", device: str = "auto",
     if p not in ("auto", "fp32", "fp16"):
         raise UsageError(f"--precision {precision} is not offered by the onnxruntime backend",
                          hint="use fp32 (or auto), or fp16 for a half-precision export")
+    providers = choose_providers(provider, device)
     path = cached_export(loaded, opset=opset, fp16=p == "fp16")
-    session = make_session(path, choose_providers(provider, device), threads)
+    try:
+        session = make_session(path, providers, threads)
+    except SresrError:  # damaged in the cache since it was written: made again, once
+        path.unlink(missing_ok=True)
+        path = cached_export(loaded, opset=opset, fp16=p == "fp16")
+        session = make_session(path, providers, threads)
     module = OrtModule(session, str(path))
     return replace(loaded, module=module)
 
