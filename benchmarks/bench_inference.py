@@ -42,7 +42,7 @@ MODELS = [
     ("fsrcnn x2", "fsrcnn", 2, {}),
     ("espcn x3", "espcn", 3, {}),
     ("realesrgan-compact x4", "realesrgan-compact", 4, {}),
-    ("srresnet x4", "srresnet", 4, {}),
+    ("srresnet x4", "srresnet", 4, {"variant": "paper"}),  # the paper network (the default weights are MSRResNet)
     ("edsr-baseline x4", "edsr", 4, {}),
     ("vdsr x2", "vdsr", 2, {}),
     ("esrgan x4", "esrgan", 4, {}),
