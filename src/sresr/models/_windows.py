@@ -15,6 +15,8 @@ nothing outside its receptive field at all, so tiled and whole-image runs agree 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -249,3 +251,23 @@ def swin_output(net: nn.Module, out: torch.Tensor, mean: torch.Tensor, h: int, w
     """The upsampler's output back in [0, 1] units, cropped to ``h x w`` times the scale."""
     out = out.float() / net.img_range + mean
     return out[..., : h * net.scale, : w * net.scale]
+
+
+def swin_layout(sd: Any) -> dict[str, Any]:
+    """What SwinIR's and HAT's published files share, read from the shapes: channels, embed dim,
+    the depth and heads of each residual group, the window, the MLP ratio."""
+    from ._layouts import count, isqrt_exact, shape
+
+    embed, channels = shape(sd, "conv_first.weight")[:2]
+    layers = count(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
+    if layers == 0:
+        raise KeyError("layers.0")
+    blk = "layers.0.residual_group.blocks.0"
+    return {
+        "channels": channels, "embed_dim": embed,
+        "depths": tuple(count(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight") for i in range(layers)),
+        "num_heads": tuple(shape(sd, f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table")[1]
+                           for i in range(layers)),
+        "window_size": (isqrt_exact(shape(sd, f"{blk}.attn.relative_position_bias_table")[0]) + 1) // 2,
+        "mlp_ratio": shape(sd, f"{blk}.mlp.fc1.weight")[0] / embed,
+    }

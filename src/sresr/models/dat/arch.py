@@ -486,9 +486,10 @@ def load_state_dict(sd: Mapping[str, Any], scale: int | None = None, **overrides
     and scale from the shapes; the window size from ``rpe_biases``. A DAT file without it (saved
     from a network whose buffers were left out) cannot tell DAT's 8x32 windows from DAT-S's 8x16:
     pass ``split_size=`` then, or keep weights as sresr writes them (their metadata says it)."""
-    from .._layouts import strip_prefixes, unwrap_state_dict
+    from .._layouts import unwrap_state_dict
 
-    keys = {strip_prefixes(k) for k in unwrap_state_dict(sd)}
+    sd = unwrap_state_dict(sd)  # wrappers and prefixes gone (load_with_layouts takes it as it is)
+    keys = set(sd)
     if ("split_size" not in overrides and "layers.0.blocks.0.attn.attns.0.pos.pos_proj.weight" in keys
             and "layers.0.blocks.0.attn.attns.0.rpe_biases" not in keys):
         raise LayoutError("this DAT checkpoint does not record its window size (no rpe_biases): DAT's 8x32 and "

@@ -49,7 +49,7 @@ from torch import nn
 from sresr.spec import Geometry
 
 from .. import _rf, check_counts
-from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
+from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 from .._upsample import shuffle_scale, shuffle_stages
 from .._windows import (
     Mlp,
@@ -59,6 +59,7 @@ from .._windows import (
     pixelshuffle_tail,
     swin_body,
     swin_features,
+    swin_layout,
     swin_output,
     swin_stem,
 )
@@ -277,26 +278,18 @@ def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
 # -- published layout -----------------------------------------------------------------------------
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    embed, channels = shape(sd, "conv_first.weight")[:2]
-    layers = count(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
-    if layers == 0:
-        raise KeyError("layers.0")
+    kwargs = swin_layout(sd)
+    embed, window = kwargs["embed_dim"], kwargs["window_size"]
     blk = "layers.0.residual_group.blocks.0"
-    depths = tuple(count(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight") for i in range(layers))
-    heads = tuple(shape(sd, f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table")[1]
-                  for i in range(layers))
-    window = (isqrt_exact(shape(sd, f"{blk}.attn.relative_position_bias_table")[0]) + 1) // 2
     side = isqrt_exact(shape(sd, "layers.0.residual_group.overlap_attn.relative_position_bias_table")[0])
     overlap = side + 1 - window
     feat = shape(sd, "conv_before_upsample.0.weight")[0]
     scale = shuffle_scale(sd, feat, "upsample.0.weight", r"upsample\.(\d+)\.weight")
-    kwargs: dict[str, Any] = {
-        "channels": channels, "embed_dim": embed, "depths": depths, "num_heads": heads, "window_size": window,
+    kwargs.update({
         "compress_ratio": embed // shape(sd, f"{blk}.conv_block.cab.0.weight")[0],
         "squeeze_factor": embed // shape(sd, f"{blk}.conv_block.cab.3.attention.1.weight")[0],
-        "overlap_ratio": (overlap - window) / window,
-        "mlp_ratio": shape(sd, f"{blk}.mlp.fc1.weight")[0] / embed, "num_feat": feat,
-    }
+        "overlap_ratio": (overlap - window) / window, "num_feat": feat,
+    })
     return scale, kwargs
 
 

@@ -100,10 +100,6 @@ def receptive_field(scale: int = 4, groups: int = 10, blocks: int = 20, **_: Any
     return _rf.radius(ops + [("conv", 3)], scale)
 
 
-def size_multiple(scale: int = 4) -> int:
-    return 1
-
-
 def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
     """Tiling facts of ``rcan(scale, **kwargs)``: the convolutions' radius as the pad; not exact
     (channel attention pools over the whole input)."""

@@ -150,10 +150,6 @@ def receptive_field(scale: int = 4, **_: Any) -> int:
     return _rf.radius([("conv", 3)] * 20 + [("conv", 1), ("conv", 3), ("up", scale)], scale)
 
 
-def size_multiple(scale: int = 4) -> int:
-    return 1
-
-
 def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
     """Tiling facts of ``span(scale, **kwargs)``: exact, radius 21."""
     return Geometry(receptive_field(scale=scale, **kwargs), 1, exact=True)

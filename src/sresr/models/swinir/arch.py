@@ -50,7 +50,7 @@ from torch import nn
 from sresr.spec import Geometry
 
 from .. import _rf, check_counts
-from .._layouts import Layout, count, isqrt_exact, load_with_layouts, shape
+from .._layouts import Layout, load_with_layouts, shape
 from .._upsample import direct_scale, shuffle_scale, shuffle_stages
 from .._windows import (
     SwinBlock,
@@ -59,6 +59,7 @@ from .._windows import (
     pixelshuffle_tail,
     swin_body,
     swin_features,
+    swin_layout,
     swin_output,
     swin_stem,
 )
@@ -232,18 +233,9 @@ def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
 # -- published layout -----------------------------------------------------------------------------
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:
-    embed, channels = shape(sd, "conv_first.weight")[:2]
-    layers = count(sd, r"layers\.(\d+)\.residual_group\.blocks\.0\.norm1\.weight")
-    if layers == 0:
-        raise KeyError("layers.0")
-    depths = tuple(count(sd, rf"layers\.{i}\.residual_group\.blocks\.(\d+)\.norm1\.weight") for i in range(layers))
-    heads = tuple(shape(sd, f"layers.{i}.residual_group.blocks.0.attn.relative_position_bias_table")[1]
-                  for i in range(layers))
-    window = (isqrt_exact(shape(sd, "layers.0.residual_group.blocks.0.attn.relative_position_bias_table")[0]) + 1) // 2
-    mlp_ratio = shape(sd, "layers.0.residual_group.blocks.0.mlp.fc1.weight")[0] / embed
-    resi = "3conv" if "conv_after_body.0.weight" in sd else "1conv"
-    kwargs: dict[str, Any] = {"channels": channels, "embed_dim": embed, "depths": depths, "num_heads": heads,
-                              "window_size": window, "mlp_ratio": mlp_ratio, "resi_connection": resi}
+    kwargs = swin_layout(sd)
+    channels = kwargs["channels"]
+    kwargs["resi_connection"] = "3conv" if "conv_after_body.0.weight" in sd else "1conv"
     if "conv_up1.weight" in sd:
         kwargs["upsampler"] = "nearest+conv"
         scale = 4 if "conv_up2.weight" in sd else 2
