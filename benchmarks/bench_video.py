@@ -1,12 +1,16 @@
 """`sresr upscale clip.mp4` against the network alone: frames per second, 1080p -> 4K (x2).
 
     python benchmarks/bench_video.py [--frames 8] [--model realesrgan-compact] [--scale 2] [--size 1920x1080] [--device cpu]
+        [--frame-batch N]
 
 A clip of ``--frames`` frames (smooth moving content, H.264 at crf 18, with an AAC track) is made
 with PyAV in a temporary folder. Two rates are measured in this process, on ``--device`` (the CPU by default):
 
 - *network alone*: :meth:`sresr.engine.Upscaler.upscale_image` on the clip's frames already
   decoded into memory (tiled as the video path tiles them, rounded to 8 bits), nothing else;
+- *network alone, N frames a pass*: :meth:`~sresr.engine.Upscaler.upscale_batch` on the same frames, N
+  at a time (N: ``--frame-batch``, else :meth:`~sresr.engine.Upscaler.frames_per_pass`: on CUDA
+  from free memory, 1 on the CPU, where the row is left out);
 - *video*: :func:`sresr.video.upscale_video` on the file with its defaults (decode, upscale,
   encode with the input's codec: libx264 crf 18 preset medium, in segments, remux with the audio).
 
@@ -64,6 +68,7 @@ def main() -> None:
     ap.add_argument("--scale", type=int, default=2, help="2: 1080p -> 4K (UHD)")
     ap.add_argument("--size", default="1920x1080", help="input WIDTHxHEIGHT")
     ap.add_argument("--device", default="cpu", help="cpu (the figure in BENCHMARKS.md), cuda, auto...")
+    ap.add_argument("--frame-batch", type=int, default=None, help="frames a pass (default: the engine's choice)")
     args = ap.parse_args()
     import av
     import torch
@@ -75,7 +80,7 @@ def main() -> None:
 
     w, h = (int(v) for v in args.size.lower().split("x"))
     loaded = load_model(args.model, scale=args.scale, pretrained=False)  # random weights, same architecture
-    up = Upscaler(loaded, device=args.device)
+    up = Upscaler(loaded, device=args.device, frame_batch=args.frame_batch)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "clip.mp4"
         make_clip(src, args.frames, w, h)
@@ -87,13 +92,21 @@ def main() -> None:
         for f in frames:
             up.upscale_image(Image(pixels=f), depth=8)
         net = time.perf_counter() - t0
+        per_pass = up.frames_per_pass(h, w)
+        batched = None
+        if per_pass > 1:
+            t0 = time.perf_counter()
+            for i in range(0, len(frames), per_pass):
+                up.upscale_batch([Image(pixels=f) for f in frames[i : i + per_pass]], depth=8)
+            batched = time.perf_counter() - t0
         t0 = time.perf_counter()
         rec = upscale_video(up, src, Path(tmp) / "out" / "clip.mp4", VideoOptions(), record="bench")
         video = time.perf_counter() - t0
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     dev = torch.cuda.get_device_name(up.device) if up.device.type == "cuda" else up.device.type
     print(f"`python benchmarks/bench_video.py --frames {args.frames} --model {args.model} --scale {args.scale}"
-          f"{'' if args.device == 'cpu' else ' --device ' + args.device}` "
+          f"{'' if args.device == 'cpu' else ' --device ' + args.device}"
+          f"{'' if args.frame_batch is None else f' --frame-batch {args.frame_batch}'}` "
           f"({dev}, {up.precision}; {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"PyAV {av.__version__} (FFmpeg {av.ffmpeg_version_info}), load average at end "
           f"{load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}; {time.strftime('%Y-%m-%d %H:%M')}).\n")
@@ -101,7 +114,11 @@ def main() -> None:
           f"{rec.frames} frames, output {rec.codec} {rec.pix_fmt} with the audio copied\n")
     print("| what | seconds | frames/s | s/frame |")
     print("|---|---|---|---|")
-    for name, s in (("network alone (engine on decoded frames)", net), ("sresr video (decode + upscale + encode + mux)", video)):
+    rows = [("network alone (engine on decoded frames, one a pass)", net)]
+    if batched is not None:
+        rows.append((f"network alone, {per_pass} frames a pass (upscale_batch)", batched))
+    rows.append((f"sresr video (decode + upscale + encode + mux; {per_pass} frame{'s' if per_pass > 1 else ''} a pass)", video))
+    for name, s in rows:
         print(f"| {name} | {s:.1f} | {rec.frames / s:.3f} | {s / rec.frames:.2f} |")
 
 

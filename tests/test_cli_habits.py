@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import ROOT, run_sresr  # type: ignore[import-not-found]
 from sresr.errors import UsageError
 from sresr.pipeline import UpscaleOptions, parse_threads, resolve_scale
-from sresr.registry import canonical_name, resolve_name
+from sresr.registry import parse_ref, resolve_name
 from sresr.resolve import load_model
 
 BIRD = ROOT / "examples" / "bird.png"  # 72 x 72
@@ -52,9 +52,7 @@ def test_cli_final_scale(tmp_path):
 
 
 def test_published_names_resolve_to_their_variants():
-    assert canonical_name("RealESRGAN_x4plus") == "esrgan.realesrgan-x4plus"
-    assert canonical_name("realesr-general-X4V3") == "realesrgan-compact.general-x4v3"  # any case
-    assert canonical_name("fsrcnn.x2") == "fsrcnn.x2" and canonical_name("nonsense") == "nonsense"
+    assert parse_ref("realesr-general-X4V3") == ("realesrgan-compact", "general-x4v3")  # any case
     spec, variant = resolve_name("RealESRGAN_x4plus_anime_6B")
     assert (spec.name, variant.tag, variant.scale) == ("esrgan", "realesrgan-x4plus-anime-6b", 4)
     loaded = load_model("RealESRGAN_x4plus_anime_6B", pretrained=False)

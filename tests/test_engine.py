@@ -285,6 +285,108 @@ def test_tiled_equals_untiled_every_model(name):
     assert (out - whole).abs().max() <= 1e-3 * whole.abs().max()
 
 
+class BatchSizes(nn.Module):
+    """Wraps a network and records the batch size of every forward pass (shared by the engine's copies)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+        self.seen = Seen()
+
+    def forward(self, x):
+        self.seen.sizes.append(x.shape[0])
+        return self.inner(x)
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def _frames(n: int, h: int, w: int, seed: int = 5) -> list[Image]:
+    rng = np.random.default_rng(seed)
+    return [Image(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), bit_depth=8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("toy", sorted(TOYS))
+@pytest.mark.parametrize("tile,batch", [(0, 1), (12, 1), (12, 4)])
+@pytest.mark.parametrize("resident", [False, True])
+def test_upscale_batch_equals_each_frame_alone(toy, tile, batch, resident):
+    """Frames run together (their windows sharing forward passes, image after image) give each
+    frame's own upscale_image, up to the float rounding of a larger batch; whole frames are one pass."""
+    ref = TOYS[toy]()
+    probe = BatchSizes(ref.module)
+    loaded = LoadedModel(probe, ref.spec, ref.scale, "rgb", "test")
+    frames = _frames(3, 21, 34)
+    alone = Upscaler(loaded, device="cpu", tile=tile, batch=batch, resident=resident)
+    expected = [alone.upscale_image(f, depth=8) for f in frames]
+    together = Upscaler(loaded, device="cpu", tile=tile, batch=batch, resident=resident)
+    probe.seen.sizes.clear()
+    got = together.upscale_batch(frames, depth=8)
+    if tile == 0:
+        assert probe.seen.sizes == [3]  # the three frames in one forward pass
+    else:
+        tiles = len(together.plan_for(21, 34))
+        assert sum(probe.seen.sizes) == 3 * tiles and max(probe.seen.sizes) == batch
+    for e, g in zip(expected, got):
+        assert g.pixels.shape == e.pixels.shape and g.pixels.dtype == np.uint8 and g.bit_depth == 8
+        diff = np.abs(g.pixels.astype(int) - e.pixels.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_upscale_batch_runs_anything_else_one_image_at_a_time():
+    """Other sizes, alpha, grey, resampling or float output: each image as upscale_image makes it."""
+    loaded = TOYS["pixelshuffle"]()
+    up = Upscaler(loaded, device="cpu", tile=0)
+    a, b = _frames(1, 20, 30)[0], _frames(1, 22, 30, seed=6)[0]
+    alpha = Image(a.pixels, alpha=np.full((20, 30), 128, np.uint8), bit_depth=8)
+    grey = Image(a.pixels[:, :, :1], bit_depth=8)
+    for images, kwargs in (([a, b], {"depth": 8}), ([a, alpha], {"depth": 8}), ([a, grey], {"depth": 8}),
+                           ([a, a], {"depth": 8, "outscale": 1.5}), ([a, a], {})):
+        got = up.upscale_batch(images, **kwargs)
+        for im, g in zip(images, got):
+            e = up.upscale_image(im, **kwargs)
+            assert np.array_equal(g.pixels, e.pixels) and g.bit_depth == e.bit_depth
+            assert (g.alpha is None) == (e.alpha is None)
+
+
+def test_upscale_batch_out_of_memory_halves_the_frames_per_pass():
+    ref = TOYS["pixelshuffle"]()
+    guard = OOMAbove(ref.module, max_pixels=2 * 24 * 24)
+    up = Upscaler(LoadedModel(guard, ref.spec, 2, "rgb", "test"), device="cpu", tile=0, optimize=False,
+                  frame_batch=4)
+    assert up.frames_per_pass(24, 24) == 4
+    frames = _frames(4, 24, 24)
+    got = up.upscale_batch(frames, depth=8)
+    assert guard.failures == 1 and up.stats.oom_retries == 1 and up.frames_per_pass(24, 24) == 2
+    alone = Upscaler(ref, device="cpu", tile=0, optimize=False)
+    for f, g in zip(frames, got):
+        assert np.abs(g.pixels.astype(int) - alone.upscale_image(f, depth=8).pixels.astype(int)).max() <= 1
+
+
+def test_frames_per_pass_is_one_on_the_cpu_unless_asked():
+    loaded = TOYS["pixelshuffle"]()
+    assert Upscaler(loaded, device="cpu").frames_per_pass(1080, 1920) == 1
+    assert Upscaler(loaded, device="cpu", frame_batch=3).frames_per_pass(1080, 1920) == 3
+    with pytest.raises(UsageError, match="frame-batch"):
+        Upscaler(loaded, frame_batch=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_stacks_small_frames_from_free_memory():
+    """On CUDA the frames per pass come from free memory: several small frames, one huge one."""
+    up = Upscaler(TOYS["pixelshuffle"](), device="cuda", precision="fp32")
+    assert 1 < up.frames_per_pass(64, 64) <= 8
+    assert up.frames_per_pass(40_000, 40_000) == 1
+    frames = _frames(3, 64, 64)
+    got = up.upscale_batch(frames, depth=8)
+    for f, g in zip(frames, got):
+        assert np.abs(g.pixels.astype(int) - up.upscale_image(f, depth=8).pixels.astype(int)).max() <= 1
+
+
 # -- out of memory, precision, devices ----------------------------------------------------------
 
 

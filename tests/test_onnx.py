@@ -52,7 +52,7 @@ SMALL = {
     "espcn": dict(n1=8, n2=4),
     "srcnn": dict(n1=8, n2=4),
     # two blocks: the second has shifted windows, whose attention mask must be traced, not baked in
-    # (sresr.export._masks_traced; without it HAT and SwinIR exports are refused by the check)
+    # (MaskCache and DAT's masks check torch.jit.is_tracing(); otherwise the exports are refused by the check)
     "hat": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4, compress_ratio=3, squeeze_factor=4, num_feat=8),
     "swinir": dict(embed_dim=12, depths=(2,), num_heads=(2,), window_size=4, num_feat=8),
     "dat": dict(embed_dim=32, depths=(2,), num_heads=(2,), split_size=(2, 4)),
@@ -429,3 +429,54 @@ def test_bench_on_onnxruntime_scores_as_torch_and_says_so(tmp_path: Path) -> Non
 
     with Image.open(tmp_path / "grid.png") as im:  # LR, bicubic, the file's output, HR
         assert im.width == 4 * 96 * 2
+
+
+def test_eval_and_bench_report_an_onnx_files_load_warnings(tmp_path: Path) -> None:
+    """What loading an ONNX file says (here: a foreign one-channel file runs on luma) reaches the
+    user of every command, not only of upscale: the library results carry it and the CLIs print it
+    as a ``warning:`` line on stderr (stdout stays JSON)."""
+    from sresr.backends import load
+    from sresr.bench import BenchOptions, run_bench
+    from sresr.evaluate import evaluate
+
+    path, _ = _foreign(tmp_path, "fsrcnn", 2)
+    got = load(str(path), 2)
+    (note,) = got.notes
+    assert "takes one channel" in note and path.name in note
+    assert got.backend == "onnxruntime" and got.model is got.network
+    assert evaluate(str(path), "set5", progress=False, device="cpu").warnings == (note,)
+    result = run_bench(BenchOptions(models=(str(path),), scales=(2,), repeats=1, device="cpu"))
+    assert result.warnings == [note] and result.to_dict()["warnings"] == [note]
+    for args in (("eval", str(path), "-d", "set5", "--device", "cpu", "--json"),
+                 ("bench", "set5", "-s", "2", "-m", str(path), "--repeats", "1", "--device", "cpu", "--json")):
+        proc = run_sresr(*args, check=True)
+        said = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+        assert len(said) == 1 and "takes one channel" in said[0] and path.name in said[0], proc.stderr
+        assert json.loads(proc.stdout)["warnings"] == [note]
+
+
+def test_onnx_file_with_weights_is_refused_alike_by_upscale_eval_and_bench(tmp_path: Path) -> None:
+    """An ONNX file is the model and its weights: each command refuses separate weights in the same
+    line, before the file is read (bench ignored the weights, and upscale said it otherwise)."""
+    from sresr.backends import load
+    from sresr.errors import UsageError
+
+    onnx_file = tmp_path / "model.onnx"
+    onnx_file.write_bytes(b"never read")
+    runs = {
+        "upscale": ("upscale", str(IMAGE), "-o", str(tmp_path / "out"), "-m", str(onnx_file), "-w", "fsrcnn.x2"),
+        "eval": ("eval", str(onnx_file), "-d", "set5", "-w", "fsrcnn.x2", "--device", "cpu"),
+        "bench": ("bench", "set5", "-s", "2", "-m", str(onnx_file), "-w", "fsrcnn.x2", "--repeats", "1",
+                  "--device", "cpu"),
+    }
+    said = {}
+    for command, args in runs.items():
+        proc = run_sresr(*args)
+        assert proc.returncode != 0, (command, proc.stdout, proc.stderr)
+        said[command] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert said["upscale"] == said["eval"] == said["bench"] == \
+        ["error: an ONNX file is the model and its weights: give it without --weights"], said
+    with pytest.raises(UsageError, match="give it alone, as -m FILE.onnx"):
+        load("fsrcnn", 2, weights=str(onnx_file))
+    with pytest.raises(UsageError, match="--precision bf16 does not apply to an ONNX file"):
+        load(str(onnx_file), precision="bf16")

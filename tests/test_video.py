@@ -135,6 +135,42 @@ def test_lossless_output_equals_the_image_path_exactly(tmp_path, codec, args, ou
         assert np.array_equal(g, w)
 
 
+def test_frames_batched_through_the_engine_equal_the_image_path(tmp_path):
+    """--frame-batch N: frames go to the engine N at a time (never across a segment boundary, so a
+    resumed run batches alike); an RGB network runs them as one forward pass, within a level of
+    8 bits of each frame alone; the CLI option reaches the engine."""
+    import sresr
+    from sresr.engine import Upscaler
+    from sresr.imaging.io import Image
+    from sresr.video import VideoOptions, upscale_video
+
+    class Counting(Upscaler):
+        def upscale_batch(self, images, *args, **kwargs):
+            sizes.append(len(images))
+            return super().upscale_batch(images, *args, **kwargs)
+
+    sizes: list[int] = []
+    src = make_clip(tmp_path / "clip.mkv", n=8, codec="ffv1", audio=False)
+    loaded = sresr.load_model("realesrgan-compact", scale=2, pretrained=False)
+    up = Counting(loaded, device="cpu", frame_batch=3)
+    opts = VideoOptions(codec="ffv1", pix_fmt="bgr0", segment_frames=4)
+    rec = upscale_video(up, src, tmp_path / "out.mkv", opts)
+    assert rec.frames == 8 and sizes == [3, 1, 3, 1]
+    alone = Upscaler(loaded, device="cpu")
+    got = decoded(tmp_path / "out.mkv")
+    for g, f in zip(got, decoded(src)):
+        want = alone.upscale_image(Image(f, bit_depth=8), depth=8).pixels
+        diff = np.abs(g.astype(int) - want.astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "cli"), *MODEL, "--codec", "ffv1", "--pix-fmt", "bgr0",
+                     "--frame-batch", "3", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    want = image_path_upscale(decoded(src), tmp_path)
+    assert all(np.array_equal(g, w) for g, w in zip(decoded(tmp_path / "cli" / "clip.mkv"), want))
+    bad = run_sresr("upscale", str(src), "-o", str(tmp_path / "bad"), *MODEL, "--frame-batch", "0")
+    assert bad.returncode != 0 and "--frame-batch" in bad.stderr
+
+
 def test_ten_bit_and_rotation_are_kept(tmp_path):
     for name, codec, pix_fmt, rotation in (("deep.mkv", "ffv1", "yuv420p10le", 0), ("turned.mp4", "libx264", "yuv420p", 90)):
         with av.open(str(tmp_path / name), "w") as out:

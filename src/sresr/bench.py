@@ -89,6 +89,7 @@ class BenchResult:
     rows: list[BenchRow]
     skipped: list[str] = field(default_factory=list)
     backend: str = "torch"  # what ran the networks: "torch", or "onnxruntime X.Y (ItsExecutionProvider)"
+    warnings: list[str] = field(default_factory=list)  # what the models' loads said (ONNX files' notes), once each
 
     def footer(self) -> str:
         return (
@@ -108,6 +109,7 @@ class BenchResult:
             "roofline_gflops": round(self.roofline_gflops, 2),
             "rows": [_json_row(r) for r in self.rows],
             "skipped": self.skipped,
+            "warnings": self.warnings,
         }
 
     def cells(self, row: BenchRow) -> list[str]:
@@ -237,22 +239,21 @@ def _lr_tensor(lr: Any) -> Any:
     return x.unsqueeze(0).contiguous()
 
 
-def _load(model_id: str, scale: int, options: BenchOptions) -> tuple[Any, Any]:
-    """The network (for parameters and FLOPs) and what the backend runs (for quality and speed)."""
-    from .backends import is_onnx_ref, to_backend
-    from .resolve import load_model
+def _load(model_id: str, scale: int, options: BenchOptions) -> Any:
+    """``model_id`` as :func:`sresr.backends.load` gives it: ``network`` (for parameters and FLOPs),
+    ``model``, what the backend runs (for quality and speed), and ``notes``, what its load said. A
+    file is refused (a WeightsError: its row is skipped, with the reason) at another scale than its own."""
+    from .backends import is_onnx_ref, load
 
-    if is_onnx_ref(model_id):  # a file made by sresr export (or elsewhere), run by onnxruntime
-        from .backends.onnxruntime import load_onnx
-
-        loaded = load_onnx(model_id, scale, provider=options.provider, device=options.device)[0]
-        if loaded.scale != scale:
-            raise WeightsError(f"{model_id} is a x{loaded.scale} network, not x{scale}",
-                               hint=f"bench it with -s {loaded.scale}")
-        return loaded, loaded
-    loaded = load_model(model_id, scale, weights=options.weights if model_id != "bicubic" else None)
-    return loaded, to_backend(loaded, options.backend, provider=options.provider, device=options.device,
-                              precision=options.precision)
+    onnx_file = is_onnx_ref(model_id)  # a file made by sresr export (or elsewhere), run by onnxruntime
+    got = load(model_id, scale, weights=options.weights if model_id != "bicubic" else None, backend=options.backend,
+               provider=options.provider, device=options.device,
+               # a file runs at the precision it was exported in: --precision is the other models'
+               precision="auto" if onnx_file else options.precision)
+    if onnx_file and got.model.scale != scale:
+        raise WeightsError(f"{model_id} is a x{got.model.scale} network, not x{scale}",
+                           hint=f"bench it with -s {got.model.scale}")
+    return got
 
 
 def bench_one(
@@ -261,13 +262,18 @@ def bench_one(
     dataset: Any,
     options: BenchOptions,
     roofline: float,
+    warnings: list[str] | None = None,
 ) -> BenchRow:
+    """One row of the table. ``warnings``: gets what the model's load said (an ONNX file's notes)."""
     from .engine import Upscaler
     from .evaluate import evaluate
     from .metrics import Protocol
     from .profiling import PeakMemory, time_call
 
-    loaded, run = _load(model_id, scale, options)
+    got = _load(model_id, scale, options)
+    loaded, run = got.network, got.model
+    if warnings is not None:
+        warnings.extend(got.notes)
     report = evaluate(run, dataset, scale, protocol=Protocol(), device=options.device, progress=False)
     if report.failures:
         names = ", ".join(f.name for f in report.failures)
@@ -320,10 +326,10 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
 
     from .backends import is_onnx_ref
     from .datasets import load_dataset
-    from .resolve import resolve
     from .engine import resolve_device, resolve_precision
     from .metrics import Protocol
     from .profiling import conv_roofline
+    from .resolve import resolve
 
     if not options.scales:
         raise UsageError("no scale given", hint="pass -s 2, -s 3 and/or -s 4")
@@ -334,9 +340,10 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
     roof = conv_roofline(device, channels_last=True).gflops
     bicubic_psnr: dict[int, float] = {}
     precisions: set[str] = set()
+    warnings: list[str] = []
     for model_id, scale in pairs:
         try:
-            row = bench_one(model_id, scale, dataset, options, roof)
+            row = bench_one(model_id, scale, dataset, options, roof, warnings)
         except WeightsError as exc:
             skipped.append(f"{model_id} x{scale}: {exc.message}")
             continue
@@ -362,6 +369,7 @@ def run_bench(options: BenchOptions, on_row: Callable[[BenchRow], None] | None =
         rows=rows,
         skipped=skipped,
         backend=_backend_name(options),
+        warnings=list(dict.fromkeys(warnings)),  # once each (a file benched at several scales says it once)
     )
 
 
@@ -408,7 +416,7 @@ def write_grid(path: str | Path, result: BenchResult, options: BenchOptions, cro
     rows_img: list[np.ndarray] = []
     for scale in scales:
         models = [r for r in result.rows if r.scale == scale]
-        loaded = {r.model: _load(r.model, scale, options)[1] for r in models}
+        loaded = {r.model: _load(r.model, scale, options).model for r in models}
         for sample in dataset.samples(scale):
             hr = sample.hr if sample.hr.ndim == 3 else np.repeat(sample.hr[..., None], 3, axis=2)
             h, w = hr.shape[:2]

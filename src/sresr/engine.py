@@ -67,11 +67,15 @@ MAX_OUTPUT_PIXELS = 1 << 32
 #: reaches past any pad) runs images of up to this many (padded) input pixels whole by default,
 #: as the paper evaluated it; larger ones are tiled, to bound memory, with a warning.
 INEXACT_WHOLE_PIXELS = 512 * 512
+#: The most images :meth:`Upscaler.frames_per_pass` stacks by itself (more adds little once the
+#: device is busy, and each holds its output rows on the device).
+MAX_FRAME_BATCH = 8
 #: Float pixels beyond [0, 1] by more than this are an input mistake (0-255 values), not rounding.
 _RANGE_SLACK = 0.01
 
 TileCallback = Callable[[int, int], None]  # (tiles done, tiles total) for the current image
 BlockCallback = Callable[[int, int, int, int, torch.Tensor], None]  # (y0, y1, x0, x1, a tile core's output)
+IndexedBlock = Callable[[int, int, int, int, int, torch.Tensor], None]  # (image, y0, y1, x0, x1, a core's output)
 
 
 
@@ -148,6 +152,9 @@ class Upscaler:
     resident: keep each image on the device from upload to rounded output rows (:class:`_Rows`);
         None = on accelerators (on the CPU the direct path is faster: no bands to copy).
     tta: x8 self-ensemble (:class:`SelfEnsemble`): 8x the work, tiled and exact like the plain path.
+    frame_batch: how many images of one size :meth:`upscale_batch` runs together (video frames):
+        their windows share forward passes, so frames small enough to run whole are one pass of
+        ``frame_batch`` images. None = :meth:`frames_per_pass` decides (on CUDA from free memory).
     """
 
     def __init__(
@@ -162,6 +169,7 @@ class Upscaler:
         alpha: Literal["model", "bicubic"] = "model",
         resident: bool | None = None,
         tta: bool = False,
+        frame_batch: int | None = None,
     ):
         self.loaded = loaded
         self.spec = loaded.spec
@@ -181,6 +189,9 @@ class Upscaler:
             raise UsageError(f"--tile-pad must be >= 0, got {tile_pad}")
         if batch < 1:
             raise UsageError(f"--batch must be >= 1, got {batch}")
+        if frame_batch is not None and frame_batch < 1:
+            raise UsageError(f"--frame-batch must be >= 1, got {frame_batch}")
+        self.frame_batch = frame_batch
         if alpha not in ("model", "bicubic"):
             raise UsageError(f"alpha must be 'model' or 'bicubic', got {alpha!r}")
         assert loaded.geometry is not None  # LoadedModel computes it when built
@@ -338,24 +349,30 @@ class Upscaler:
             except Exception:
                 pass
 
-    # -- one image, tiled, with the out-of-memory fallback ------------------------------------
+    # -- images of one size, tiled, with the out-of-memory fallback ----------------------------
     def _run_one(
         self,
         x: torch.Tensor,
         on_tiles: TileCallback | None,
         canvas: torch.Tensor | None = None,
-        on_block: BlockCallback | None = None,
+        on_block: "IndexedBlock | None" = None,
+        batch: int | None = None,
     ) -> torch.Tensor | None:
-        _, _, h, w = x.shape
+        """``x`` (``N x C x H x W``, N images of one size, host memory or on the device) through
+        the tiles of one plan: into ``canvas`` (or a new one, returned), or each tile's core into
+        ``on_block(i, y0, y1, x0, x1, block)``. ``batch``: windows per forward pass (default
+        ``self.batch``); windows of consecutive images share a pass."""
+        n, _, h, w = x.shape
         m = self.size_multiple
         s = self.module_scale
         hp, wp = padded_size(h, w, m)
         padded = None
+        batch = self.batch if batch is None else batch
 
-        def on_padded_block(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:  # crop the padding
+        def on_padded_block(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:  # crop the padding
             if y0 < h and x0 < w:
                 y1, x1 = min(y1, h), min(x1, w)
-                on_block(y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])  # type: ignore[misc]
+                on_block(i, y0, y1, x0, x1, block[:, :, : (y1 - y0) * s, : (x1 - x0) * s])  # type: ignore[misc]
 
         while True:
             plan = plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, m, self.fixed_window or (0, 0))
@@ -371,13 +388,13 @@ class Upscaler:
                     source, into = padded, None
                     sink = on_padded_block if on_block is not None else None
             done = [0]
-            total = len(plan.tiles)
+            total = n * len(plan.tiles)
             if on_tiles is not None:
                 on_tiles(0, total)
 
-            def tick(n: int) -> None:
-                done[0] += n
-                self.stats.tiles += n
+            def tick(k: int) -> None:
+                done[0] += k
+                self.stats.tiles += k
                 if on_tiles is not None:
                     on_tiles(done[0], total)
 
@@ -386,14 +403,14 @@ class Upscaler:
                 # CUDA unless --precision tf32; half-precision convolutions are not affected
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
-                    out = run_tiled(self._forward, source, plan, s, self.batch, tick, into, sink)
+                    out = run_tiled(self._forward, source, plan, s, batch, tick, into, sink)
                 break
             except Exception as exc:
                 if not is_oom(exc):
                     raise
                 del exc
                 self._free()
-                self._shrink(plan)
+                batch = self._shrink(plan, batch)
         return None if out is None else out[:, :, : h * s, : w * s]
 
     def _tile_for(self, height: int, width: int) -> int:
@@ -402,8 +419,17 @@ class Upscaler:
         image when it has at most INEXACT_WHOLE_PIXELS pixels."""
         if self.whole_when_small and height * width <= INEXACT_WHOLE_PIXELS:
             return 0
-        if not self.auto_tile:
+        budget = self._window_budget()
+        if budget is None:
             return self.tile
+        return tile_for_budget(height, width, self.tile_pad, budget // self.batch, self.size_multiple,
+                               floor=DEFAULT_AUTO_FLOOR)
+
+    def _window_budget(self) -> int | None:
+        """On CUDA with the automatic tile: the window pixels one forward pass can hold (free memory
+        over the model's measured footprint); None elsewhere, or when measuring ran out of memory."""
+        if not self.auto_tile:
+            return None
         try:
             per_pixel, fixed = self._footprint()
         except Exception as exc:
@@ -413,12 +439,26 @@ class Upscaler:
             self._free()
             self.auto_tile = False  # the fixed default tile, and the out-of-memory fallback from there
             self.stats.events.append("out of memory while measuring the model's footprint: default tile")
-            return self.tile
+            return None
         free, _ = torch.cuda.mem_get_info(self.device)
         free += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
         # headroom for fragmentation and the allocator's rounding; the output rows stay on the device too
-        budget = int((0.7 * free - fixed) / per_pixel) // self.batch
-        return tile_for_budget(height, width, self.tile_pad, budget, self.size_multiple, floor=DEFAULT_AUTO_FLOOR)
+        return int((0.7 * free - fixed) / per_pixel)
+
+    def frames_per_pass(self, height: int, width: int) -> int:
+        """How many images of ``height x width`` to give :meth:`upscale_batch` at once: ``frame_batch``
+        when set; else, on CUDA with the automatic tile, as many as fit one forward pass whole (at
+        most :data:`MAX_FRAME_BATCH`; 1 when a frame must be tiled); else 1 (on the CPU one frame's
+        tiles already keep every core busy)."""
+        if self.frame_batch is not None:
+            return self.frame_batch
+        if self.spec.input == "upsampled":
+            height, width = height * self.scale, width * self.scale
+        hp, wp = padded_size(height, width, self.size_multiple)
+        budget = self._window_budget()
+        if budget is None:
+            return 1
+        return max(1, min(MAX_FRAME_BATCH, budget // (self.batch * hp * wp)))
 
     def _footprint(self) -> tuple[float, float]:
         """Device bytes of one forward pass per window pixel, and fixed bytes: the peak of two probe
@@ -447,14 +487,19 @@ class Upscaler:
             self._per_pixel = (per_pixel, fixed)
         return self._per_pixel
 
-    def _shrink(self, plan: Any) -> None:
+    def _shrink(self, plan: Any, batch: int) -> int:
+        """After an out-of-memory error: the windows per pass halved (and the frames per pass with
+        them), or once down to one, the tile halved. Returns the batch to retry with."""
         self.stats.oom_retries += 1
         self.auto_tile = False  # from here on the tile halves as on a device of fixed memory
         self.whole_when_small = False
-        if self.batch > 1:
-            self.batch //= 2
-            self.stats.events.append(f"out of memory: batch lowered to {self.batch}")
-            return
+        if batch > 1:
+            batch //= 2
+            self.batch = min(self.batch, batch)
+            if self.frame_batch is not None:  # (an automatic one stops with auto_tile: 1 frame a pass)
+                self.frame_batch = min(self.frame_batch, batch)
+            self.stats.events.append(f"out of memory: batch lowered to {batch}")
+            return batch
         current = max(max(t.y1 - t.y0, t.x1 - t.x0) for t in plan.tiles)
         floor = max(MIN_TILE, self.size_multiple)
         if current <= floor:
@@ -464,6 +509,7 @@ class Upscaler:
             )
         self.tile = max(floor, current // 2)
         self.stats.events.append(f"out of memory: tile lowered to {self.tile}")
+        return batch
 
     # -- public API ----------------------------------------------------------------------------
     def run(
@@ -476,7 +522,7 @@ class Upscaler:
     ) -> torch.Tensor | None:
         """``N x C x H x W`` in the model's colour space, [0, 1] -> upscaled, float32 on the CPU.
 
-        ``out`` (``1 x C x H*s x W*s``, for one image, any strides) receives the result in place, so
+        ``out`` (``N x C x H*s x W*s``, any strides) receives the result in place, so
         a caller can have the network write straight into part of a larger output canvas; a uint8 or
         uint16 ``out`` receives it rounded (:func:`sresr.tiling.store`) tile by tile.
 
@@ -495,31 +541,31 @@ class Upscaler:
     __call__ = run
 
     def _run(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
-             blocks: BlockCallback | None) -> torch.Tensor | None:
-        """:meth:`run` of an input already checked: float32 on the CPU, finite, in [0, 1]."""
+             blocks: BlockCallback | None, batch: int | None = None) -> torch.Tensor | None:
+        """:meth:`run` of an input already checked: float32 on the CPU, finite, in [0, 1]. The N
+        images go through the tiles together (``batch`` windows a pass, default ``self.batch``)."""
+        if blocks is not None and x.shape[0] != 1:
+            raise ValueError("blocks= takes one image at a time")
+        if blocks is not None and out is not None:
+            raise ValueError("give out= or blocks=, not both")
         if self.resident:
-            return self._run_resident(x, on_tiles, out, blocks)
+            return self._run_resident(x, on_tiles, out, blocks, batch)
         t0 = time.perf_counter()
         lr_pixels = x.shape[0] * x.shape[2] * x.shape[3]
         if self.spec.input == "upsampled":
             from .imaging.resize import imresize
 
             x = imresize(x, scale=self.scale)
-        if (out is not None or blocks is not None) and x.shape[0] != 1:
-            raise ValueError("out= and blocks= take one image at a time")
         if blocks is not None:
-            if out is not None:
-                raise ValueError("give out= or blocks=, not both")
             sink = blocks
 
-            def clamped(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+            def clamped(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
                 sink(y0, y1, x0, x1, block.clamp(0.0, 1.0))
 
-            self._run_one(x, on_tiles, None, clamped)
+            self._run_one(x, on_tiles, None, clamped, batch)
             result = None
         else:
-            outs = [self._run_one(x[i : i + 1], on_tiles, out) for i in range(x.shape[0])]
-            result = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)  # type: ignore[arg-type]
+            result = self._run_one(x, on_tiles, out, None, batch)
             assert result is not None
             if result.is_floating_point():
                 result = result.clamp_(0.0, 1.0)
@@ -542,53 +588,48 @@ class Upscaler:
         return x
 
     def _run_resident(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
-                      blocks: BlockCallback | None) -> torch.Tensor | None:
+                      blocks: BlockCallback | None, batch: int | None = None) -> torch.Tensor | None:
         t0 = time.perf_counter()
         n, c, h, w = x.shape
-        if (out is not None or blocks is not None) and n != 1:
-            raise ValueError("out= and blocks= take one image at a time")
-        if blocks is not None and out is not None:
-            raise ValueError("give out= or blocks=, not both")
         result = None
         if blocks is not None:  # a caller's callback gets host tensors, as on the CPU
             sink = blocks
 
-            def to_host(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+            def to_host(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
                 sink(y0, y1, x0, x1, block.clamp(0.0, 1.0).to("cpu", torch.float32))
 
-            self._image_resident(self._upload(x), on_tiles, None, to_host)
+            self._image_resident(self._upload(x), on_tiles, None, to_host, batch)
         else:
             s = self.scale
             result = out if out is not None else torch.empty((n, c, h * s, w * s), dtype=torch.float32)
             ms = self.module_scale
-            for i in range(n):
-                rows = _Rows(result[i : i + 1], self.device)
+            rows = _RowsOfImages(result, self.device)
 
-                def into_rows(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor, rows: _Rows = rows) -> None:
-                    band = rows.view(y0 * ms, y1 * ms)
-                    store(band[:, :, :, x0 * ms : x1 * ms], block if band.dtype != torch.float32 else block.clamp(0, 1))
+            def into_rows(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+                band = rows.view(i, y0 * ms, y1 * ms)
+                store(band[:, :, :, x0 * ms : x1 * ms], block if band.dtype != torch.float32 else block.clamp(0, 1))
 
-                self._image_resident(self._upload(x[i : i + 1]), on_tiles, rows, into_rows)
+            self._image_resident(self._upload(x), on_tiles, rows, into_rows, batch)
         self.stats.images += n
         self.stats.input_pixels += n * h * w
         self.stats.seconds += time.perf_counter() - t0
         return result
 
-    def _image_resident(self, x: torch.Tensor, on_tiles: TileCallback | None, rows: "_Rows | None",
-                        on_block: BlockCallback) -> None:
-        """One image already on the device through the tiles into ``on_block``, no host sync per
+    def _image_resident(self, x: torch.Tensor, on_tiles: TileCallback | None, rows: "_RowsOfImages | None",
+                        on_block: IndexedBlock, batch: int | None = None) -> None:
+        """Images already on the device through the tiles into ``on_block``, no host sync per
         tile: half-precision outputs are checked for non-finite values with one flag read at the
-        end, and a bad image is computed again in fp32."""
+        end, and then all of them are computed again in fp32."""
         self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         try:
-            self._run_one(x, on_tiles, None, on_block)
+            self._run_one(x, on_tiles, None, on_block, batch)
             if rows is not None:
                 rows.finish()
             if self.dtype != torch.float32 and bool(self._nonfinite):
                 self.stats.fp32_fallbacks += 1
                 self.stats.events.append("non-finite half-precision output: image recomputed in fp32")
                 self._in_fp32 = True  # the rows are written again, over the finished ones
-                self._run_one(x, on_tiles, None, on_block)
+                self._run_one(x, on_tiles, None, on_block, batch)
                 if rows is not None:
                     rows.finish()
         finally:
@@ -613,8 +654,10 @@ class Upscaler:
                              hint="add a batch dimension with x[None]; grey images: x.expand(-1, 3, -1, -1)")
         return self._upscale_rgb(_float_pixels(x), on_tiles, out)
 
-    def _upscale_rgb(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None) -> torch.Tensor:
-        """:meth:`upscale_rgb` of an input already checked: float32 on the CPU, finite, in [0, 1]."""
+    def _upscale_rgb(self, x: torch.Tensor, on_tiles: TileCallback | None, out: torch.Tensor | None,
+                     batch: int | None = None) -> torch.Tensor:
+        """:meth:`upscale_rgb` of an input already checked: float32 on the CPU, finite, in [0, 1].
+        RGB models take the N images together (``batch`` windows a pass); Y models one at a time."""
         n, _, h, w = x.shape
         s = self.scale
         if out is None:
@@ -622,8 +665,7 @@ class Upscaler:
         elif tuple(out.shape) != (n, 3, h * s, w * s):
             raise ValueError(f"out has shape {tuple(out.shape)}, expected {(n, 3, h * s, w * s)}")
         if self.colorspace != "y":
-            for i in range(n):
-                self._run(x[i : i + 1], on_tiles, out[i : i + 1], None)
+            self._run(x, on_tiles, out, None, batch)
             return out
         from .imaging.color import rgb_to_ycbcr, ycbcr_to_rgb_affine
 
@@ -639,12 +681,12 @@ class Upscaler:
         if self.resident:  # chroma and luma uploaded once; colour made, rounded and interleaved on the device
             mix, bias = mix.to(self.device), bias.to(self.device)
             for i in range(n):
-                rows = _Rows(out[i : i + 1], self.device)
+                rows = _RowsOfImages(out[i : i + 1], self.device)
                 chroma = cbcr[i : i + 1].to(self.device)
                 luma = self._upload(luma_in[i : i + 1])
                 colour = functools.partial(self._colour_block, chroma, rows, mix, bias, coef)
 
-                def clamped(y0: int, y1: int, x0: int, x1: int, block: torch.Tensor, colour=colour) -> None:
+                def clamped(_: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor, colour=colour) -> None:
                     colour(y0, y1, x0, x1, block.clamp(0.0, 1.0))  # as run(blocks=...) hands luma over
 
                 self._image_resident(luma, on_tiles, rows, clamped)
@@ -657,7 +699,7 @@ class Upscaler:
         return out
 
     def _colour_block(
-        self, cbcr: torch.Tensor, dest: "torch.Tensor | _Rows", mix: torch.Tensor, bias: torch.Tensor,
+        self, cbcr: torch.Tensor, dest: "torch.Tensor | _RowsOfImages", mix: torch.Tensor, bias: torch.Tensor,
         coef: list[float], y0: int, y1: int, x0: int, x1: int, luma: torch.Tensor,
     ) -> None:
         """RGB for one tile core of a Y model: ``luma`` is the network's output for the model's input
@@ -668,7 +710,7 @@ class Upscaler:
         h, w = cbcr.shape[2], cbcr.shape[3]
         a, b, c0, c1 = y0 * ms, y1 * ms, x0 * ms, x1 * ms  # the output block
         # on a GPU the block's output rows are a band on the device (_Rows), copied to the host per row of tiles
-        canvas, row0 = (dest.view(a, b), a) if isinstance(dest, _Rows) else (dest, 0)
+        canvas, row0 = (dest.view(0, a, b), a) if isinstance(dest, _RowsOfImages) else (dest, 0)
         k0, k1 = max(0, c0 // s - _CHROMA_PAD), min(w, -(-c1 // s) + _CHROMA_PAD)  # input columns + context
         step = max(1, _STRIP_PIXELS // max(1, k1 - k0)) * s  # output rows per strip
         direct = canvas.dtype == torch.float32
@@ -709,16 +751,7 @@ class Upscaler:
 
         h, w = image.height, image.width
         s = self.scale
-        if outscale is not None:
-            if isinstance(outscale, bool) or not isinstance(outscale, (int, float)) or not math.isfinite(outscale) \
-                    or outscale <= 0:
-                raise UsageError(f"outscale must be a positive number, got {outscale!r}")
-        resampling = outscale is not None and not math.isclose(float(outscale), float(s))
-        out_h, out_w = (max(1, round(h * outscale)), max(1, round(w * outscale))) if resampling else (h * s, w * s)
-        if out_h * out_w > MAX_OUTPUT_PIXELS:
-            raise UsageError(f"the output would be {out_w} x {out_h} pixels ({out_w * out_h / 1e9:.3g} GPix), more than "
-                             f"the {MAX_OUTPUT_PIXELS / 1e9:.3g} GPix sresr makes",
-                             hint="use a smaller --outscale (or split the image)")
+        out_h, out_w, resampling = self._output_size(h, w, outscale)
         _check_finite(image.pixels, "pixels")
         if image.alpha is not None:
             _check_finite(image.alpha, "alpha")
@@ -761,6 +794,59 @@ class Upscaler:
         if depth is None:
             return image.with_pixels(pixels, alpha_np)
         return replace(image.with_pixels(pixels, alpha_np), bit_depth=depth)
+
+
+    def _output_size(self, h: int, w: int, outscale: float | None) -> tuple[int, int, bool]:
+        """The output size for an ``h x w`` input and ``outscale``, and whether it is resampled
+        (``outscale`` checked, the output's size bounded by MAX_OUTPUT_PIXELS)."""
+        s = self.scale
+        if outscale is not None:
+            if isinstance(outscale, bool) or not isinstance(outscale, (int, float)) or not math.isfinite(outscale) \
+                    or outscale <= 0:
+                raise UsageError(f"outscale must be a positive number, got {outscale!r}")
+        resampling = outscale is not None and not math.isclose(float(outscale), float(s))
+        out_h, out_w = (max(1, round(h * outscale)), max(1, round(w * outscale))) if resampling else (h * s, w * s)
+        if out_h * out_w > MAX_OUTPUT_PIXELS:
+            raise UsageError(f"the output would be {out_w} x {out_h} pixels ({out_w * out_h / 1e9:.3g} GPix), more than "
+                             f"the {MAX_OUTPUT_PIXELS / 1e9:.3g} GPix sresr makes",
+                             hint="use a smaller --outscale (or split the image)")
+        return out_h, out_w, resampling
+
+    def upscale_batch(
+        self,
+        images: "list[Image]",
+        outscale: float | None = None,
+        on_tiles: TileCallback | None = None,
+        depth: int | None = None,
+    ) -> "list[Image]":
+        """:meth:`upscale_image` of several images (video frames). Images of one size, RGB without
+        alpha, at the model's scale and with ``depth`` 8 or 16 run together: their windows share
+        forward passes (``batch`` windows a pass, or every image at once when each runs as one
+        window), so a GPU upscales small frames several to a pass. Each result equals the image's
+        own :meth:`upscale_image` up to the float rounding of a larger batch (a level of 8 bits at
+        rare pixels); anything else runs one image at a time."""
+        from .imaging.io import as_float
+
+        images = list(images)
+        first = images[0] if images else None
+        together = (
+            len(images) > 1 and depth in (8, 16) and isinstance(first, Image)
+            and not self._output_size(first.height, first.width, outscale)[2]
+            and all(isinstance(im, Image) and im.alpha is None and im.pixels.ndim == 3 and im.pixels.shape[2] == 3
+                    and im.pixels.shape == first.pixels.shape for im in images)
+        )
+        if not together:
+            return [self.upscale_image(im, outscale, on_tiles, depth) for im in images]
+        assert first is not None
+        n, h, w, s = len(images), first.height, first.width, self.scale
+        for im in images:
+            _check_finite(im.pixels, "pixels")
+        px = torch.from_numpy(np.stack([as_float(im.pixels) for im in images])).permute(0, 3, 1, 2)
+        canvas = torch.empty((n, h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
+        whole = len(self.plan_for(h, w).tiles) == 1
+        self._upscale_rgb(px, on_tiles, canvas.permute(0, 3, 1, 2), max(self.batch, n) if whole else None)
+        del px
+        return [replace(im.with_pixels(canvas[i].numpy(), None), bit_depth=depth) for i, im in enumerate(images)]
 
 
 class SelfEnsemble(torch.nn.Module):
@@ -968,6 +1054,37 @@ class _Rows:
         self._flush()
         for slot in self.slots:
             self._drain(slot)
+
+
+class _RowsOfImages:
+    """The outputs of N images made on an accelerator, each through its own :class:`_Rows`. Tiles
+    come image after image, so an image is complete when the next one's first block arrives: its
+    last band's copy to the host is started then and finished one image later, so the copies of a
+    batch of whole frames overlap the device's work as the bands of one image do."""
+
+    def __init__(self, out: torch.Tensor, device: torch.device):
+        self.out = out  # N x C x H x W on the host, any strides
+        self.device = device
+        self.current: tuple[int, _Rows] | None = None
+        self.leaving: _Rows | None = None  # the previous image, its last copy under way
+
+    def view(self, i: int, a: int, b: int) -> torch.Tensor:
+        """:meth:`_Rows.view` of image ``i``'s output rows ``[a, b)``."""
+        if self.current is None or self.current[0] != i:
+            if self.current is not None:
+                self.current[1]._flush()
+                if self.leaving is not None:
+                    self.leaving.finish()
+                self.leaving = self.current[1]
+            self.current = (i, _Rows(self.out[i : i + 1], self.device))
+        return self.current[1].view(a, b)
+
+    def finish(self) -> None:
+        """Every image's rows in the output."""
+        for rows in (self.leaving, self.current[1] if self.current else None):
+            if rows is not None:
+                rows.finish()
+        self.current = self.leaving = None
 
 
 def resample(x: torch.Tensor, height: int, width: int) -> torch.Tensor:

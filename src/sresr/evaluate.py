@@ -61,6 +61,7 @@ class EvalReport:
     weights: str | None = None
     failures: tuple[Failure, ...] = ()
     paper: dict[str, float] = field(default_factory=dict)  # published psnr/ssim for this set, if known
+    warnings: tuple[str, ...] = ()  # what the model's load said (an ONNX file's notes), to show once
 
     @property
     def mean(self) -> Score:
@@ -94,6 +95,8 @@ class EvalReport:
         }
         if self.paper:
             out["paper"] = dict(self.paper)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
 
 
@@ -277,7 +280,8 @@ def evaluate(
     """Score ``model`` (name, ``MODEL.TAG``, a ``.onnx`` file or a LoadedModel) on ``data`` (name, folder or Dataset).
 
     ``backend``/``provider``: what runs the network (:mod:`sresr.backends`; an ONNX file always
-    runs on onnxruntime).
+    runs on onnxruntime). A named model is loaded by :func:`sresr.backends.load`, and what its load
+    says (an ONNX file's notes) is the report's ``warnings``.
 
     A bad image becomes a :class:`Failure` (one line) and the rest go on; ``save_dir`` (``--save``)
     gets the SR images as ``NAME_xS.png`` (atomically). A ``save_dir`` where one of them would
@@ -288,21 +292,15 @@ def evaluate(
     out_dir = Path(save_dir) if save_dir is not None else None
     if out_dir is not None and scale is not None:
         _refuse_overwriting_inputs(ds, out_dir, int(scale))
-    from .backends import is_onnx_ref, to_backend
+    from .backends import load, to_backend
 
-    if isinstance(model, str) and is_onnx_ref(model):
-        from .backends.onnxruntime import load_onnx
-
-        if weights is not None:
-            raise UsageError("an ONNX file is the model and its weights: give it without --weights")
-        loaded = load_onnx(model, scale, provider=provider, device=device)[0]
-    elif isinstance(model, str):
-        from .resolve import load_model
-
-        loaded = load_model(model, scale, weights=weights)
+    notes: tuple[str, ...] = ()
+    if isinstance(model, str):  # sresr.backends.load: an ONNX file, or a model on the backend asked for
+        got = load(model, scale, weights=weights, backend=backend, provider=provider, device=device,
+                   precision=precision)
+        loaded, notes = got.model, got.notes
     else:
-        loaded = model
-    loaded = to_backend(loaded, backend, provider=provider, device=device, precision=precision)
+        loaded = to_backend(model, backend, provider=provider, device=device, precision=precision)
     if out_dir is not None and scale is None:  # the scale is the model's: known only now
         _refuse_overwriting_inputs(ds, out_dir, int(loaded.scale))
     scale = int(loaded.scale if scale is None else scale)
@@ -334,7 +332,7 @@ def evaluate(
         if value is not None:
             paper[key] = value
     return EvalReport(loaded.name, ds.name, scale, protocol, tuple(results), loaded.weights_id,
-                      tuple(failures), paper if protocol.is_standard() else {})
+                      tuple(failures), paper if protocol.is_standard() else {}, notes)
 
 
 def _images(folder: Path) -> list[Path]:

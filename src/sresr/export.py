@@ -13,8 +13,9 @@ What is exported is the network after the load-time rewrites of :mod:`sresr.opti
 plain ONNX operators (BatchNorm folding, transposed convolution as convolution + pixel shuffle,
 SRResNet's last convolution before its pixel shuffle, PReLU with one slope as LeakyReLU), each
 kept only where it matches the original, as the engine does; channels_last is a torch memory
-layout and is left out. While tracing, the shifted-window attention masks (SwinIR, HAT, DAT) are
-computed from the traced size rather than read from their per-size caches (:func:`_masks_traced`).
+layout and is left out. While tracing (``torch.jit.is_tracing()``), the shifted-window attention
+masks (SwinIR, HAT, DAT) are computed from the traced size rather than read from their per-size
+caches, which would bake one size into the graph.
 The graph takes ``input`` (``N x C x H x W``, float32 or float16 with
 ``fp16``) and returns ``output`` (``N x C x sH x sW``; the same size for pre-upsampling models);
 height and width are dynamic (``dynamic=True``) or fixed to ``tile`` pixels (runtimes that need
@@ -209,43 +210,6 @@ def _rewritten(loaded: Any) -> tuple[Any, tuple[str, ...]]:
     return module, tuple(report.applied)
 
 
-@contextlib.contextmanager
-def _masks_traced() -> Iterator[None]:
-    """While tracing: the shifted-window attention masks (SwinIR, HAT: ``MaskCache``; DAT: its
-    per-size dict) computed from the traced size at every call instead of read from the cache,
-    where an earlier run's mask would be baked into the graph as a constant of that size (the
-    export check then refuses the file, or, with one window per axis, it broadcasts silently)."""
-    patched: list[tuple[Any, str, Any]] = []
-    try:
-        from .models import _windows
-
-        def get(self: Any, h: Any, w: Any, window: int, device: Any) -> Any:
-            return _windows.shift_mask(h, w, window, window // 2, device)
-
-        if hasattr(_windows, "MaskCache") and hasattr(_windows, "shift_mask"):
-            patched.append((_windows.MaskCache, "get", _windows.MaskCache.get))
-            _windows.MaskCache.get = get  # type: ignore[method-assign]
-    except ImportError:
-        pass
-    try:
-        from .models.dat import arch as dat
-
-        def masks(self: Any, h: Any, w: Any, device: Any) -> Any:
-            (s0, s1), (o0, o1) = self.split, self.shift
-            return dat._region_mask(h, w, s0, s1, o0, o1).to(device), dat._region_mask(h, w, s1, s0, o1, o0).to(device)
-
-        if hasattr(dat, "AdaptiveSpatialAttention") and hasattr(dat, "_region_mask"):
-            patched.append((dat.AdaptiveSpatialAttention, "masks", dat.AdaptiveSpatialAttention.masks))
-            dat.AdaptiveSpatialAttention.masks = masks  # type: ignore[method-assign]
-    except ImportError:
-        pass
-    try:
-        yield
-    finally:
-        for owner, name, original in reversed(patched):
-            setattr(owner, name, original)
-
-
 def _max_opset() -> int | None:
     """The newest opset torch's TorchScript exporter writes (None when this torch does not say)."""
     try:
@@ -293,7 +257,7 @@ def _export_bytes(module: Any, example: Any, opset: int, dynamic: bool) -> bytes
                 kwargs["dynamo"] = False
         except (TypeError, ValueError):
             pass
-        with torch.no_grad(), _masks_traced(), _stdout_silenced():
+        with torch.no_grad(), _stdout_silenced():
             torch.onnx.export(module, (example,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                               dynamic_axes=axes, opset_version=int(opset), do_constant_folding=True, **kwargs)
     return buf.getvalue()

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from . import ranks
 from .download import sha256_file
-from .video import VIDEO_EXTENSIONS, VideoOptions
 from .errors import NoSpaceError, SresrError, UsageError, shown
 from .imaging.io import (
     DEFAULT_MAX_PIXELS,
@@ -44,11 +43,12 @@ from .imaging.io import (
     remove_stale_temps,
     write_image,
 )
+from .video import VIDEO_EXTENSIONS, VideoOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Upscaler
-    from .resolve import Request
     from .imaging.io import Image
+    from .resolve import Request
 
 __all__ = [
     "UpscaleOptions",
@@ -87,7 +87,9 @@ class UpscaleOptions:
     resampling (:func:`resolve_scale`).
     weights: ``MODEL.TAG`` or a weights file (see :func:`sresr.load_model`).
     tile: core size in input pixels (None = default, 0 = whole image); tile_pad: None = the
-    model's receptive field; batch: tiles per forward pass.
+    model's receptive field; batch: tiles per forward pass; frame_batch: video frames upscaled
+    together (None = :meth:`sresr.engine.Upscaler.frames_per_pass`: on CUDA as many small frames a
+    pass as the free memory holds, else one).
     format: ``same`` (the input's format where writable, else PNG), png, jpg, webp or tiff.
     quality: JPEG/WebP quality; png_compression: PNG zlib level 0-9 (:func:`sresr.imaging.io.encode_image`).
     suffix: appended to the file stem of each output.
@@ -102,6 +104,7 @@ class UpscaleOptions:
     tile: int | None = None
     tile_pad: int | None = None
     batch: int = 1
+    frame_batch: int | None = None
     format: str = "same"
     quality: int = 95
     png_compression: int = DEFAULT_PNG_COMPRESSION
@@ -394,70 +397,40 @@ def parse_threads(text: str) -> dict[str, int]:
 
 
 def make_upscaler(options: UpscaleOptions) -> "Upscaler":
-    """Load the model the options name (or the default one) into an :class:`Upscaler` (and tune
-    the process's allocator for tiled work, see :func:`sresr.engine.tune_cpu_allocator`)."""
+    """Load the model the options name (or the default one) on the backend they name into an
+    :class:`Upscaler` (and tune the process's allocator for tiled work, see
+    :func:`sresr.engine.tune_cpu_allocator`). A ``.onnx`` file given as ``-m``/``-w`` runs at its
+    own scale (a ``-s`` it is not made for becomes an outscale); the warnings of its load are the
+    upscaler's. The loading is :func:`sresr.backends.load`'s; the engine is the torch backend's on
+    either backend (see :mod:`sresr.backends`)."""
+    from . import backends
     from .engine import Upscaler, tune_cpu_allocator
-    from .resolve import load, resolve
+    from .resolve import resolve
 
     tune_cpu_allocator()
     if options.compute_threads is not None:
         import torch
 
         torch.set_num_threads(options.compute_threads)
-    from .backends import check_backend, is_onnx_ref
-
-    if check_backend(options.backend) != "torch" or is_onnx_ref(options.model) or is_onnx_ref(options.weights):
-        return _onnx_upscaler(options)
-    request = _request(options)  # resolved once: the weights file is read here only
-    options = resolve_scale(options, request=request)
-    scale = None if options.scale is None else int(options.scale)
-    if request is None:
-        model, scale = default_model(scale)
-        request = resolve(model, None, scale)
-    loaded = load(request, scale, denoise=options.denoise_strength)
-    return Upscaler(
-        loaded,
-        device=options.device,
-        precision=options.precision,
-        tile=options.tile,
-        tile_pad=options.tile_pad,
-        batch=options.batch,
-        tta=options.tta,
-    )
-
-
-def _onnx_upscaler(options: UpscaleOptions) -> "Upscaler":
-    """:func:`make_upscaler` on the onnxruntime backend: a ``.onnx`` file given as ``-m``/``-w``
-    (at its own scale: a ``-s`` it is not made for becomes an outscale), or the named model's
-    export from the cache. The engine is the torch backend's (see :mod:`sresr.backends`)."""
-    from .backends import is_onnx_ref
-    from .backends.onnxruntime import load_onnx, onnxruntime_model
-    from .engine import Upscaler
-    from .resolve import load, resolve
-
-    notes: list[str] = []
-    onnx_file = options.model if is_onnx_ref(options.model) else options.weights if is_onnx_ref(options.weights) else None
-    if onnx_file is not None:
-        if options.model is not None and options.weights is not None:
-            raise UsageError("an ONNX file is the model and its weights: give it alone, as -m FILE.onnx")
-        s = options.scale
-        whole = int(s) if isinstance(s, (int, float)) and not isinstance(s, bool) and float(s).is_integer() else None
-        if options.precision not in ("auto", "fp32", "fp16"):
-            raise UsageError(f"--precision {options.precision} does not apply to an ONNX file (its precision is the file's)")
-        loaded, notes = load_onnx(onnx_file, scale=whole, tile_pad=options.tile_pad, provider=options.provider,
-                                  device=options.device, threads=options.compute_threads)
-    else:
-        request = _request(options)
+    backend = backends.check_backend(options.backend)
+    model: Any = options.model
+    weights, scale = options.weights, options.scale
+    if not (backends.is_onnx_ref(options.model) or backends.is_onnx_ref(options.weights)):
+        request = _request(options)  # resolved once: the weights file is read here only
         options = resolve_scale(options, request=request)
         scale = None if options.scale is None else int(options.scale)
         if request is None:
-            model, scale = default_model(scale)
-            request = resolve(model, None, scale)
-        loaded = onnxruntime_model(load(request, scale, denoise=options.denoise_strength), provider=options.provider,
-                                   device=options.device, precision=options.precision, threads=options.compute_threads)
-    up = Upscaler(loaded, device="cpu", precision="fp32", tile=options.tile, tile_pad=options.tile_pad,
-                  batch=options.batch, tta=options.tta)
-    up.warnings.extend(notes)
+            name, scale = default_model(scale)
+            request = resolve(name, None, scale)
+        model, weights = request, None
+    got = backends.load(model, scale, weights=weights, backend=backend, provider=options.provider,
+                        device=options.device, precision=options.precision, threads=options.compute_threads,
+                        tile_pad=options.tile_pad, denoise=options.denoise_strength)
+    on_torch = got.backend == "torch"  # onnxruntime: host float32 windows, the file's own precision
+    up = Upscaler(got.model, device=options.device if on_torch else "cpu",
+                  precision=options.precision if on_torch else "fp32", tile=options.tile, tile_pad=options.tile_pad,
+                  batch=options.batch, tta=options.tta, frame_batch=options.frame_batch)
+    up.warnings.extend(got.notes)
     return up
 
 

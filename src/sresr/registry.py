@@ -109,12 +109,6 @@ def parse_ref(name: str) -> tuple[str, str | None]:
     return model, (tag if dot else None)
 
 
-def canonical_name(name: str) -> str:
-    """``MODEL``, ``MODEL.TAG`` or a published name -> ``MODEL`` / ``MODEL.TAG`` (see :func:`parse_ref`)."""
-    model, tag = parse_ref(name)
-    return model if tag is None else f"{model}.{tag}"
-
-
 def list_models(pattern: str | None = None, include_broken: bool = False) -> list[str]:
     """Registered model names (natural order), optionally filtered by a shell-style pattern."""
     import fnmatch

@@ -104,19 +104,6 @@ class LoadedModel:
         return 1 if self.colorspace == "y" else 3
 
     @property
-    def input_kind(self) -> str:
-        """``"lr"`` or ``"upsampled"`` (the module takes the bicubic-enlarged image)."""
-        return self.spec.input
-
-    @property
-    def supports_fp16(self) -> bool:
-        return self.spec.supports_fp16
-
-    @property
-    def supports_bf16(self) -> bool:
-        return self.spec.supports_bf16
-
-    @property
     def reference_metrics(self) -> Mapping[str, float]:
         """The published numbers these weights are compared with (:meth:`ModelSpec.reference_metrics`)."""
         model, tag = parse_ref(self.weights_id)

@@ -76,7 +76,7 @@ class WeightsSpec:
     metrics: Mapping[str, float] = field(default_factory=dict)
     recipe: str = ""
     #: the names its publisher gives it (``RealESRGAN_x4plus``): they work wherever ``MODEL.TAG``
-    #: does, matched without regard to case (:func:`sresr.registry.canonical_name`)
+    #: does, matched without regard to case (:func:`sresr.registry.parse_ref`)
     aliases: tuple[str, ...] = ()
     trust_first_download: bool = False
     denoise_companion: str = ""

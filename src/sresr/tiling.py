@@ -169,62 +169,61 @@ def run_tiled(
     batch: int = 1,
     on_tile: Callable[[int], None] | None = None,
     canvas: "torch.Tensor | None" = None,
-    on_block: "Callable[[int, int, int, int, torch.Tensor], None] | None" = None,
+    on_block: "Callable[[int, int, int, int, int, torch.Tensor], None] | None" = None,
 ) -> "torch.Tensor | None":
-    """Run ``forward`` over the tiles of ``x`` (``1 x C x H x W``, host memory) and stitch.
+    """Run ``forward`` over the tiles of ``x`` (``N x C x H x W``: N images of one size, all cut by
+    ``plan``) and stitch.
 
-    ``forward`` maps a ``B x C x h x w`` batch of windows to ``B x C' x h*scale x w*scale``;
-    the canvas (``1 x C' x H*scale x W*scale``, float32) stays in host memory and is allocated
-    from the first output, unless the caller passes one to fill (a view into a larger output,
-    say; any strides). A uint8/uint16 canvas receives each tile rounded as :func:`store` does.
-    ``on_tile(n)`` is called after every batch with the tiles done.
+    ``forward`` maps a ``B x C x h x w`` batch of windows to ``B x C' x h*scale x w*scale``; a
+    batch takes ``batch`` windows in order, image after image, so the windows of several small
+    images (video frames run whole, say) share one forward pass. The canvas
+    (``N x C' x H*scale x W*scale``, float32) stays in host memory and is allocated from the first
+    output, unless the caller passes one to fill (a view into a larger output, say; any strides). A
+    uint8/uint16 canvas receives each tile rounded as :func:`store` does. ``on_tile(n)`` is called
+    after every batch with the tiles done.
 
-    ``on_block(y0, y1, x0, x1, block)`` instead of a canvas: each tile's core is handed over as
+    ``on_block(i, y0, y1, x0, x1, block)`` instead of a canvas: each tile's core is handed over as
     it is computed, ``block`` being ``1 x C' x (y1-y0)*scale x (x1-x0)*scale`` float32 for input
-    rows ``[y0, y1)`` and columns ``[x0, x1)`` (a view of the network's output: copy what you
-    keep), and nothing is returned. The output then never exists whole.
+    rows ``[y0, y1)`` and columns ``[x0, x1)`` of image ``i`` (a view of the network's output: copy
+    what you keep), and nothing is returned. The output then never exists whole.
     """
     import torch
 
-    if x.dim() != 4 or x.shape[0] != 1:
-        raise ValueError(f"expected a 1xCxHxW tensor, got {tuple(x.shape)}")
+    if x.dim() != 4 or x.shape[0] < 1:
+        raise ValueError(f"expected an NxCxHxW tensor, got {tuple(x.shape)}")
     if (x.shape[2], x.shape[3]) != (plan.height, plan.width):
         raise ValueError(f"tensor {tuple(x.shape[2:])} does not match the plan {plan.height}x{plan.width}")
-    s = int(scale)
-    batch = max(1, int(batch))
-    tiles = plan.tiles
     if on_block is not None and canvas is not None:
         raise ValueError("give a canvas or on_block, not both")
-    for i in range(0, len(tiles), batch):
-        group = tiles[i : i + batch]
-        if len(group) == 1 and group[0].wy1 - group[0].wy0 == plan.height and group[0].wx1 - group[0].wx0 == plan.width:
-            windows = x
+    s = int(scale)
+    batch = max(1, int(batch))
+    wh, ww = plan.window
+    whole = len(plan.tiles) == 1 and (wh, ww) == (plan.height, plan.width)
+    work = [(i, t) for i in range(x.shape[0]) for t in plan.tiles]
+    for k in range(0, len(work), batch):
+        group = work[k : k + batch]
+        if whole:  # whole images, consecutive: a slice of the input, no copy
+            windows = x[group[0][0] : group[-1][0] + 1]
         else:
-            windows = torch.cat([x[:, :, t.wy0 : t.wy1, t.wx0 : t.wx1] for t in group], dim=0)
+            windows = torch.cat([x[i : i + 1, :, t.wy0 : t.wy1, t.wx0 : t.wx1] for i, t in group], dim=0)
         out = forward(windows)
-        wh, ww = plan.window
         if out.shape[0] != len(group) or out.shape[2] != wh * s or out.shape[3] != ww * s:
             raise RuntimeError(
                 f"the network returned {tuple(out.shape)} for input {tuple(windows.shape)}; expected scale {s}"
             )
-        if on_block is not None:
-            for j, t in enumerate(group):
-                on_block(t.y0, t.y1, t.x0, t.x1, out[
-                    j : j + 1, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s
-                ])
-            if on_tile is not None:
-                on_tile(len(group))
-            continue
-        want = (1, out.shape[1], plan.height * s, plan.width * s)
-        if canvas is None:
-            canvas = torch.empty(want, dtype=torch.float32)
-        elif tuple(canvas.shape) != want:
-            raise ValueError(f"canvas {tuple(canvas.shape)} does not match the output {want}")
-        for j, t in enumerate(group):
-            store(
-                canvas[0, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s],
-                out[j, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s],
-            )
+        if on_block is None:
+            want = (x.shape[0], out.shape[1], plan.height * s, plan.width * s)
+            if canvas is None:
+                canvas = torch.empty(want, dtype=torch.float32)
+            elif tuple(canvas.shape) != want:
+                raise ValueError(f"canvas {tuple(canvas.shape)} does not match the output {want}")
+        for j, (i, t) in enumerate(group):
+            core = out[j : j + 1, :, (t.y0 - t.wy0) * s : (t.y1 - t.wy0) * s, (t.x0 - t.wx0) * s : (t.x1 - t.wx0) * s]
+            if on_block is not None:
+                on_block(i, t.y0, t.y1, t.x0, t.x1, core)
+            else:
+                assert canvas is not None
+                store(canvas[i, :, t.y0 * s : t.y1 * s, t.x0 * s : t.x1 * s], core[0])
         if on_tile is not None:
             on_tile(len(group))
     if on_block is not None:

@@ -1,8 +1,9 @@
 """Videos and animated images through the image engine: the library behind ``sresr upscale clip.mp4``.
 
 - :func:`upscale_video`: a video file (mp4, mkv, webm, mov, avi...) in, a video file out. Frames
-  are decoded with PyAV (FFmpeg inside the wheel: no system ffmpeg), each is upscaled by the very
-  :meth:`sresr.engine.Upscaler.upscale_image` call the image path makes, and encoded again;
+  are decoded with PyAV (FFmpeg inside the wheel: no system ffmpeg), upscaled by the image path's
+  engine (:meth:`sresr.engine.Upscaler.upscale_batch`: several frames a forward pass where the
+  device gains from it, :meth:`~sresr.engine.Upscaler.frames_per_pass`), and encoded again;
   decoding, upscaling and encoding run in three threads joined by small bounded queues, so memory
   holds a few frames whatever the length of the video. The output keeps every frame's timestamp
   (so the frame rate, variable or not, the frame count and the duration), the colour range and
@@ -953,6 +954,40 @@ def upscale_video(
         tick = time.perf_counter()
         reused_frames: dict[int, int] = {}
         failed = False
+        # frames go through the engine several at a time where the device gains from it (a GPU
+        # running small frames whole: Upscaler.frames_per_pass), one at a time elsewhere
+        per_pass = upscaler.frames_per_pass(in_size[1], in_size[0]) if outscale is None else 1
+        pending: list[_Frame] = []
+
+        def emit(fr: _Frame, pixels: Any) -> bool:
+            """Hand one frame (in order) to the encoder; False when the run stops."""
+            state["frames"] += 1
+            state["repeated"] += int(fr.repeated)
+            if not put(upscaled, (fr, pixels, colour)):
+                return False
+            if on_frames is not None:
+                elapsed = time.perf_counter() - tick
+                on_frames(state["frames"], max(total, state["frames"]), state["frames"] / elapsed if elapsed > 0 else 0.0)
+            return True
+
+        def flush() -> bool:
+            """Upscale the waiting frames together and hand them on; False when the run stops."""
+            nonlocal out_size
+            if not pending:
+                return True
+            frames = list(pending)
+            pending.clear()
+            outs = upscaler.upscale_batch([Image(pixels=fr.pixels, bit_depth=plan.depth) for fr in frames],
+                                          outscale=outscale, depth=plan.depth)
+            for fr, out in zip(frames, outs):
+                pixels = out.pixels
+                if out_size is None:
+                    _check_size(source, plan, (pixels.shape[1], pixels.shape[0]))
+                out_size = (pixels.shape[1], pixels.shape[0])
+                if not emit(fr, pixels):
+                    return False
+            return True
+
         try:
             while True:
                 try:
@@ -962,6 +997,7 @@ def upscale_video(
                         raise _thread_error(errors[0], source, dest, plan)
                     continue
                 if item is _DONE:
+                    flush()
                     break
                 if isinstance(item, BaseException):
                     raise item
@@ -969,22 +1005,18 @@ def upscale_video(
                     raise _thread_error(errors[0], source, dest, plan)
                 fr: _Frame = item
                 if fr.pixels is not None:
-                    image = Image(pixels=fr.pixels, bit_depth=plan.depth)
-                    out = upscaler.upscale_image(image, outscale=outscale, depth=plan.depth)
-                    pixels = out.pixels
-                    if out_size is None:
-                        _check_size(source, plan, (pixels.shape[1], pixels.shape[0]))
-                    out_size = (pixels.shape[1], pixels.shape[0])
-                else:  # a frame of a segment a killed run finished
-                    pixels = None
-                    reused_frames[fr.index // n] = reused_frames.get(fr.index // n, 0) + 1
-                state["frames"] += 1
-                state["repeated"] += int(fr.repeated)
-                if not put(upscaled, (fr, pixels, colour)):
+                    if fr.index % n == 0 and not flush():  # no batch spans segments: a resumed run makes the same ones
+                        break
+                    pending.append(fr)
+                    if len(pending) >= per_pass and not flush():
+                        break
+                    continue
+                # a frame of a segment a killed run finished: the frames before it go first
+                if not flush():
                     break
-                if on_frames is not None:
-                    elapsed = time.perf_counter() - tick
-                    on_frames(state["frames"], max(total, state["frames"]), state["frames"] / elapsed if elapsed > 0 else 0.0)
+                reused_frames[fr.index // n] = reused_frames.get(fr.index // n, 0) + 1
+                if not emit(fr, None):
+                    break
             put(upscaled, _DONE)
         except BaseException:
             stop.set()

@@ -7,7 +7,18 @@ from typing import Annotated
 
 import typer
 
-from .common import BackendOpt, DeviceOpt, JsonOpt, PrecisionOpt, ProviderOpt, WeightsOpt, console, err_console, print_json
+from .common import (
+    BackendOpt,
+    DeviceOpt,
+    JsonOpt,
+    PrecisionOpt,
+    ProviderOpt,
+    WeightsOpt,
+    console,
+    err_console,
+    print_json,
+    print_warnings,
+)
 
 
 def bench_cmd(
@@ -57,6 +68,7 @@ def bench_cmd(
             err_console.print(f"measured {row.model} x{row.scale}: {row.psnr:.2f} dB", highlight=False)
 
     result = run_bench(options, on_row=progress)
+    print_warnings(result.warnings)
     if markdown:
         write_text(markdown, result.to_markdown())
     if csv_file:

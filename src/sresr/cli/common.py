@@ -58,6 +58,14 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+def print_warnings(messages: Sequence[str]) -> None:
+    """One ``warning:`` line on stderr for each message (with --json too: stdout stays JSON)."""
+    from rich.markup import escape
+
+    for message in messages:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()

@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import UsageError
-from .common import BackendOpt, JsonOpt, ProviderOpt, WeightsOpt, console, err_console, print_json
+from .common import (
+    BackendOpt,
+    JsonOpt,
+    ProviderOpt,
+    WeightsOpt,
+    console,
+    err_console,
+    print_json,
+    print_warnings,
+)
 
 
 def eval_cmd(
@@ -79,6 +88,7 @@ def eval_cmd(
         report = evaluate(model, data, scale, protocol=protocol, weights=weights, save_dir=save, device=device,
                           precision=precision, tile=tile, lpips=lpips, sha256=sha256, progress=not as_json,
                           on_image=on_image, backend=backend, provider=provider)
+    print_warnings(report.warnings)
     if as_json:
         print_json(report.to_dict())
     else:

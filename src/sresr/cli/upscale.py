@@ -38,6 +38,11 @@ def upscale(
         Optional[int], typer.Option("--tile-pad", min=0, help="Tile overlap (default: the model's receptive field; for an ONNX file made elsewhere, give its receptive field here).")
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Tiles per forward pass.")] = 1,
+    frame_batch: Annotated[
+        Optional[int], typer.Option("--frame-batch", min=1, help="Video frames upscaled together (their tiles share forward "
+                                    "passes). Default: on CUDA as many frames a pass as the free memory holds when a frame "
+                                    "runs whole, else 1.")
+    ] = None,
     tta: Annotated[bool, typer.Option("--tta", "-x", help="x8 self-ensemble: the average over flips and transposes "
                                       "(8x slower; tiled and exact as without).")] = False,
     denoise: Annotated[
@@ -130,6 +135,7 @@ def upscale(
         tile=tile,
         tile_pad=tile_pad,
         batch=batch,
+        frame_batch=frame_batch,
         format=fmt,
         quality=quality,
         png_compression=png_compression,

@@ -18,12 +18,17 @@ A network is described, in forward order, as a list of 1-D operations on one spa
 interval of input pixels it reads, and returns the largest distance between that interval and the
 input pixel ``y // scale`` that "owns" ``y``. That is exactly what a tiler needs: an output tile
 ``[a*s, b*s)`` depends on input ``[a - r, b + r)``.
+
+:func:`geometry_hook` turns an architecture module's ``receptive_field`` (and, for window
+networks, ``size_multiple``) into its ``ModelSpec.geometry`` hook.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+from ..spec import Geometry
 
 Op = tuple[Any, ...]
 
@@ -68,3 +73,25 @@ def radius(ops: Sequence[Op], scale: int) -> int:
         owner = y // scale
         worst = max(worst, owner - lo, hi - owner)
     return worst
+
+
+def geometry_hook(receptive_field: Callable[..., int], size_multiple: int | Callable[..., int] = 1, *,
+                  exact: bool = True) -> Callable[..., Geometry]:
+    """The ``ModelSpec.geometry`` hook of an architecture module: ``geometry(scale=4, **kwargs)``
+    returns ``Geometry(receptive_field(scale, **kwargs), size_multiple, exact=exact)``, where
+    ``size_multiple`` is a constant or, like ``receptive_field``, a function of ``(scale, **kwargs)``
+    (the window grid of a transformer, the pixel-unshuffle factor of RRDBNet). Assign the result to
+    the module's ``geometry`` (the spec names ``"pkg.arch:geometry"``)."""
+
+    def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
+        rf = receptive_field(scale, **kwargs)
+        multiple = size_multiple(scale, **kwargs) if callable(size_multiple) else size_multiple
+        return Geometry(rf, multiple, exact=exact)
+
+    multiple_text = f":func:`{size_multiple.__name__}`" if callable(size_multiple) else str(size_multiple)
+    geometry.__module__ = receptive_field.__module__
+    geometry.__qualname__ = geometry.__name__ = "geometry"
+    geometry.__doc__ = (f"Tiling facts of this module's network built with ``scale`` and ``kwargs`` "
+                        f"(``ModelSpec.geometry``): radius :func:`{receptive_field.__name__}`, size multiple "
+                        f"{multiple_text}, exact={exact}.")
+    return geometry

@@ -150,6 +150,8 @@ class MaskCache:
         self._mask: torch.Tensor | None = None
 
     def get(self, h: int, w: int, window: int, device: torch.device) -> torch.Tensor:
+        if torch.jit.is_tracing():  # an export: computed from the traced size, never a cached constant
+            return shift_mask(h, w, window, window // 2, device)
         key = (h, w, window, str(device))
         if self._key != key or self._mask is None:
             self._mask = shift_mask(h, w, window, window // 2, device)

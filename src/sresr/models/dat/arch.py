@@ -210,6 +210,8 @@ class AdaptiveSpatialAttention(nn.Module):
 
     def masks(self, h: int, w: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         (s0, s1), (o0, o1) = self.split, self.shift
+        if torch.jit.is_tracing():  # an export: computed from the traced size, never a memoised constant
+            return _region_mask(h, w, s0, s1, o0, o1).to(device), _region_mask(h, w, s1, s0, o1, o0).to(device)
         key = (h, w, s0, s1, o0, o1, str(device))
         found = self.memo.entries.get(key) if self.memo is not None else None
         if found is None:

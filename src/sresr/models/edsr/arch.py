@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._meanshift import EDSRLike, official_img_range
@@ -60,9 +58,7 @@ def receptive_field(scale: int = 4, blocks: int = 16, **_: Any) -> int:
     return _rf.radius(ops + [("conv", 3)], scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``edsr(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _res_scale(features: int) -> float:

@@ -8,8 +8,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 
@@ -41,9 +39,7 @@ def receptive_field(scale: int = 3, **_: Any) -> int:
     return _rf.radius([("conv", 5), ("conv", 3), ("conv", 3), ("up", scale)], scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``espcn(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

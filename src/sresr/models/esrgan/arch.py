@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -93,14 +91,12 @@ def receptive_field(scale: int = 4, blocks: int = 23, **_: Any) -> int:
     return _rf.radius(ops, scale)
 
 
-def size_multiple(scale: int = 4) -> int:
+def size_multiple(scale: int = 4, **_: Any) -> int:
     """Input sides must be multiples of this (the pixel-unshuffle factor)."""
     return UNSHUFFLE[scale]
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``rrdbnet(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), size_multiple(scale))
+geometry = _rf.geometry_hook(receptive_field, size_multiple)
 
 
 def _scale_from(in_ch: int, out_ch: int) -> int:

@@ -8,8 +8,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from . import centered_padding  # torch-free, defined with the spec; also importable from here
 from .._layouts import Layout, count, load_with_layouts, shape
@@ -92,9 +90,7 @@ def receptive_field(scale: int = 2, m: int = 4, deconv_padding: int = 4, **_: An
     return _rf.radius(ops, scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``fsrcnn(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[None, dict[str, Any]]:

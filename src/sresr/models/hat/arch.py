@@ -46,8 +46,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 from .._upsample import shuffle_scale, shuffle_stages
@@ -270,9 +268,8 @@ def size_multiple(scale: int = 4, variant: str = "hat", window_size: int | None 
     return int(window_size or _COMMON["window_size"])
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """Receptive field and window grid; ``exact=False`` (channel attention pools globally)."""
-    return Geometry(receptive_field(scale, **kwargs), size_multiple(scale, **kwargs), exact=False)
+# not exact: the channel attention pools over the whole input
+geometry = _rf.geometry_hook(receptive_field, size_multiple, exact=False)
 
 
 # -- published layout -----------------------------------------------------------------------------

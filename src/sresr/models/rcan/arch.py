@@ -31,8 +31,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._meanshift import EDSRLike, official_img_range
@@ -100,10 +98,8 @@ def receptive_field(scale: int = 4, groups: int = 10, blocks: int = 20, **_: Any
     return _rf.radius(ops + [("conv", 3)], scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """Tiling facts of ``rcan(scale, **kwargs)``: the convolutions' radius as the pad; not exact
-    (channel attention pools over the whole input)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1, exact=False)
+# not exact: the channel attention pools over the whole input (see the module docstring)
+geometry = _rf.geometry_hook(receptive_field, exact=False)
 
 
 # -- published layouts -------------------------------------------------------------------------

@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
 from .._meanshift import MeanShifted
@@ -150,9 +148,7 @@ def receptive_field(scale: int = 4, **_: Any) -> int:
     return _rf.radius([("conv", 3)] * 20 + [("conv", 1), ("conv", 3), ("up", scale)], scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """Tiling facts of ``span(scale, **kwargs)``: exact, radius 21."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1, exact=True)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 # -- published layout --------------------------------------------------------------------------

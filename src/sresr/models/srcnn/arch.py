@@ -11,8 +11,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
 
@@ -47,9 +45,7 @@ def receptive_field(scale: int = 2, f1: int = 9, f2: int = 5, f3: int = 5, **_: 
     return _rf.radius([("conv", f1), ("conv", f2), ("conv", f3)], 1)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``srcnn(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[None, dict[str, Any]]:

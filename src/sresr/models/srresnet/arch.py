@@ -18,8 +18,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 from .._upsample import shuffle_stages
@@ -171,9 +169,7 @@ def receptive_field(scale: int = 4, variant: str = "paper", blocks: int = 16, up
     return _rf.radius(ops, scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``srresnet(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer_msr(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

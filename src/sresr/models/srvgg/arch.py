@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, isqrt_exact, load_with_layouts, shape
 
@@ -60,9 +58,7 @@ def receptive_field(scale: int = 4, num_conv: int = 16, **_: Any) -> int:
     return _rf.radius([("branch", main, [("up", scale)])], scale)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``srvgg(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[int, dict[str, Any]]:

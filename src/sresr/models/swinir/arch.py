@@ -47,8 +47,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, load_with_layouts, shape
 from .._upsample import direct_scale, shuffle_scale, shuffle_stages
@@ -225,9 +223,8 @@ def size_multiple(scale: int = 4, variant: str = "classical", window_size: int |
     return int(window_size or PRESETS[variant]["window_size"])
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """Exact receptive field, window grid, and exact tiling (no global operation)."""
-    return Geometry(receptive_field(scale, **kwargs), size_multiple(scale, **kwargs), exact=True)
+# exact: no global operation, and tiles start on the window grid
+geometry = _rf.geometry_hook(receptive_field, size_multiple)
 
 
 # -- published layout -----------------------------------------------------------------------------

@@ -8,8 +8,6 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from sresr.spec import Geometry
-
 from .. import _rf, check_counts
 from .._layouts import Layout, count, load_with_layouts, shape
 
@@ -61,9 +59,7 @@ def receptive_field(scale: int = 2, depth: int = 20, **_: Any) -> int:
     return _rf.radius([("branch", [("conv", 3)] * depth, [])], 1)
 
 
-def geometry(scale: int = 4, **kwargs: Any) -> Geometry:
-    """The tiling facts of ``vdsr(scale=scale, **kwargs)`` (``ModelSpec.geometry``)."""
-    return Geometry(receptive_field(scale=scale, **kwargs), 1)
+geometry = _rf.geometry_hook(receptive_field)
 
 
 def _infer(sd: Mapping[str, Any]) -> tuple[None, dict[str, Any]]:
