@@ -384,7 +384,7 @@ def check_families(dry: bool, device: str) -> list[dict]:
                 xin = x.to(dtype)
                 with torch.inference_mode():
                     out = net(xin).float()
-                    sec = _median_seconds(lambda: net(xin), device, 1 if dry else 5)
+                    sec = _median_seconds(lambda net=net: net(xin), device, 1 if dry else 5)
                 row.update(seconds=round(sec, 4), mpix_per_s=round(n * n / 1e6 / sec, 3),
                            finite=bool(torch.isfinite(out).all()))
                 if ref is None:
@@ -395,7 +395,7 @@ def check_families(dry: bool, device: str) -> list[dict]:
             except Exception as exc:  # noqa: BLE001 - e.g. bf16 not supported by a kernel here
                 row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
             rows.append(row)
-            del net
+            net = None  # (not del: a failed deepcopy leaves no name to delete)
         if device.startswith("cuda"):
             torch.cuda.empty_cache()
     return rows

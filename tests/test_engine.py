@@ -14,9 +14,9 @@ from sresr.engine import OutOfMemory, Upscaler, resolve_device, resolve_precisio
 from sresr.errors import UsageError
 from sresr.imaging.io import Image
 from sresr.registry import get_spec, list_models
+from sresr.resolve import LoadedModel, load_model
 from sresr.spec import ModelSpec
 from sresr.tiling import plan_tiles, run_tiled
-from sresr.resolve import LoadedModel, load_model
 
 # -- plan -------------------------------------------------------------------------------------
 

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image as PILImage
-
 from conftest import run_sresr, subprocess_env  # type: ignore[import-not-found]
+from PIL import Image as PILImage
 
 av = pytest.importorskip("av")
 

@@ -42,13 +42,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import SresrError, UsageError
 from .devices import cudnn_benchmark, ieee_fp32, inference_dtype, resolve_device, tf32_allowed
+from .errors import SresrError, UsageError
 from .imaging.io import Image
 from .imaging.resize import enlarge
 from .optimize import OptimizeReport, optimize_for_inference
-from .tiling import default_tile, padded_size, plan_tiles, run_tiled, store, tile_for_budget
 from .resolve import LoadedModel
+from .tiling import default_tile, padded_size, plan_tiles, run_tiled, store, tile_for_budget
 
 __all__ = ["Upscaler", "EngineStats", "resolve_device", "resolve_precision", "OutOfMemory", "UNKNOWN_RF_PAD"]
 
