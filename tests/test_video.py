@@ -222,6 +222,33 @@ def test_sigkill_in_the_middle_then_rerun_writes_the_same_bytes(tmp_path):
     assert not work.exists()
 
 
+def test_a_second_run_on_the_same_output_fails_while_the_first_holds_it(tmp_path):
+    """Another process writing the same video (here: holding its lock, as a run does from start to
+    end) makes a second run fail at once with one line, without touching the first one's work; once
+    it is gone (a killed holder included: the OS drops the lock), the output is written."""
+    src = make_clip(tmp_path / "clip.mkv", n=3, codec="ffv1", audio=False)
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from sresr.video import _OutputLock\n"
+         "with _OutputLock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)", str(out / "clip.mkv")],
+        env=subprocess_env(), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = run_sresr("upscale", str(src), "-o", str(out), *MODEL)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        [line] = [x for x in proc.stderr.splitlines() if x.startswith("failed:")]
+        assert "clip.mkv" in line and "another sresr run is writing this video now" in line
+        assert not (out / "clip.mkv").exists() and not (out / ".clip.mkv.sresr-work").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out / ".clip.mkv.sresr-lock").exists()  # left by the killed holder; its lock went with it
+    proc = run_sresr("upscale", str(src), "-o", str(out), *MODEL)
+    assert proc.returncode == 0, proc.stderr
+    assert facts(out / "clip.mkv")["frames"] == 3
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
 def test_interrupted_library_run_reuses_finished_segments(tmp_path):
     import sresr
     from sresr.engine import Upscaler
@@ -330,6 +357,57 @@ def test_bad_videos_fail_in_one_line_and_skip_bad_frames_repeats(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [record] = json.loads(proc.stdout)
     assert 0 < record["frames"] < 8 and "ends early" in record["warning"], record
+
+
+def _clip_with_extras(path: Path, n: int = 4) -> Path:
+    """A clip with a data stream (telemetry-like packets, mp4) or a font attachment (mkv)."""
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264" if path.suffix == ".mp4" else "ffv1", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        ds = out.add_data_stream("bin_data") if path.suffix == ".mp4" else None
+        if path.suffix == ".mkv":
+            out.add_attachment("subs-font.ttf", "application/x-truetype-font", bytes(range(256)) * 4)
+        for i in range(n):
+            f = av.VideoFrame.from_ndarray(_frame(i, 48, 64), format="rgb24")
+            f.pts = i
+            out.mux(vs.encode(f))
+            if ds is not None:
+                pkt = av.Packet(b"gps fix %d" % i)
+                pkt.stream, pkt.pts, pkt.dts, pkt.time_base = ds, i, i, Fraction(1) / RATE
+                out.mux(pkt)
+        out.mux(vs.encode(None))
+    return path
+
+
+def _extras(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        data = [bytes(p) for p in c.demux() if p.size and p.stream.type == "data"]
+        att = [(s.name, s.mimetype, bytes(s.data)) for s in c.streams if s.type == "attachment"]
+    return {"data": data, "attachments": att}
+
+
+def test_data_streams_and_attachments_are_kept_or_named(tmp_path):
+    """Telemetry/timecode data streams and Matroska font attachments come through untouched; where
+    the output container cannot hold one, the file is still written and the record names what was
+    left out (a warning line), never silently."""
+    mp4 = _clip_with_extras(tmp_path / "tele.mp4")
+    mkv = _clip_with_extras(tmp_path / "anime.mkv")
+    proc = run_sresr("upscale", str(mp4), str(mkv), "-o", str(tmp_path / "out"), *MODEL, "--json")
+    assert proc.returncode == 0, proc.stderr
+    records = {Path(r["path"]).name: r for r in json.loads(proc.stdout)}
+    assert all(r["status"] == "ok" and not r.get("warning") for r in records.values()), records
+    assert _extras(tmp_path / "out" / "tele.mp4")["data"] == _extras(mp4)["data"] == [b"gps fix %d" % i for i in range(4)]
+    assert _extras(tmp_path / "out" / "anime.mkv")["attachments"] == _extras(mkv)["attachments"]
+    assert _extras(mkv)["attachments"][0][0] == "subs-font.ttf"
+    proc = run_sresr("upscale", str(mp4), "-o", str(tmp_path / "moved"), *MODEL, "--container", "mkv", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [rec] = json.loads(proc.stdout)
+    assert "not copied: data #1 (bin_data)" in rec["warning"] and "not copied" in proc.stderr
+    assert facts(tmp_path / "moved" / "tele.mkv")["frames"] == 4
+    proc = run_sresr("upscale", str(mkv), "-o", str(tmp_path / "moved"), *MODEL, "--container", "mp4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [rec] = json.loads(proc.stdout)
+    assert "not copied: attachment #1 (subs-font.ttf)" in rec["warning"]
 
 
 def test_codec_container_errors_are_named(tmp_path):

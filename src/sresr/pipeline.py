@@ -645,6 +645,8 @@ def _upscale_media(job: Job, upscaler: "Upscaler", options: UpscaleOptions, repo
         notes.append(f"{rec.repeated_frames} of {rec.frames} frames could not be decoded and repeat the previous frame")
     if getattr(rec, "missing", ""):
         notes.append(f"the input ends early ({rec.missing}); the frames that decode were kept")
+    for what in getattr(rec, "dropped_streams", ()):
+        notes.append(f"not copied: {what} (another --container may hold it)")
     warning = f"{shown(job.source)}: {'; '.join(notes)}" if notes else None
     return FileResult(str(job.source), str(job.output), "ok", time.perf_counter() - t0, None, rec.input_pixels, warning,
                       frames=rec.frames, repeated_frames=None if animation else rec.repeated_frames)

@@ -7,8 +7,9 @@
   decoding, upscaling and encoding run in three threads joined by small bounded queues, so memory
   holds a few frames whatever the length of the video. The output keeps every frame's timestamp
   (so the frame rate, variable or not, the frame count and the duration), the colour range and
-  matrix, the pixel format where the encoder takes it, the rotation, and the audio and subtitle
-  streams, whose packets are copied untouched.
+  matrix, the pixel format where the encoder takes it, the rotation, and the audio, subtitle and
+  data streams, whose packets are copied untouched, and attachments (Matroska's fonts); a data
+  stream or attachment the output container cannot hold is named in the record.
 - :func:`upscale_animation`: an animated GIF, WebP or APNG in, the same format out, with every
   frame's duration and the loop count kept (Pillow).
 
@@ -152,7 +153,9 @@ class VideoRecord:
     pix_fmt: str
     fps: float | None  # the input's average frame rate
     duration: float | None  # seconds, as the output container reports it
-    copied_streams: tuple[str, ...] = ()  # "audio aac", "subtitle subrip"...
+    copied_streams: tuple[str, ...] = ()  # "audio aac", "subtitle subrip", "data bin_data", "attachment font.ttf"...
+    #: streams the output container cannot hold ("data #2 (bin_data): ..."), reported as a warning
+    dropped_streams: tuple[str, ...] = ()
     segments: int = 0
     reused_segments: int = 0
     seconds: float = 0.0
@@ -758,10 +761,15 @@ def _packets(paths: list[Path]) -> Iterator[Any]:
 
 
 def _mux_final(source: Path, dest: Path, work: _Work, plan: _Plan, segments: int, rotation: int,
-               record: str | None, time_base: Fraction, rate: Fraction | None, colour: dict[str, Any]) -> tuple[tuple[str, ...], float | None]:
-    """Copy the segments' packets and the input's audio / subtitle packets into ``dest``, atomically."""
+               record: str | None, time_base: Fraction, rate: Fraction | None,
+               colour: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...], float | None]:
+    """Copy the segments' packets and the input's other streams into ``dest``, atomically: audio and
+    subtitles (an output container that cannot hold one is an error naming it), data streams
+    (timecode, telemetry) and attachments (Matroska fonts), which are dropped and named where the
+    output container cannot hold them. Returns (copied, dropped, duration)."""
     av = _av()
     copied: list[str] = []
+    dropped: list[str] = []
     fits = _container_codecs(plan.container)
     duration: list[float | None] = [None]
 
@@ -785,7 +793,21 @@ def _mux_final(source: Path, dest: Path, work: _Work, plan: _Plan, segments: int
                     vs.set_display_rotation(rotation)
                 others = []
                 for s in inp.streams:
-                    if s.type not in ("audio", "subtitle") or s.index == vin.index:
+                    if s.index == vin.index or s.type == "video":
+                        continue
+                    if s.type in ("data", "attachment"):  # kept where the container holds them, else named
+                        if not _container_holds(plan.container, s):
+                            dropped.append(f"{s.type} #{s.index} ({_stream_name(s)}): a {dest.suffix.lstrip('.')} "
+                                           "file cannot hold it")
+                            continue
+                        o = out.add_stream_from_template(s)
+                        o.metadata.update(s.metadata)
+                        if s.type == "data":
+                            others.append((s, o))
+                        copied.append(f"{s.type} {_stream_name(s)}")
+                        continue
+                    if s.type not in ("audio", "subtitle"):
+                        dropped.append(f"{s.type} #{s.index}: not a kind of stream sresr copies")
                         continue
                     name = s.codec_context.name if s.codec_context is not None else "unknown"
                     if name not in fits:
@@ -834,10 +856,100 @@ def _mux_final(source: Path, dest: Path, work: _Work, plan: _Plan, segments: int
         atomic_write(dest, write)
     except OSError as exc:
         raise _write_error(exc, dest) from None
-    return tuple(copied), duration[0]
+    return tuple(copied), tuple(dropped), duration[0]
+
+
+def _container_holds(fmt: str, stream: Any) -> bool:
+    """Whether a ``fmt`` file can hold a copy of ``stream`` (a data stream or an attachment): tried on
+    an empty file in memory, as FFmpeg's muxers say so only when they write the header."""
+    av = _av()
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as probe:
+            probe.add_stream_from_template(stream)
+            probe.start_encoding()
+    except (ValueError, NotImplementedError, av.error.FFmpegError):
+        return False
+    return True
+
+
+def _stream_name(stream: Any) -> str:
+    """A data stream's codec (``bin_data``, ``timed_id3``...) or an attachment's file name."""
+    if stream.type == "attachment":
+        return str(getattr(stream, "name", None) or stream.metadata.get("filename") or "unnamed")
+    return str(getattr(stream, "name", None) or "unknown")
 
 
 # -- the whole video --------------------------------------------------------------------------
+
+
+class _OutputLock:
+    """One run at a time per video output: an exclusive lock on ``.NAME.sresr-lock`` next to it
+    (``flock``; a byte lock on Windows), which the operating system drops when the process dies, so
+    a killed run never blocks the next one. The file is removed when the run ends; a run that
+    locked a file just removed by a finishing one locks the new file instead."""
+
+    def __init__(self, dest: Path):
+        self.dest = dest
+        self.path = dest.parent / f".{dest.name}.sresr-lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_OutputLock":
+        for _ in range(5):
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _write_error(exc, self.path) from None
+            if not _try_lock(fd):
+                os.close(fd)
+                raise VideoError(f"{shown(self.dest)}: another sresr run is writing this video now "
+                                 f"({shown(self.path)} is locked)",
+                                 hint="wait for it to finish, or write to another -o folder")
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except OSError:
+                same = False
+            if same:
+                self.fd = fd
+                return self
+            os.close(fd)
+        raise VideoError(f"{shown(self.dest)}: other sresr runs keep replacing its lock file {shown(self.path)}",
+                         hint="write to another -o folder")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fd is None:
+            return
+        fd, self.fd = self.fd, None
+        if os.name == "nt":  # an open file cannot be removed there: close first
+            os.close(fd)
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+        if os.name != "nt":
+            os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    """Lock ``fd`` without waiting; False when another process holds it. A file system without
+    locks (some network mounts) runs unlocked rather than not at all."""
+    if os.name == "nt":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 _DONE = object()
@@ -861,7 +973,28 @@ def upscale_video(
     (:meth:`~sresr.engine.Upscaler.describe`), ``outscale``, the encoder plan and ``record`` match (``source_sha256``: the input's, when the caller has
     it already; else the file is read once for it). on_frames(done, total, fps): progress, from
     the calling thread (total 0 when the input does not say). Raises :class:`VideoError` (one line).
+
+    One run at a time writes a given ``dest``: a second one started meanwhile fails at once with
+    one line (:class:`_OutputLock`) instead of sharing the first one's segments.
     """
+    dest = Path(dest)
+    with _OutputLock(dest):
+        return _upscale_video(upscaler, source, dest, options, outscale=outscale, record=record,
+                              source_sha256=source_sha256, on_frames=on_frames)
+
+
+def _upscale_video(
+    upscaler: "Upscaler",
+    source: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    options: VideoOptions | None = None,
+    *,
+    outscale: float | None = None,
+    record: str | None = None,
+    source_sha256: str | None = None,
+    on_frames: Callable[[int, int, float], None] | None = None,
+) -> VideoRecord:
+    """:func:`upscale_video` once the output is locked."""
     from .imaging.io import Image
 
     options = options or VideoOptions()
@@ -1046,12 +1179,12 @@ def upscale_video(
     if out_size is None:  # every segment reused: the size from the first one
         header = _segment_header(work.path(0))
         out_size = (header["width"], header["height"])
-    copied, duration = _mux_final(source, dest, work, plan, segments, rotation, record, time_base, rate, colour)
+    copied, dropped, duration = _mux_final(source, dest, work, plan, segments, rotation, record, time_base, rate, colour)
     work.remove()
     return VideoRecord(
         source=str(source), output=str(dest), frames=frames, repeated_frames=state["repeated"],
         width=out_size[0], height=out_size[1], codec=plan.codec, pix_fmt=plan.pix_fmt, fps=fps,
-        duration=duration, copied_streams=copied, segments=segments, reused_segments=len(work.reusable & set(range(segments))),
+        duration=duration, copied_streams=copied, dropped_streams=dropped, segments=segments, reused_segments=len(work.reusable & set(range(segments))),
         seconds=time.perf_counter() - t0, input_pixels=frames * in_size[0] * in_size[1],
         missing=notes.get("missing", ""),
     )
