@@ -140,6 +140,12 @@ def tiling(only: set[str] | None, size: int = 128) -> list[str]:
             rows.append(f"| {label} | {plan.pad} | {geo.size_multiple} | {geo.exact} | {tile} ({len(plan)} tiles of "
                         f"{side}x{side}) | {d:.2e} | {d * 255:.4f} |")
             print(rows[-1], flush=True)
+            if hasattr(m, "forward_tiles"):  # the network's own exact tiling, which the engine uses
+                with torch.no_grad():
+                    d = float((m.forward_tiles(x, tile) - whole).abs().max())
+                rows.append(f"| {label}, engine (`forward_tiles`) | {m.tile_radius} | {geo.size_multiple} | True | "
+                            f"{tile} | {d:.2e} | {d * 255:.4f} |")
+                print(rows[-1], flush=True)
     return rows
 
 

@@ -19,8 +19,11 @@ of at most :data:`MAX_OUTPUT_PIXELS`; anything else is a :class:`~sresr.errors.U
 says what is expected, never silent black or white blocks.
 
 Tiles are planned by :mod:`sresr.tiling` with ``tile_pad`` defaulting to the model's receptive
-field, so the result equals an untiled run. A network that cannot tile exactly
-(``Geometry.exact`` False: RCAN's global pooling, HAT's and DAT's channel attention) runs images up to
+field, so the result equals an untiled run. A network with its own exact tiling
+(``forward_tiles(x, tile)``: RCAN, whose channel attention pools over the whole image, runs its
+convolutions tile by tile and the attention over the whole feature map) is given the tile instead
+of windows, padded by its ``tile_radius``. A network that cannot tile exactly at all
+(``Geometry.exact`` False: HAT's and DAT's channel attention) runs images up to
 :data:`INEXACT_WHOLE_PIXELS` whole by default instead, and says so when it tiles. Memory is bounded by the tile: the image and the
 output canvas stay in host memory. On CUDA the default tile comes from the device's free memory
 and the model's footprint measured at the first image (two probe passes): the whole image when it
@@ -197,10 +200,16 @@ class Upscaler:
         assert loaded.geometry is not None  # LoadedModel computes it when built
         rf, multiple = loaded.geometry.receptive_field, loaded.geometry.size_multiple
         self.receptive_field = rf
-        self.tile_pad = int(tile_pad) if tile_pad is not None else (rf if rf > 0 else UNKNOWN_RF_PAD)
+        # a network that tiles exactly its own way (forward_tiles: RCAN's convolutions tile by tile,
+        # its channel attention over the whole map) is handed the tile, not windows (_run_streamed)
+        self.streams = self.external is None and callable(getattr(loaded.module, "forward_tiles", None))
+        own_pad = int(getattr(loaded.module, "tile_radius", rf)) if self.streams else rf
+        self.tile_pad = int(tile_pad) if tile_pad is not None else (own_pad if own_pad > 0 else UNKNOWN_RF_PAD)
+        #: whether tiled outputs equal the whole-image one (up to float rounding)
+        self.exact = bool(loaded.geometry.exact) or self.streams
         #: what the caller should be told once (the CLI prints each as a ``warning:`` line)
         self.warnings: list[str] = []
-        if tile_pad is not None and self.tile_pad < rf and tile != 0:
+        if tile_pad is not None and self.tile_pad < rf and tile != 0 and not self.streams:
             self.warnings.append(f"tile pad {self.tile_pad} is below the receptive field of {self.spec.name} ({rf} px): "
                                  "tiled outputs may show seams (leave --tile-pad out for exact tiling)")
         # a module with a fixed input size (an ONNX file exported with --tile T) gets windows of
@@ -214,8 +223,8 @@ class Upscaler:
         # CUDA without a chosen tile: the tile of each image from free memory (_tile_for)
         self.auto_tile = tile is None and self.device.type == "cuda"
         # elsewhere, a network that does not tile exactly runs images up to INEXACT_WHOLE_PIXELS whole
-        self.whole_when_small = tile is None and not self.auto_tile and not loaded.geometry.exact
-        if not loaded.geometry.exact and tile != 0:
+        self.whole_when_small = tile is None and not self.auto_tile and not self.exact
+        if not self.exact and tile != 0:
             side = math.isqrt(INEXACT_WHOLE_PIXELS)
             which = (f"images over {side}x{side} pixels are tiled and" if self.whole_when_small
                      else "images too large for the free memory are tiled and" if self.auto_tile else "tiled outputs")
@@ -301,31 +310,33 @@ class Upscaler:
         return plan_tiles(hp, wp, self._tile_for(hp, wp), self.tile_pad, self.size_multiple, self.fixed_window or (0, 0))
 
     # -- the forward pass on one batch of windows --------------------------------------------
-    def _forward(self, windows: torch.Tensor) -> torch.Tensor:
+    def _forward(self, windows: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """Windows (host float32) -> float32 outputs on the host; ``tile``: the whole images through
+        the module's own exact tiling (``forward_tiles``) instead."""
         if self.resident:
-            return self._forward_resident(windows)
+            return self._forward_resident(windows, tile)
         xb = windows.to(self.device, self.dtype, non_blocking=True)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.module(xb)
+            y = _call(self.module, xb, tile)
             if self.dtype != torch.float32 and not bool(torch.isfinite(y).all()):
                 self.stats.fp32_fallbacks += 1
                 self.stats.events.append("non-finite half-precision output recomputed in fp32")
-                y = self._fp32_module()(self._to_fp32_input(windows))
+                y = _call(self._fp32_module(), self._to_fp32_input(windows), tile)
         return y.to("cpu", torch.float32)
 
-    def _forward_resident(self, windows: torch.Tensor) -> torch.Tensor:
+    def _forward_resident(self, windows: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """Windows on the device -> float32 outputs on the device; the non-finite check of half
         precision goes into a device flag (read once per image), not a host sync per tile."""
         if self._in_fp32:
             with torch.inference_mode():
-                return self._fp32_module()(self._to_fp32_input(windows)).float()
+                return _call(self._fp32_module(), self._to_fp32_input(windows), tile).float()
         xb = windows.to(self.dtype)
         if self.channels_last:
             xb = xb.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.module(xb)
+            y = _call(self.module, xb, tile)
             if self.dtype != torch.float32 and self._nonfinite is not None:
                 self._nonfinite |= ~torch.isfinite(y).all()
         return y.float()
@@ -403,7 +414,10 @@ class Upscaler:
                 # CUDA unless --precision tf32; half-precision convolutions are not affected
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
-                    out = run_tiled(self._forward, source, plan, s, batch, tick, into, sink)
+                    if self.streams and len(plan.tiles) > 1:
+                        out = self._run_streamed(source, plan, s, into, sink, tick)
+                    else:
+                        out = run_tiled(self._forward, source, plan, s, batch, tick, into, sink)
                 break
             except Exception as exc:
                 if not is_oom(exc):
@@ -412,6 +426,23 @@ class Upscaler:
                 self._free()
                 batch = self._shrink(plan, batch)
         return None if out is None else out[:, :, : h * s, : w * s]
+
+    def _run_streamed(self, x: torch.Tensor, plan: Any, s: int, canvas: torch.Tensor | None,
+                      on_block: "IndexedBlock | None", tick: Callable[[int], None]) -> torch.Tensor | None:
+        """The images through the module's own exact tiling (``forward_tiles`` with the plan's
+        tile), on the device and precision of :meth:`_forward`, delivered as :func:`run_tiled`
+        delivers: into ``on_block`` (one block per image) or the canvas."""
+        y = self._forward(x, plan.tile)
+        tick(x.shape[0] * len(plan.tiles))
+        if on_block is not None:
+            for i in range(x.shape[0]):
+                on_block(i, 0, plan.height, 0, plan.width, y[i : i + 1])
+            return None
+        if canvas is None:  # (a copy: y is an inference-mode tensor, which callers could not modify)
+            return y.clone()
+        for i in range(x.shape[0]):
+            store(canvas[i], y[i])
+        return canvas
 
     def _tile_for(self, height: int, width: int) -> int:
         """The tile of one (padded) image: ``self.tile``, or on CUDA by default the largest that the
@@ -849,6 +880,11 @@ class Upscaler:
         return [replace(im.with_pixels(canvas[i].numpy(), None), bit_depth=depth) for i, im in enumerate(images)]
 
 
+def _call(module: torch.nn.Module, x: torch.Tensor, tile: int | None) -> torch.Tensor:
+    """``module(x)``, or with a tile the module's own exact tiling ``module.forward_tiles(x, tile)``."""
+    return module(x) if tile is None else module.forward_tiles(x, tile)  # type: ignore[operator]
+
+
 class SelfEnsemble(torch.nn.Module):
     """x8 self-ensemble ("TTA", Lim et al. 2017; Timofte et al. 2016): the network on the eight
     flips and transposes of its input, each output turned back, the eight averaged in float32.
@@ -861,12 +897,19 @@ class SelfEnsemble(torch.nn.Module):
         self.inner = module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._ensemble(x, self.inner)
+
+    def forward_tiles(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """The ensemble of the inner network's own exact tiling (when it has one)."""
+        return self._ensemble(x, lambda t: self.inner.forward_tiles(t, tile))  # type: ignore[operator]
+
+    def _ensemble(self, x: torch.Tensor, run: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
         total: torch.Tensor | None = None
         for transpose in (False, True):
             for flips in ((), (2,), (3,), (2, 3)):
                 t = x.transpose(2, 3) if transpose else x
                 t = t.flip(flips) if flips else t
-                y = self.inner(t.contiguous(memory_format=_memory_format(x))).float()
+                y = run(t.contiguous(memory_format=_memory_format(x))).float()
                 y = y.flip(flips) if flips else y
                 y = y.transpose(2, 3) if transpose else y
                 total = y if total is None else total + y

@@ -10,17 +10,17 @@ the official release layout (yulunzhang/RCAN, EDSR-PyTorch codebase: ``head.0``,
 Paper configuration (default): 10 groups of 20 blocks, 64 features, reduction 16.
 
 Tiling: every convolution is local, but each block's channel attention scales its features by a
-function of their *global* average (``AdaptiveAvgPool2d(1)``), so a tile sees different
-attention weights than the whole image: tiling is not exact (``Geometry.exact`` is False) and is
-NOT within 1/255 in general. The default pad is the receptive field of the convolutions (414
-input pixels for the paper configuration); what remains is the channel-attention term. Measured
-with random weights (tests/test_arch_rcan_span_dat.py, benchmarks/bench_arch.py, Set5 crops):
-2 groups x 2 blocks, 16 features: below 1/255; 2 groups x 4 blocks, 32 features: up to 4.4/255,
-with 32-pixel and with 256-pixel tiles alike. Random weights may exaggerate this (trained
-attention is typically less sensitive to the pooled means) but nothing bounds it: for an exact
-result run whole images (``--tile 0``). With the paper configuration the CPU default tile
-(2 x 414 pixels) already runs images up to about 1650 pixels whole, and on GPUs the memory-budget
-tile is the whole image whenever it fits.
+function of their *global* average (``AdaptiveAvgPool2d(1)``), so a window cut from the image sees
+different attention weights than the whole image: cut into windows, RCAN is not exact
+(``Geometry.exact`` is False; measured with random weights in benchmarks/bench_arch.py: up to 4.4
+levels of 8 bits for 2 groups x 4 blocks, whatever the pad). :meth:`RCAN.forward_tiles` tiles it
+exactly instead, and is what the engine runs: the convolutions (an RCAB's two, the group and body
+convolutions, the upsampler) over tiles with their own small radius (:attr:`RCAN.tile_radius`, 2
+input pixels), each channel attention over the whole feature map, which stays whole (four maps of
+64 channels at the input's size: 1 KiB per input pixel in fp32). Result: the whole-image output up
+to float rounding at any size, less memory than one whole-image pass (the x4 upsampler's
+activations are tiled) and none of the receptive field's overlap (414 pixels each side for the
+paper configuration). Measured in benchmarks/bench_rcan_tiles.py.
 """
 
 from __future__ import annotations
@@ -79,6 +79,56 @@ class RCAN(EDSRLike):
         super().__init__(channels, features, _stages(scale),
                          lambda: nn.Sequential(*[ResidualGroup(features, blocks, reduction, res_scale)
                                                  for _ in range(groups)]), img_range)
+        self.scale = scale
+        #: the widest local piece of :meth:`forward_tiles` (input pixels): an RCAB's two convolutions,
+        #: or the upsampler (what the engine pads its tiles by for this network)
+        self.tile_radius = max(2, _tail_radius(scale))
+
+    def forward_tiles(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """:meth:`forward` computed with every convolution run over tiles of ``tile`` input pixels
+        and each channel attention over the *whole* feature map: the same result as one
+        whole-image pass (up to float rounding), at any image size, with the network's working
+        memory bounded by the tile. The feature maps themselves stay whole, on ``x``'s device
+        (four maps of ``features`` channels at the input's size: 1 KiB per input pixel in fp32
+        with 64 features, half that in fp16/bf16); the upsampler, where the output's size makes the
+        memory, is tiled too. This is how the engine tiles RCAN exactly."""
+        from sresr.tiling import plan_tiles, run_tiled
+
+        n, _, h, w = x.shape
+        dtype = self.conv_first.weight.dtype
+        work = self.work_dtype(dtype)
+        fmt = torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+            and not x.is_contiguous() else torch.contiguous_format
+
+        def local(fn: Any, m: torch.Tensor, radius: int, channels: int, s: int = 1) -> torch.Tensor:
+            out = torch.empty((n, channels, h * s, w * s), dtype=m.dtype, device=m.device, memory_format=fmt)
+            return run_tiled(fn, m, plan_tiles(h, w, tile, radius), s, canvas=out)  # type: ignore[return-value]
+
+        mean = self.mean.to(x.device, work)
+        c = self.conv_first.out_channels
+        feat = local(self.conv_first, ((x.to(work) - mean) * self.img_range).to(dtype), 1, c)
+        h_in = feat
+        for group in self.body:
+            assert isinstance(group, ResidualGroup)
+            cur = h_in.clone(memory_format=fmt)
+            for block in group.residual_group:
+                assert isinstance(block, RCAB)
+                body, attention = block.rcab[:3], block.rcab[3].attention
+                pre = local(body, cur, 2, c)
+                pooled = pre.sum(dim=(2, 3), keepdim=True, dtype=torch.float32).div_(h * w).to(pre.dtype)
+                cur.add_(pre.mul_(attention[1:](pooled) * block.res_scale))
+                del pre
+            out = local(group.conv, cur, 1, c)
+            del cur
+            h_in = out.add_(h_in)
+        body_out = local(self.conv_after_body, h_in, 1, c).add_(feat)
+        del h_in, feat
+
+        def tail(t: torch.Tensor) -> torch.Tensor:
+            return self.conv_last(self.upsample(t))
+
+        y = local(tail, body_out, _tail_radius(self.scale), self.conv_last.out_channels, self.scale)
+        return y.to(work) / self.img_range + mean
 
 
 def rcan(scale: int = 4, channels: int = 3, features: int = 64, groups: int = 10, blocks: int = 20,
@@ -90,6 +140,14 @@ def rcan(scale: int = 4, channels: int = 3, features: int = 64, groups: int = 10
     return RCAN(scale, channels, features, groups, blocks, reduction, res_scale, img_range)
 
 
+def _tail_radius(scale: int) -> int:
+    """Radius (input pixels) of the upsampler and the last convolution."""
+    ops: list[tuple[Any, ...]] = []
+    for f in _stages(scale):
+        ops += [("conv", 3), ("up", f)]
+    return _rf.radius(ops + [("conv", 3)], scale)
+
+
 def receptive_field(scale: int = 4, groups: int = 10, blocks: int = 20, **_: Any) -> int:
     """Radius of the convolutions alone (the channel attention's global pooling is left out)."""
     ops: list[tuple[Any, ...]] = [("conv", 3)] * (1 + groups * (2 * blocks + 1) + 1)
@@ -98,7 +156,7 @@ def receptive_field(scale: int = 4, groups: int = 10, blocks: int = 20, **_: Any
     return _rf.radius(ops + [("conv", 3)], scale)
 
 
-# not exact: the channel attention pools over the whole input (see the module docstring)
+# windows are not exact (the channel attention pools over the whole input): RCAN.forward_tiles is
 geometry = _rf.geometry_hook(receptive_field, exact=False)
 
 
