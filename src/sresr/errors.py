@@ -89,3 +89,13 @@ def shown(path: object) -> str:
     split a one-line message nor reach the terminal raw."""
     text = str(path)
     return text if text.isprintable() else ascii(text)
+
+
+def write_error(exc: OSError, path: object, cls: type[SresrError] = ImageError) -> SresrError:
+    """A failed write of ``path`` as one line naming it: :class:`NoSpaceError` for a full disk or a
+    quota (a batch then stops instead of computing what cannot be written), else ``cls``."""
+    import errno
+
+    kind = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else cls
+    return kind(f"{shown(path)}: cannot write: {exc.strerror or exc}",
+                hint="check the output folder (free space, permissions)")

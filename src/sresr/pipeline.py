@@ -39,11 +39,10 @@ from .imaging.io import (
     format_for_path,
     output_depth,
     read_image,
-    read_record,
     remove_stale_temps,
     write_image,
 )
-from .video import VIDEO_EXTENSIONS, VideoOptions
+from .video import VIDEO_EXTENSIONS, VideoOptions, read_media_record
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Upscaler
@@ -565,21 +564,12 @@ def _existing_output(job: Job, want: "Callable[[str], OutputRecord]") -> tuple[S
     except OSError:
         return None, None
     this_run = want(digest)
-    found = OutputRecord.from_text(_read_any_record(job.output))
+    found = OutputRecord.from_text(read_media_record(job.output))
     if found is not None and found.same_output(this_run):
         return "skipped", None
     how = this_run.differences(found) if found is not None else "not made by sresr (it holds no sresr record)"
     return "failed", (f"{shown(job.output)} exists, {how}; pass --overwrite to replace it, "
                       "or write elsewhere (-o) or under other names (--suffix)")
-
-
-def _read_any_record(path: Path) -> str | None:
-    """The record inside an image, a video or an animated GIF (:func:`sresr.video.read_media_record`)."""
-    if path.suffix.lower() in VIDEO_EXTENSIONS or path.suffix.lower() == ".gif":
-        from .video import read_media_record
-
-        return read_media_record(path)
-    return read_record(path)
 
 
 def _frames_warning(image: "Image", source: Path) -> str | None:
@@ -621,13 +611,14 @@ def _animated_output(image: "Image", job: Job, fmt: str) -> bool:
 
 
 def _upscale_media(job: Job, upscaler: "Upscaler", options: UpscaleOptions, reporter: Reporter, out_fmt: str,
-                   t0: float, animation: bool, full: list[str]) -> FileResult:
+                   t0: float, animation: bool, full: list[str], digest: str | None = None) -> FileResult:
     """One video (:func:`sresr.video.upscale_video`) or animation (:func:`sresr.video.upscale_animation`)
-    as a :class:`FileResult` with its frame count; a bad input is one failed line."""
+    as a :class:`FileResult` with its frame count; a bad input is one failed line. ``digest``: the
+    input's sha256 when the caller has it (an animation read as an image), else it is read here."""
     from .video import upscale_animation, upscale_video
 
     try:
-        digest = sha256_file(job.source)
+        digest = digest or sha256_file(job.source)
         record = OutputRecord.make(upscaler, options, out_fmt, digest).to_text()
         remove_stale_temps(job.output)
         if animation:
@@ -759,8 +750,10 @@ def upscale_paths(
                 image = decoded.pop(k).result()
                 out_fmt = out_format(job)
                 if _animated_output(image, job, fmt):  # every frame, written back in its own format
+                    digest = image.source_sha256
                     del image
-                    results[i] = res = _upscale_media(job, upscaler, options, reporter, out_fmt, t0, True, full)
+                    results[i] = res = _upscale_media(job, upscaler, options, reporter, out_fmt, t0, True, full,
+                                                      digest)
                     reporter.image_done(res)
                     harvest(block=False)
                     continue

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .atomic import atomic_write, atomic_write_text
 from .download import sha256_file
-from .errors import ImageError, SresrError, UsageError, shown
+from .errors import ImageError, SresrError, UsageError, shown, write_error
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Upscaler
@@ -304,15 +304,8 @@ def _check_size(source: Path, plan: _Plan, size: tuple[int, int]) -> None:
 
 
 def _write_error(exc: OSError, where: Path) -> SresrError:
-    """An OSError while writing the work folder or the output as one line: NoSpaceError for a
-    full disk or quota (the pipeline then stops instead of computing what cannot be written)."""
-    import errno
-
-    from .errors import NoSpaceError
-
-    cls = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else VideoError
-    return cls(f"{shown(where)}: cannot write: {exc.strerror or exc}",
-               hint="check the output folder (free space, permissions)")
+    """An OSError while writing the work folder or the output (:func:`sresr.errors.write_error`)."""
+    return write_error(exc, where, VideoError)
 
 
 def _thread_error(exc: BaseException, source: Path, dest: Path, plan: _Plan) -> BaseException:
@@ -382,24 +375,18 @@ def format_key(source: Path, dest: Path, options: VideoOptions) -> str:
 
 
 def read_media_record(path: str | os.PathLike[str]) -> str | None:
-    """The record sresr stored in a video (its ``comment`` tag) or an animated GIF (its comment);
-    None when there is none."""
+    """The record sresr stored in a video (its ``comment`` tag) or an image or animation
+    (:func:`sresr.imaging.io.read_record`); None when there is none."""
     path = Path(path)
-    if is_video_path(path):
-        try:
-            import av
+    if not is_video_path(path):
+        from .imaging.io import read_record
 
-            with av.open(str(path)) as c:
-                meta = {k.lower(): v for k, v in c.metadata.items()}
-                return meta.get("comment")
-        except Exception:
-            return None
-    from PIL import Image as PILImage
-
+        return read_record(path)
     try:
-        with PILImage.open(path) as im:
-            value = im.info.get("comment")
-            return value.decode("latin-1") if isinstance(value, bytes) else value
+        import av
+
+        with av.open(str(path)) as c:
+            return {k.lower(): v for k, v in c.metadata.items()}.get("comment")
     except Exception:
         return None
 
@@ -452,6 +439,8 @@ def _decode(source: Path, container: Any, depth: int, skip_bad: bool, skip: Call
                     yield _repeat(pts)
         reuse = skip(index)
         dur = int(frame.duration or 0)
+        if notes is not None and "rotation" not in notes:  # the display rotation, from the first frame
+            notes["rotation"] = str(int(round(frame.rotation or 0)))
         if frame.is_corrupt:
             if not skip_bad:
                 raise VideoError(f"{shown(source)}: corrupt frame {index} (at {_seconds(frame)})",
@@ -1024,7 +1013,6 @@ def _upscale_video(
         state = {"frames": 0, "repeated": 0}
         notes: dict[str, str] = {}
         colour = _colour_of(vin)
-        rotation = _rotation(source)
 
         def put(q: queue.Queue[Any], item: Any) -> bool:
             while not stop.is_set():
@@ -1179,6 +1167,7 @@ def _upscale_video(
     if out_size is None:  # every segment reused: the size from the first one
         header = _segment_header(work.path(0))
         out_size = (header["width"], header["height"])
+    rotation = int(notes.get("rotation", "0"))  # counter-clockwise degrees, as FFmpeg reports it
     copied, dropped, duration = _mux_final(source, dest, work, plan, segments, rotation, record, time_base, rate, colour)
     work.remove()
     return VideoRecord(
@@ -1201,18 +1190,6 @@ def _colour_of(stream: Any) -> dict[str, Any]:
     return out
 
 
-def _rotation(source: Path) -> int:
-    """The input's display rotation in degrees (counter-clockwise, as FFmpeg reports it), 0 when none."""
-    av = _av()
-    try:
-        with av.open(str(source)) as c:
-            for frame in c.decode(video=0):
-                return int(round(frame.rotation or 0))
-    except Exception:
-        return 0
-    return 0
-
-
 # -- animated GIF / WebP / APNG ---------------------------------------------------------------
 
 
@@ -1233,7 +1210,7 @@ def upscale_animation(
     from PIL import Image as PILImage
     from PIL import ImageSequence
 
-    from .imaging.io import RECORD_KEY, Image, _xmp_packet
+    from .imaging.io import Image, record_kwargs
 
     source, dest = Path(source), Path(dest)
     t0 = time.perf_counter()
@@ -1280,21 +1257,13 @@ def upscale_animation(
     out_fmt = ANIMATION_FORMATS[fmt]
     if out_fmt == "gif":
         kwargs.update(disposal=2, optimize=False)
-        if record is not None:
-            kwargs["comment"] = record
     elif out_fmt == "webp":
         kwargs.update(quality=int(quality), lossless=quality >= 100, method=4)
-        if record is not None:
-            kwargs["xmp"] = _xmp_packet(record)
     else:
         kwargs.update(default_image=False, disposal=1 if frames_out[0].mode == "RGBA" else 0,
                       compress_level=int(png_compression))
-        if record is not None:
-            from PIL.PngImagePlugin import PngInfo
-
-            info = PngInfo()
-            info.add_text(RECORD_KEY, record)
-            kwargs["pnginfo"] = info
+    if record is not None:
+        kwargs.update(record_kwargs(out_fmt, record))
 
     def write(tmp: Path) -> None:
         frames_out[0].save(tmp, format=fmt, **kwargs)

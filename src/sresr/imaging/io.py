@@ -25,7 +25,6 @@ reader or fills its memory.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import os
@@ -34,12 +33,12 @@ import struct
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from ..atomic import TEMP_SUFFIX, atomic_write_bytes, remove_stale_temps
-from ..errors import ImageError, NoSpaceError, shown
+from ..errors import ImageError, shown, write_error
 
 __all__ = [
     "Image",
@@ -574,21 +573,27 @@ def encode_image(
     elif fmt == "tiff":
         kwargs.update(compression="tiff_deflate")
     if record is not None:
-        if fmt == "png":
-            from PIL.PngImagePlugin import PngInfo
-
-            info = PngInfo()
-            info.add_text(RECORD_KEY, record)
-            kwargs["pnginfo"] = info
-        elif fmt == "jpg":
-            kwargs["comment"] = record
-        elif fmt == "webp":
-            kwargs["xmp"] = _xmp_packet(record)
-        else:
-            kwargs["description"] = record
+        kwargs.update(record_kwargs(fmt, record))
     out = io.BytesIO()
     pil.save(out, format={"jpg": "JPEG", "png": "PNG", "webp": "WEBP", "tiff": "TIFF"}[fmt], **kwargs)
     return out.getvalue()
+
+
+def record_kwargs(fmt: str, record: str) -> dict[str, Any]:
+    """Pillow ``save`` arguments that store ``record`` where :func:`read_record` finds it, for the
+    format ``fmt`` (png, jpg, webp, tiff, gif): a PNG text chunk, a JPEG/GIF comment, WebP XMP, a
+    TIFF ImageDescription."""
+    if fmt == "png":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text(RECORD_KEY, record)
+        return {"pnginfo": info}
+    if fmt in ("jpg", "gif"):
+        return {"comment": record}
+    if fmt == "webp":
+        return {"xmp": _xmp_packet(record)}
+    return {"description": record}
 
 
 def _icc_is_gray(icc: bytes) -> bool:
@@ -668,9 +673,7 @@ def write_image(
     try:
         atomic_write_bytes(path, data)
     except OSError as exc:  # full disk, no permission, a file where a folder should be...
-        cls = NoSpaceError if exc.errno in (errno.ENOSPC, errno.EDQUOT) else ImageError
-        raise cls(f"{shown(path)}: cannot write: {exc.strerror or exc}",
-                  hint="check the output folder (free space, permissions)") from None
+        raise write_error(exc, path) from None
     return path
 
 
@@ -711,7 +714,7 @@ def read_record(path: str | os.PathLike[str]) -> str | None:
             fmt = im.format
             if fmt == "PNG":
                 value = im.info.get(RECORD_KEY)
-            elif fmt == "JPEG":
+            elif fmt in ("JPEG", "GIF"):  # GIF: an animation written by sresr.video
                 value = im.info.get("comment")
             elif fmt == "WEBP":
                 xmp = im.info.get("xmp")
