@@ -68,7 +68,8 @@ def _few_threads() -> None:
         import torch
     except Exception:  # pragma: no cover
         return
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)  # pytest -n N: the cores shared out
+    torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // workers)))
 
 
 @pytest.fixture
@@ -85,3 +86,12 @@ def plugin(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyP
     forget_plugin()
     yield root
     forget_plugin()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use CUDA (they say "needs CUDA" when skipped) run on one xdist worker, one at a
+    time: they measure the GPU's free memory and time it, which a neighbour would disturb."""
+    for item in items:
+        if any("needs CUDA" in str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif")) \
+                or "cuda" in item.name.lower():
+            item.add_marker(pytest.mark.xdist_group("cuda"))

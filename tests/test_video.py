@@ -381,9 +381,43 @@ def _clip_with_extras(path: Path, n: int = 4) -> Path:
 
 def _extras(path: Path) -> dict:
     with av.open(str(path)) as c:
-        data = [bytes(p) for p in c.demux() if p.size and p.stream.type == "data"]
+        packets = [p for p in c.demux() if p.size]
+        data = [bytes(p) for p in packets if p.stream.type == "data"]
+        subs = [(bytes(p), float(p.pts * p.time_base)) for p in packets if p.stream.type == "subtitle"]
         att = [(s.name, s.mimetype, bytes(s.data)) for s in c.streams if s.type == "attachment"]
-    return {"data": data, "attachments": att}
+    return {"data": data, "attachments": att, "subtitles": subs}
+
+
+def _clip_with_subtitles(path: Path, tmp: Path) -> Path:
+    """A Matroska clip with a SubRip track, muxed from an .srt file read by FFmpeg's own demuxer."""
+    srt = tmp / "subs.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,066\nHello\n\n2\n00:00:00,066 --> 00:00:00,133\nWorld\n\n")
+    with av.open(str(srt)) as sub, av.open(str(path), "w") as out:
+        vs = out.add_stream("ffv1", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        ss = out.add_stream_from_template(sub.streams[0])
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(_frame(i, 48, 64), format="rgb24")
+            f.pts = i
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+        for pkt in sub.demux():
+            if pkt.dts is not None:
+                pkt.stream = ss
+                out.mux(pkt)
+    return path
+
+
+def test_subtitles_are_copied_and_a_container_without_them_is_named(tmp_path):
+    src = _clip_with_subtitles(tmp_path / "subs.mkv", tmp_path)
+    assert [t for t, _ in _extras(src)["subtitles"]] == [b"Hello", b"World"]
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert _extras(tmp_path / "out" / "subs.mkv")["subtitles"] == _extras(src)["subtitles"]  # bytes and times
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "mp4"), *MODEL, "--container", "mp4")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "subtitle stream #1 (srt) cannot be copied into a mp4 file" in proc.stderr, proc.stderr
+    assert not (tmp_path / "mp4" / "subs.mp4").exists()
 
 
 def test_data_streams_and_attachments_are_kept_or_named(tmp_path):

@@ -32,7 +32,9 @@ SPEC = ModelSpec(
     paper="Chen, Wang, Zhou, Qiao, Dong: Activating More Pixels in Image Super-Resolution Transformer, CVPR 2023 "
     "(arXiv:2205.04437)",
     license="Apache-2.0",
-    # HAT (DF2K, no ImageNet pre-training), the paper's Table 6
+    # HAT (DF2K, no ImageNet pre-training), the paper's Table 6. Cross-checked (2026-12-06): x4 PSNRs with the
+    # authors' README (XPixelGroup/HAT), x2 and x4 PSNR/SSIM with the paper's row quoted in its issue #113;
+    # x3 not found in a text source here (taken from the paper, unverified)
     paper_metrics={
         "set5/x2/psnr": 38.63, "set5/x2/ssim": 0.9630, "set14/x2/psnr": 34.86, "set14/x2/ssim": 0.9274,
         "b100/x2/psnr": 32.62, "b100/x2/ssim": 0.9053, "urban100/x2/psnr": 34.45, "urban100/x2/ssim": 0.9466,
@@ -47,7 +49,7 @@ SPEC = ModelSpec(
             aliases=("HAT_SRx4_ImageNet-pretrain",),
             url="https://huggingface.co/Acly/hat/resolve/main/HAT_SRx4_ImageNet-pretrain.pth",
             sha256="4ee053c42461187846dc0e93aa5abd34591c0725a8e044a59000e92ee215e833",
-            # the paper's Table 6, HAT with ImageNet pre-training (HAT-dagger), x4
+            # the paper's Table 6, HAT with ImageNet pre-training (HAT-dagger), x4 (no text source found to cross-check)
             metrics={"set5/x4/psnr": 33.18, "set5/x4/ssim": 0.9073, "set14/x4/psnr": 29.38, "set14/x4/ssim": 0.8001},
             description="HAT x4 pre-trained on ImageNet, fine-tuned on DF2K: the authors' file (Google Drive, "
             "85 MB) from the Hugging Face mirror Acly/hat",
