@@ -663,6 +663,43 @@ def test_rcan_tiles_exactly_through_its_own_tiling() -> None:
     assert float((default.run(y) - Upscaler(loaded, device="cpu", tile=0).run(y)).abs().max()) < 1e-5
 
 
+def test_rcan_frames_through_its_own_tiling_a_few_at_a_time() -> None:
+    """Several frames of a tiled RCAN (video): forward_tiles holds each image's whole feature maps,
+    so it gets ``batch`` images a call, and an out-of-memory error halves that before the tile; every
+    frame equals its own upscale."""
+    import numpy as np
+
+    from sresr import load_model
+    from sresr.engine import Upscaler
+    from sresr.imaging.io import Image
+
+    torch.manual_seed(0)
+    loaded = load_model("rcan", scale=2, pretrained=False, groups=1, blocks=1, features=8, reduction=4)
+    plain = type(loaded.module)
+    calls: list[tuple[int, int]] = []
+
+    class OneImageFits(plain):  # type: ignore[misc, valid-type]
+        def forward_tiles(self, x, tile):
+            calls.append((x.shape[0], tile))
+            if x.shape[0] > 1:
+                raise torch.OutOfMemoryError(f"injected: the feature maps of {x.shape[0]} images")
+            return plain.forward_tiles(self, x, tile)
+
+    loaded.module.__class__ = OneImageFits
+    rng = np.random.default_rng(0)
+    frames = [Image(rng.integers(0, 256, (80, 72, 3), dtype=np.uint8), bit_depth=8) for _ in range(4)]
+    up = Upscaler(loaded, device="cpu", tile=32, batch=4, frame_batch=4, optimize=False)
+    assert up.streams and len(up.plan_for(80, 72)) > 1
+    got = up.upscale_batch(frames, depth=8)
+    assert [c for c, _ in calls] == [4, 2, 1, 1, 1, 1] and {t for _, t in calls} == {32}, calls
+    assert up.stats.oom_retries == 2 and up.tile == 32
+    loaded.module.__class__ = plain
+    alone = Upscaler(loaded, device="cpu", tile=32, optimize=False)
+    for f, g in zip(frames, got):
+        want = alone.upscale_image(f, depth=8).pixels
+        assert np.abs(g.pixels.astype(int) - want.astype(int)).max() <= 1
+
+
 def test_dat_tiled_close_to_whole_at_default_pad() -> None:
     kw = {"embed_dim": 32, "depths": (2, 2), "num_heads": (2, 2), "split_size": (4, 8)}
     m = _perturbed(dat_arch.dat(2, **kw))

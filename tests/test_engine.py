@@ -362,7 +362,10 @@ def test_upscale_batch_out_of_memory_halves_the_frames_per_pass():
     frames = _frames(4, 24, 24)
     got = up.upscale_batch(frames, depth=8)
     assert guard.failures == 1 and up.stats.oom_retries == 1 and up.frames_per_pass(24, 24) == 2
+    again = up.upscale_batch(frames, depth=8)  # the lowered frames per pass hold for later batches
+    assert guard.failures == 1 and up.stats.oom_retries == 1
     alone = Upscaler(ref, device="cpu", tile=0, optimize=False)
+    assert all(np.array_equal(a.pixels, g.pixels) for a, g in zip(again, got))
     for f, g in zip(frames, got):
         assert np.abs(g.pixels.astype(int) - alone.upscale_image(f, depth=8).pixels.astype(int)).max() <= 1
 

@@ -170,6 +170,31 @@ def test_frames_batched_through_the_engine_equal_the_image_path(tmp_path):
     assert bad.returncode != 0 and "--frame-batch" in bad.stderr
 
 
+def test_one_out_of_memory_error_lowers_the_frames_per_pass_for_the_rest_of_the_video(tmp_path):
+    """A device that holds two frames a pass: the first batch of four runs out of memory once, and
+    every later batch is two frames, never four again."""
+    from test_engine import TOYS, OOMAbove
+
+    from sresr.engine import Upscaler
+    from sresr.resolve import LoadedModel
+    from sresr.video import VideoOptions, upscale_video
+
+    class Counting(Upscaler):
+        def upscale_batch(self, images, *args, **kwargs):
+            sizes.append(len(images))
+            return super().upscale_batch(images, *args, **kwargs)
+
+    sizes: list[int] = []
+    src = make_clip(tmp_path / "clip.mkv", n=12, codec="ffv1", audio=False)
+    h, w = decoded(src)[0].shape[:2]
+    ref = TOYS["pixelshuffle"]()
+    guard = OOMAbove(ref.module, max_pixels=2 * h * w)
+    up = Counting(LoadedModel(guard, ref.spec, 2, "rgb", "test"), device="cpu", tile=0, optimize=False, frame_batch=4)
+    rec = upscale_video(up, src, tmp_path / "out.mkv", VideoOptions(codec="ffv1", pix_fmt="bgr0", segment_frames=100))
+    assert rec.frames == 12 and guard.failures == 1 and up.stats.oom_retries == 1
+    assert sizes == [4, 2, 2, 2, 2], sizes
+
+
 def test_ten_bit_and_rotation_are_kept(tmp_path):
     for name, codec, pix_fmt, rotation in (("deep.mkv", "ffv1", "yuv420p10le", 0), ("turned.mp4", "libx264", "yuv420p", 90)):
         with av.open(str(tmp_path / name), "w") as out:
@@ -442,6 +467,38 @@ def test_data_streams_and_attachments_are_kept_or_named(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [rec] = json.loads(proc.stdout)
     assert "not copied: attachment #1 (subs-font.ttf)" in rec["warning"]
+
+
+def _timecodes(path: Path) -> list[tuple[str, str]]:
+    with av.open(str(path)) as c:
+        return [(s.type, v) for s in c.streams for k, v in s.metadata.items() if k.lower() == "timecode"]  # Matroska: TIMECODE
+
+
+@pytest.mark.parametrize("container", ["mov", "mp4", "mkv"])
+def test_a_timecode_track_is_kept(tmp_path, container):
+    """A camera's .mov with a QuickTime timecode track (a ``tmcd`` data stream): FFmpeg rebuilds that
+    track from the video's timecode tag (mov/mp4) or keeps the tag (Matroska); it is never named as
+    lost, and copying its packets (which fails at the trailer) is never tried."""
+    src = tmp_path / "cam.mov"
+    with av.open(str(src), "w") as out:
+        vs = out.add_stream("libx264", rate=RATE)
+        vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+        vs.metadata["timecode"] = "01:02:03:04"
+        for i in range(4):
+            f = av.VideoFrame.from_ndarray(_frame(i, 48, 64), format="rgb24")
+            f.pts = i
+            out.mux(vs.encode(f))
+        out.mux(vs.encode(None))
+    assert _timecodes(src) == [("video", "01:02:03:04"), ("data", "01:02:03:04")]  # FFmpeg wrote a tmcd track
+    proc = run_sresr("upscale", str(src), "-o", str(tmp_path / "out"), *MODEL, "--container", container, "--json")
+    assert proc.returncode == 0, proc.stderr
+    [rec] = json.loads(proc.stdout)
+    assert rec["status"] == "ok" and not rec.get("warning"), rec
+    got = _timecodes(tmp_path / "out" / f"cam.{container}")
+    assert ("video", "01:02:03:04") in got
+    if container != "mkv":
+        assert ("data", "01:02:03:04") in got
+    assert facts(tmp_path / "out" / f"cam.{container}")["frames"] == 4
 
 
 def test_codec_container_errors_are_named(tmp_path):

@@ -415,7 +415,7 @@ class Upscaler:
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
                     if self.streams and len(plan.tiles) > 1:
-                        out = self._run_streamed(source, plan, s, into, sink, tick)
+                        out = self._run_streamed(source, plan, s, into, sink, tick, batch)
                     else:
                         out = run_tiled(self._forward, source, plan, s, batch, tick, into, sink)
                 break
@@ -428,21 +428,32 @@ class Upscaler:
         return None if out is None else out[:, :, : h * s, : w * s]
 
     def _run_streamed(self, x: torch.Tensor, plan: Any, s: int, canvas: torch.Tensor | None,
-                      on_block: "IndexedBlock | None", tick: Callable[[int], None]) -> torch.Tensor | None:
+                      on_block: "IndexedBlock | None", tick: Callable[[int], None],
+                      batch: int) -> torch.Tensor | None:
         """The images through the module's own exact tiling (``forward_tiles`` with the plan's
-        tile), on the device and precision of :meth:`_forward`, delivered as :func:`run_tiled`
-        delivers: into ``on_block`` (one block per image) or the canvas."""
-        y = self._forward(x, plan.tile)
-        tick(x.shape[0] * len(plan.tiles))
+        tile), ``batch`` images a call (each holds its whole feature maps), on the device and
+        precision of :meth:`_forward`, delivered as :func:`run_tiled` delivers: into ``on_block``
+        (one block per image) or the canvas."""
+        n = x.shape[0]
+        step = max(1, min(n, batch))
+        parts = []
+        for k in range(0, n, step):
+            y = self._forward(x[k : k + step], plan.tile)
+            tick(y.shape[0] * len(plan.tiles))
+            for j in range(y.shape[0]):
+                if on_block is not None:
+                    on_block(k + j, 0, plan.height, 0, plan.width, y[j : j + 1])
+                elif canvas is not None:
+                    store(canvas[k + j], y[j])
+            if on_block is None and canvas is None:
+                parts.append(y)
+            del y
         if on_block is not None:
-            for i in range(x.shape[0]):
-                on_block(i, 0, plan.height, 0, plan.width, y[i : i + 1])
             return None
-        if canvas is None:  # (a copy: y is an inference-mode tensor, which callers could not modify)
-            return y.clone()
-        for i in range(x.shape[0]):
-            store(canvas[i], y[i])
-        return canvas
+        if canvas is not None:
+            return canvas
+        # (a copy: the outputs are inference-mode tensors, which callers could not modify)
+        return torch.cat(parts) if len(parts) > 1 else parts[0].clone()
 
     def _tile_for(self, height: int, width: int) -> int:
         """The tile of one (padded) image: ``self.tile``, or on CUDA by default the largest that the
@@ -875,7 +886,9 @@ class Upscaler:
         px = torch.from_numpy(np.stack([as_float(im.pixels) for im in images])).permute(0, 3, 1, 2)
         canvas = torch.empty((n, h * s, w * s, 3), dtype=torch.uint8 if depth == 8 else torch.uint16)
         whole = len(self.plan_for(h, w).tiles) == 1
-        self._upscale_rgb(px, on_tiles, canvas.permute(0, 3, 1, 2), max(self.batch, n) if whole else None)
+        # whole frames: all of them a pass, or at most frame_batch (lowered by an out-of-memory error)
+        per_pass = n if self.frame_batch is None else min(n, self.frame_batch)
+        self._upscale_rgb(px, on_tiles, canvas.permute(0, 3, 1, 2), max(self.batch, per_pass) if whole else None)
         del px
         return [replace(im.with_pixels(canvas[i].numpy(), None), bit_depth=depth) for i, im in enumerate(images)]
 

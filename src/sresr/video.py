@@ -8,8 +8,9 @@
   holds a few frames whatever the length of the video. The output keeps every frame's timestamp
   (so the frame rate, variable or not, the frame count and the duration), the colour range and
   matrix, the pixel format where the encoder takes it, the rotation, and the audio, subtitle and
-  data streams, whose packets are copied untouched, and attachments (Matroska's fonts); a data
-  stream or attachment the output container cannot hold is named in the record.
+  data streams, whose packets are copied untouched (a QuickTime timecode track is rebuilt by the
+  muxer from its timecode), and attachments (Matroska's fonts); a data stream or attachment the
+  output container cannot hold is named in the record.
 - :func:`upscale_animation`: an animated GIF, WebP or APNG in, the same format out, with every
   frame's duration and the loop count kept (Pillow).
 
@@ -784,6 +785,12 @@ def _mux_final(source: Path, dest: Path, work: _Work, plan: _Plan, segments: int
                 for s in inp.streams:
                     if s.index == vin.index or s.type == "video":
                         continue
+                    if s.type == "data" and "timecode" in s.metadata:
+                        # a QuickTime timecode track: mov/mp4 muxers rebuild it from the video's
+                        # timecode tag (copying its packets fails at the trailer), Matroska keeps the tag
+                        vs.metadata.setdefault("timecode", s.metadata["timecode"])
+                        copied.append(f"data timecode {s.metadata['timecode']}")
+                        continue
                     if s.type in ("data", "attachment"):  # kept where the container holds them, else named
                         if not _container_holds(plan.container, s):
                             dropped.append(f"{s.type} #{s.index} ({_stream_name(s)}): a {dest.suffix.lstrip('.')} "
@@ -1093,13 +1100,15 @@ def _upscale_video(
 
         def flush() -> bool:
             """Upscale the waiting frames together and hand them on; False when the run stops."""
-            nonlocal out_size
+            nonlocal out_size, per_pass
             if not pending:
                 return True
             frames = list(pending)
             pending.clear()
             outs = upscaler.upscale_batch([Image(pixels=fr.pixels, bit_depth=plan.depth) for fr in frames],
                                           outscale=outscale, depth=plan.depth)
+            if outscale is None:  # an out-of-memory error lowers it for the frames to come
+                per_pass = min(per_pass, upscaler.frames_per_pass(in_size[1], in_size[0]))
             for fr, out in zip(frames, outs):
                 pixels = out.pixels
                 if out_size is None:
