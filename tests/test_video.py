@@ -134,6 +134,18 @@ def test_lossless_output_equals_the_image_path_exactly(tmp_path, codec, args, ou
         assert np.array_equal(g, w)
 
 
+def _counting_upscaler(sizes: list[int], *args, **kwargs):
+    """An Upscaler that appends to ``sizes`` how many images each upscale_batch call gets."""
+    from sresr.engine import Upscaler
+
+    class Counting(Upscaler):
+        def upscale_batch(self, images, *a, **k):
+            sizes.append(len(images))
+            return super().upscale_batch(images, *a, **k)
+
+    return Counting(*args, **kwargs)
+
+
 def test_frames_batched_through_the_engine_equal_the_image_path(tmp_path):
     """--frame-batch N: frames go to the engine N at a time (never across a segment boundary, so a
     resumed run batches alike); an RGB network runs them as one forward pass, within a level of
@@ -143,15 +155,10 @@ def test_frames_batched_through_the_engine_equal_the_image_path(tmp_path):
     from sresr.imaging.io import Image
     from sresr.video import VideoOptions, upscale_video
 
-    class Counting(Upscaler):
-        def upscale_batch(self, images, *args, **kwargs):
-            sizes.append(len(images))
-            return super().upscale_batch(images, *args, **kwargs)
-
     sizes: list[int] = []
     src = make_clip(tmp_path / "clip.mkv", n=8, codec="ffv1", audio=False)
     loaded = sresr.load_model("realesrgan-compact", scale=2, pretrained=False)
-    up = Counting(loaded, device="cpu", frame_batch=3)
+    up = _counting_upscaler(sizes, loaded, device="cpu", frame_batch=3)
     opts = VideoOptions(codec="ffv1", pix_fmt="bgr0", segment_frames=4)
     rec = upscale_video(up, src, tmp_path / "out.mkv", opts)
     assert rec.frames == 8 and sizes == [3, 1, 3, 1]
@@ -175,21 +182,16 @@ def test_one_out_of_memory_error_lowers_the_frames_per_pass_for_the_rest_of_the_
     every later batch is two frames, never four again."""
     from test_engine import TOYS, OOMAbove
 
-    from sresr.engine import Upscaler
     from sresr.resolve import LoadedModel
     from sresr.video import VideoOptions, upscale_video
-
-    class Counting(Upscaler):
-        def upscale_batch(self, images, *args, **kwargs):
-            sizes.append(len(images))
-            return super().upscale_batch(images, *args, **kwargs)
 
     sizes: list[int] = []
     src = make_clip(tmp_path / "clip.mkv", n=12, codec="ffv1", audio=False)
     h, w = decoded(src)[0].shape[:2]
     ref = TOYS["pixelshuffle"]()
     guard = OOMAbove(ref.module, max_pixels=2 * h * w)
-    up = Counting(LoadedModel(guard, ref.spec, 2, "rgb", "test"), device="cpu", tile=0, optimize=False, frame_batch=4)
+    up = _counting_upscaler(sizes, LoadedModel(guard, ref.spec, 2, "rgb", "test"), device="cpu", tile=0, optimize=False,
+                            frame_batch=4)
     rec = upscale_video(up, src, tmp_path / "out.mkv", VideoOptions(codec="ffv1", pix_fmt="bgr0", segment_frames=100))
     assert rec.frames == 12 and guard.failures == 1 and up.stats.oom_retries == 1
     assert sizes == [4, 2, 2, 2, 2], sizes

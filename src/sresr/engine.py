@@ -201,7 +201,7 @@ class Upscaler:
         rf, multiple = loaded.geometry.receptive_field, loaded.geometry.size_multiple
         self.receptive_field = rf
         # a network that tiles exactly its own way (forward_tiles: RCAN's convolutions tile by tile,
-        # its channel attention over the whole map) is handed the tile, not windows (_run_streamed)
+        # its channel attention over the whole map) is handed the tile, not windows (_run_one)
         self.streams = self.external is None and callable(getattr(loaded.module, "forward_tiles", None))
         own_pad = int(getattr(loaded.module, "tile_radius", rf)) if self.streams else rf
         self.tile_pad = int(tile_pad) if tile_pad is not None else (own_pad if own_pad > 0 else UNKNOWN_RF_PAD)
@@ -415,7 +415,11 @@ class Upscaler:
                 with cudnn_benchmark(self.device.type == "cuda" and len(plan.tiles) > 1), \
                         ieee_fp32(self.device, torch.float32, self.allow_tf32):
                     if self.streams and len(plan.tiles) > 1:
-                        out = self._run_streamed(source, plan, s, into, sink, tick, batch)
+                        # the module tiles itself (forward_tiles with the plan's tile), each call
+                        # holding whole feature maps: whole images, ``batch`` a call
+                        whole = plan_tiles(plan.height, plan.width, 0, 0)
+                        out = run_tiled(functools.partial(self._forward, tile=plan.tile), source, whole, s, batch,
+                                        lambda k: tick(k * len(plan.tiles)), into, sink)
                     else:
                         out = run_tiled(self._forward, source, plan, s, batch, tick, into, sink)
                 break
@@ -426,34 +430,6 @@ class Upscaler:
                 self._free()
                 batch = self._shrink(plan, batch)
         return None if out is None else out[:, :, : h * s, : w * s]
-
-    def _run_streamed(self, x: torch.Tensor, plan: Any, s: int, canvas: torch.Tensor | None,
-                      on_block: "IndexedBlock | None", tick: Callable[[int], None],
-                      batch: int) -> torch.Tensor | None:
-        """The images through the module's own exact tiling (``forward_tiles`` with the plan's
-        tile), ``batch`` images a call (each holds its whole feature maps), on the device and
-        precision of :meth:`_forward`, delivered as :func:`run_tiled` delivers: into ``on_block``
-        (one block per image) or the canvas."""
-        n = x.shape[0]
-        step = max(1, min(n, batch))
-        parts = []
-        for k in range(0, n, step):
-            y = self._forward(x[k : k + step], plan.tile)
-            tick(y.shape[0] * len(plan.tiles))
-            for j in range(y.shape[0]):
-                if on_block is not None:
-                    on_block(k + j, 0, plan.height, 0, plan.width, y[j : j + 1])
-                elif canvas is not None:
-                    store(canvas[k + j], y[j])
-            if on_block is None and canvas is None:
-                parts.append(y)
-            del y
-        if on_block is not None:
-            return None
-        if canvas is not None:
-            return canvas
-        # (a copy: the outputs are inference-mode tensors, which callers could not modify)
-        return torch.cat(parts) if len(parts) > 1 else parts[0].clone()
 
     def _tile_for(self, height: int, width: int) -> int:
         """The tile of one (padded) image: ``self.tile``, or on CUDA by default the largest that the
