@@ -186,7 +186,8 @@ def main() -> None:
     only = {s for s in args.only.split(",") if s} or None
     skip = {s for s in args.skip.split(",") if s}
     head = (f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+            f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}; "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(head, flush=True)
     parts = [f"# Architecture families\n\n{head}\n"]
     if "speed" not in skip:
